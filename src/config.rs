@@ -1,0 +1,434 @@
+//! Worker configuration: every `PERRY_*` environment variable, parsed and validated once.
+//!
+//! [`Config::from_env`] either returns a complete configuration or a [`ConfigError`] that
+//! names the variable and says what is wrong with its value, so `main` can print one clear
+//! line and exit non-zero. Nothing else in the crate reads the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A bad value in one environment variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { var, problem: problem.into() }
+}
+
+/// Windows container isolation mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    Process,
+    HyperV,
+}
+
+impl Isolation {
+    pub fn as_docker_str(self) -> &'static str {
+        match self {
+            Isolation::Process => "process",
+            Isolation::HyperV => "hyperv",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Base URLs of the cloud signing services. Real services by default; tests point them at
+/// local stand-ins on 127.0.0.1.
+#[derive(Clone, Debug)]
+pub struct SigningEndpoints {
+    /// `PERRY_GCLOUD_KMS_URL`, default `https://cloudkms.googleapis.com`.
+    pub gcloud_kms: String,
+    /// `PERRY_GCLOUD_TOKEN_URL`, default `https://oauth2.googleapis.com/token`.
+    pub gcloud_token: String,
+    /// `PERRY_AZURE_AUTHORITY_URL`, default `https://login.microsoftonline.com`.
+    pub azure_authority: String,
+}
+
+impl Default for SigningEndpoints {
+    fn default() -> Self {
+        SigningEndpoints {
+            gcloud_kms: "https://cloudkms.googleapis.com".into(),
+            gcloud_token: "https://oauth2.googleapis.com/token".into(),
+            azure_authority: "https://login.microsoftonline.com".into(),
+        }
+    }
+}
+
+/// Limits applied to an untrusted project tarball (and to archives copied out of containers).
+#[derive(Clone, Copy, Debug)]
+pub struct ExtractLimits {
+    pub max_entries: u64,
+    pub max_unpacked_bytes: u64,
+}
+
+impl Default for ExtractLimits {
+    fn default() -> Self {
+        ExtractLimits { max_entries: 100_000, max_unpacked_bytes: 4 << 30 }
+    }
+}
+
+/// Per-job limits on log lines sent to the hub.
+#[derive(Clone, Copy, Debug)]
+pub struct LogLimits {
+    /// Lines forwarded per job before the rest are counted and dropped.
+    pub max_lines: u64,
+    /// Characters kept per line; longer lines are cut and marked.
+    pub max_line_len: usize,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits { max_lines: 20_000, max_line_len: 4096 }
+    }
+}
+
+/// Container resource limits and hardening knobs.
+#[derive(Clone, Debug)]
+pub struct DockerConfig {
+    pub enabled: bool,
+    pub image: String,
+    pub isolation: Isolation,
+    pub step_timeout: Duration,
+    pub memory_bytes: i64,
+    pub pids_limit: i64,
+    pub cpus: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub hub_url: String,
+    pub worker_secret: Option<String>,
+    pub worker_name: String,
+    pub capabilities: Vec<String>,
+    pub perry_binary: String,
+    pub windows_sdk_path: Option<PathBuf>,
+    pub nsis_path: Option<PathBuf>,
+    pub docker: DockerConfig,
+    pub max_concurrent: usize,
+    pub work_dir: PathBuf,
+    pub job_timeout: Duration,
+    pub drain_timeout: Duration,
+    pub min_free_disk: u64,
+    pub max_artifact_bytes: u64,
+    pub extract_limits: ExtractLimits,
+    pub log_limits: LogLimits,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub metrics_addr: Option<SocketAddr>,
+    pub signing: SigningEndpoints,
+}
+
+/// Default toolchain image for the host OS (built from `images/`).
+pub fn default_image() -> &'static str {
+    if cfg!(windows) {
+        "perry-ship-windows/toolchain-windows:latest"
+    } else {
+        "perry-ship-windows/toolchain-linux:latest"
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads variables through `get`, so tests can pass a map.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let var = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let hub_url = var("PERRY_HUB_URL").unwrap_or_else(|| "wss://hub.perryts.com/ws".into());
+        check_ws_url(&hub_url).map_err(|p| bad("PERRY_HUB_URL", p))?;
+
+        let worker_name = match var("PERRY_WORKER_NAME") {
+            Some(n) => n,
+            None => hostname(),
+        };
+        if worker_name.len() > 100 || worker_name.chars().any(char::is_control) {
+            return Err(bad("PERRY_WORKER_NAME", "must be at most 100 printable characters"));
+        }
+
+        let capabilities: Vec<String> = var("PERRY_WORKER_CAPABILITIES")
+            .unwrap_or_else(|| "windows,windows-sign".into())
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if capabilities.is_empty() {
+            return Err(bad("PERRY_WORKER_CAPABILITIES", "lists no capability"));
+        }
+        if let Some(c) = capabilities.iter().find(|c| *c != "windows" && *c != "windows-sign") {
+            return Err(bad(
+                "PERRY_WORKER_CAPABILITIES",
+                format!("unknown capability {c:?} (expected windows and/or windows-sign)"),
+            ));
+        }
+
+        let docker = DockerConfig {
+            enabled: parse_bool("PERRY_DOCKER_ENABLED", var("PERRY_DOCKER_ENABLED"), false)?,
+            image: var("PERRY_DOCKER_IMAGE").unwrap_or_else(|| default_image().into()),
+            isolation: match var("PERRY_DOCKER_ISOLATION").as_deref() {
+                None | Some("process") => Isolation::Process,
+                Some("hyperv") => Isolation::HyperV,
+                Some(other) => {
+                    return Err(bad(
+                        "PERRY_DOCKER_ISOLATION",
+                        format!("{other:?} is not one of process, hyperv"),
+                    ))
+                }
+            },
+            step_timeout: parse_secs("PERRY_DOCKER_TIMEOUT", var("PERRY_DOCKER_TIMEOUT"), 600)?,
+            memory_bytes: parse_size("PERRY_DOCKER_MEMORY", var("PERRY_DOCKER_MEMORY"), 4 << 30)?
+                as i64,
+            pids_limit: parse_int("PERRY_DOCKER_PIDS", var("PERRY_DOCKER_PIDS"), 1024, 16, 1 << 22)?
+                as i64,
+            cpus: parse_cpus(var("PERRY_DOCKER_CPUS"))?,
+        };
+
+        let work_dir = var("PERRY_WORK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("perry-ship-windows"));
+        if !work_dir.is_absolute() {
+            return Err(bad("PERRY_WORK_DIR", "must be an absolute path"));
+        }
+
+        let log_format = match var("PERRY_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(bad("PERRY_LOG_FORMAT", format!("{other:?} is not one of text, json")))
+            }
+        };
+
+        let metrics_addr = match var("PERRY_METRICS_ADDR") {
+            None => None,
+            Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
+                bad("PERRY_METRICS_ADDR", format!("{a:?} is not an address like 127.0.0.1:9184"))
+            })?),
+        };
+
+        let defaults = SigningEndpoints::default();
+        let signing = SigningEndpoints {
+            gcloud_kms: http_url("PERRY_GCLOUD_KMS_URL", var("PERRY_GCLOUD_KMS_URL"), defaults.gcloud_kms)?,
+            gcloud_token: http_url(
+                "PERRY_GCLOUD_TOKEN_URL",
+                var("PERRY_GCLOUD_TOKEN_URL"),
+                defaults.gcloud_token,
+            )?,
+            azure_authority: http_url(
+                "PERRY_AZURE_AUTHORITY_URL",
+                var("PERRY_AZURE_AUTHORITY_URL"),
+                defaults.azure_authority,
+            )?,
+        };
+
+        Ok(Config {
+            hub_url,
+            worker_secret: var("PERRY_HUB_WORKER_SECRET"),
+            worker_name,
+            capabilities,
+            perry_binary: var("PERRY_BUILD_PERRY_BINARY").unwrap_or_else(|| "perry".into()),
+            windows_sdk_path: var("PERRY_BUILD_WINDOWS_SDK_PATH").map(PathBuf::from),
+            nsis_path: var("PERRY_BUILD_NSIS_PATH").map(PathBuf::from),
+            docker,
+            max_concurrent: parse_int(
+                "PERRY_MAX_CONCURRENT_BUILDS",
+                var("PERRY_MAX_CONCURRENT_BUILDS"),
+                1,
+                1,
+                64,
+            )? as usize,
+            work_dir,
+            job_timeout: parse_secs("PERRY_JOB_TIMEOUT", var("PERRY_JOB_TIMEOUT"), 3600)?,
+            drain_timeout: parse_secs("PERRY_DRAIN_TIMEOUT", var("PERRY_DRAIN_TIMEOUT"), 600)?,
+            min_free_disk: parse_size("PERRY_MIN_FREE_DISK", var("PERRY_MIN_FREE_DISK"), 5 << 30)?,
+            max_artifact_bytes: parse_size(
+                "PERRY_MAX_ARTIFACT_SIZE",
+                var("PERRY_MAX_ARTIFACT_SIZE"),
+                300 << 20,
+            )?,
+            extract_limits: ExtractLimits {
+                max_entries: parse_int(
+                    "PERRY_MAX_TARBALL_ENTRIES",
+                    var("PERRY_MAX_TARBALL_ENTRIES"),
+                    100_000,
+                    1,
+                    u64::MAX,
+                )?,
+                max_unpacked_bytes: parse_size(
+                    "PERRY_MAX_UNPACKED_SIZE",
+                    var("PERRY_MAX_UNPACKED_SIZE"),
+                    4 << 30,
+                )?,
+            },
+            log_limits: LogLimits {
+                max_lines: parse_int("PERRY_LOG_MAX_LINES", var("PERRY_LOG_MAX_LINES"), 20_000, 1, u64::MAX)?,
+                max_line_len: LogLimits::default().max_line_len,
+            },
+            log_format,
+            log_filter: var("PERRY_LOG").unwrap_or_else(|| "info".into()),
+            metrics_addr,
+            signing,
+        })
+    }
+
+    /// A configuration for tests and local builds: defaults plus the given overrides.
+    pub fn for_tests(overrides: &[(&str, &str)]) -> Config {
+        let map: std::collections::HashMap<String, String> =
+            overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned()).expect("test configuration is valid")
+    }
+
+    pub fn can_compile(&self) -> bool {
+        self.capabilities.iter().any(|c| c == "windows")
+    }
+}
+
+fn check_ws_url(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL ({e})"))?;
+    match parsed.scheme() {
+        "ws" | "wss" => {}
+        other => return Err(format!("scheme {other:?} is not ws:// or wss://")),
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
+}
+
+fn http_url(var: &'static str, value: Option<String>, default: String) -> Result<String, ConfigError> {
+    let Some(v) = value else { return Ok(default) };
+    let parsed = url::Url::parse(&v).map_err(|e| bad(var, format!("{v:?} is not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad(var, "must be an http:// or https:// URL"));
+    }
+    Ok(v.trim_end_matches('/').to_string())
+}
+
+fn parse_bool(var: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {
+    match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(bad(var, format!("{other:?} is not a boolean (true/false)"))),
+    }
+}
+
+fn parse_int(
+    var: &'static str,
+    value: Option<String>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(v) = value else { return Ok(default) };
+    let n: u64 = v.parse().map_err(|_| bad(var, format!("{v:?} is not a whole number")))?;
+    if n < min || n > max {
+        return Err(bad(var, format!("{n} is outside {min}..={max}")));
+    }
+    Ok(n)
+}
+
+fn parse_secs(var: &'static str, value: Option<String>, default: u64) -> Result<Duration, ConfigError> {
+    let Some(v) = value else { return Ok(Duration::from_secs(default)) };
+    let n: u64 = v
+        .parse()
+        .map_err(|_| bad(var, format!("{v:?} is not a number of seconds")))?;
+    if n == 0 || n > 7 * 24 * 3600 {
+        return Err(bad(var, format!("{n} seconds is outside 1..=604800")));
+    }
+    Ok(Duration::from_secs(n))
+}
+
+/// Parses `512m`, `4g`, `1048576`, `2GiB`, … into bytes.
+pub fn parse_size_str(v: &str) -> Option<u64> {
+    let s = v.trim().to_ascii_lowercase();
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits_end);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+fn parse_size(var: &'static str, value: Option<String>, default: u64) -> Result<u64, ConfigError> {
+    let Some(v) = value else { return Ok(default) };
+    parse_size_str(&v).ok_or_else(|| bad(var, format!("{v:?} is not a size like 512m or 4g")))
+}
+
+fn parse_cpus(value: Option<String>) -> Result<f64, ConfigError> {
+    let Some(v) = value else { return Ok(2.0) };
+    let n: f64 = v
+        .parse()
+        .map_err(|_| bad("PERRY_DOCKER_CPUS", format!("{v:?} is not a number like 1.5")))?;
+    if !(0.1..=256.0).contains(&n) {
+        return Err(bad("PERRY_DOCKER_CPUS", format!("{n} is outside 0.1..=256")));
+    }
+    Ok(n)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "perry-windows-worker".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(pairs: &[(&str, &str)]) -> ConfigError {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned()).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::for_tests(&[]);
+        assert_eq!(c.hub_url, "wss://hub.perryts.com/ws");
+        assert_eq!(c.max_concurrent, 1);
+        assert_eq!(c.docker.step_timeout, Duration::from_secs(600));
+        assert!(!c.docker.enabled);
+        assert_eq!(c.capabilities, vec!["windows", "windows-sign"]);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert_eq!(err(&[("PERRY_DOCKER_TIMEOUT", "abc")]).var, "PERRY_DOCKER_TIMEOUT");
+        assert_eq!(err(&[("PERRY_HUB_URL", "http://x")]).var, "PERRY_HUB_URL");
+        assert_eq!(err(&[("PERRY_DOCKER_ENABLED", "maybe")]).var, "PERRY_DOCKER_ENABLED");
+        assert_eq!(err(&[("PERRY_MAX_CONCURRENT_BUILDS", "0")]).var, "PERRY_MAX_CONCURRENT_BUILDS");
+        assert_eq!(err(&[("PERRY_DOCKER_MEMORY", "lots")]).var, "PERRY_DOCKER_MEMORY");
+        assert_eq!(err(&[("PERRY_LOG_FORMAT", "xml")]).var, "PERRY_LOG_FORMAT");
+        assert_eq!(err(&[("PERRY_WORK_DIR", "relative/dir")]).var, "PERRY_WORK_DIR");
+        assert_eq!(err(&[("PERRY_WORKER_CAPABILITIES", "linux")]).var, "PERRY_WORKER_CAPABILITIES");
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size_str("512m"), Some(512 << 20));
+        assert_eq!(parse_size_str("4G"), Some(4 << 30));
+        assert_eq!(parse_size_str("1024"), Some(1024));
+        assert_eq!(parse_size_str("x"), None);
+    }
+}

@@ -1,0 +1,78 @@
+//! Typed job errors: the error code and stage the hub shows to the user.
+//!
+//! Everything below the job boundary may use `anyhow`; whatever leaves a job is a
+//! [`JobError`] whose [`ErrorCode`] follows the stage that failed.
+
+use crate::events::Stage;
+use serde::Serialize;
+
+/// Error codes of the hub protocol (§2 of hub-protocol.md) that a worker may send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    CompileFailed,
+    SigningFailed,
+    PackageFailed,
+    UploadTooLarge,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::CompileFailed => "COMPILE_FAILED",
+            ErrorCode::SigningFailed => "SIGNING_FAILED",
+            ErrorCode::PackageFailed => "PACKAGE_FAILED",
+            ErrorCode::UploadTooLarge => "UPLOAD_TOO_LARGE",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job failure as reported to the hub: `error{code, message, stage}`.
+///
+/// The message must never contain a secret; the hub side masks it again anyway.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct JobError {
+    pub code: ErrorCode,
+    pub stage: Option<Stage>,
+    pub message: String,
+}
+
+impl JobError {
+    pub fn new(code: ErrorCode, stage: Option<Stage>, message: impl Into<String>) -> Self {
+        JobError { code, stage, message: message.into() }
+    }
+
+    /// Wraps any error chain (`{:#}` formatting keeps the context) with a code and stage.
+    pub fn from_anyhow(code: ErrorCode, stage: Stage, err: &anyhow::Error) -> Self {
+        JobError::new(code, Some(stage), format!("{err:#}"))
+    }
+
+    pub fn internal(stage: Option<Stage>, message: impl Into<String>) -> Self {
+        JobError::new(ErrorCode::InternalError, stage, message)
+    }
+
+    /// A cancelled job: reported as `INTERNAL_ERROR` with a plain message.
+    pub fn cancelled(stage: Option<Stage>) -> Self {
+        JobError::new(ErrorCode::InternalError, stage, "job cancelled")
+    }
+}
+
+/// `result.job_context(code, stage)?` turns any `anyhow` error into a [`JobError`].
+pub trait JobResultExt<T> {
+    fn job_context(self, code: ErrorCode, stage: Stage) -> Result<T, JobError>;
+}
+
+impl<T> JobResultExt<T> for anyhow::Result<T> {
+    fn job_context(self, code: ErrorCode, stage: Stage) -> Result<T, JobError> {
+        self.map_err(|e| JobError::from_anyhow(code, stage, &e))
+    }
+}

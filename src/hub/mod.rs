@@ -1,0 +1,1 @@
+//! The link to the Perry Hub: wire protocol, connection, and the job scheduler.

@@ -1,0 +1,10 @@
+//! One job's inputs and transfers: manifest and credentials (typed and validated), the
+//! tarball download and its safe extraction, the artifact upload, secret masking and the
+//! job's work folder.
+
+pub mod credentials;
+pub mod extract;
+pub mod manifest;
+pub mod mask;
+pub mod transfer;
+pub mod workdir;

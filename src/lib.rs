@@ -1,0 +1,27 @@
+//! perry-ship-windows: the build worker that turns Perry projects into signed Windows
+//! executables and installers.
+//!
+//! Map of the crate (one module per concern):
+//! - [`config`]: every `PERRY_*` environment variable, parsed and validated once at start.
+//! - [`events`]: the stage / log / progress events a job emits, and the sinks that carry them
+//!   (to the hub, to a terminal, or to a test).
+//! - [`error`]: the typed job error ([`error::JobError`]) whose code the hub shows to users.
+//! - [`hub`]: the WebSocket link to the Perry Hub, the wire protocol and the job scheduler.
+//! - [`job`]: one job's inputs: manifest, credentials, tarball download/extraction, artifact
+//!   upload, secret masking, work folders.
+//! - [`pipeline`]: the stages after extraction: compile → assets → bundle → sign → package.
+//! - [`sandbox`]: where a tool runs: disposable Docker containers or host processes.
+//! - [`package`]: icons, PE resources, NSIS installer, MSIX and portable ZIP.
+//! - [`sign`]: Authenticode signing on the host (PFX, Azure Trusted Signing, Cloud KMS).
+//! - [`testhub`]: an in-process hub (WebSocket + HTTP) for tests, benchmarks and demos.
+
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod hub;
+pub mod job;
+pub mod package;
+pub mod pipeline;
+pub mod sandbox;
+pub mod sign;
+pub mod testhub;

@@ -1,0 +1,1 @@
+//! Windows packaging on any host: icon, PE resources, NSIS installer, MSIX, portable ZIP.

@@ -1,0 +1,52 @@
+//! The stages of a job after its project is on disk:
+//! compile → generating_assets → bundling → signing → packaging.
+//!
+//! [`Pipeline`] is the seam between the job machinery (download, upload, hub messages) and
+//! the Windows-specific work. [`windows::WindowsPipeline`] is the real one; tests plug in
+//! simpler pipelines.
+
+pub mod windows;
+
+use crate::config::Config;
+use crate::error::JobError;
+use crate::events::SharedSink;
+use crate::job::credentials::Credentials;
+use crate::job::manifest::Manifest;
+use crate::sandbox::Runner;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Everything one job's pipeline may use.
+#[derive(Clone)]
+pub struct JobContext {
+    pub job_id: String,
+    /// 1 for the first assignment of `job_id`, 2 after a re-queue, ….
+    pub attempt: u32,
+    pub manifest: Arc<Manifest>,
+    pub credentials: Arc<Credentials>,
+    /// The extracted project (or precompiled bundle): `<work>/project`.
+    pub project_dir: PathBuf,
+    /// Scratch space owned by this job: `<work>`; removed when the job ends.
+    pub work_dir: PathBuf,
+    pub events: SharedSink,
+    pub cancel: CancellationToken,
+    pub runner: Arc<dyn Runner>,
+    pub config: Arc<Config>,
+    pub http: reqwest::Client,
+}
+
+/// A finished file ready for upload.
+#[derive(Clone, Debug)]
+pub struct Artifact {
+    pub path: PathBuf,
+    /// ASCII file name the user gets (`x-artifact-name`).
+    pub name: String,
+    /// `x-artifact-target`: `windows`, or `windows-precompiled` for a hand-off bundle.
+    pub target: String,
+}
+
+#[async_trait::async_trait]
+pub trait Pipeline: Send + Sync {
+    async fn run(&self, job: &JobContext) -> Result<Vec<Artifact>, JobError>;
+}

@@ -1,0 +1,1 @@
+//! The real pipeline: compile (or take a precompiled bundle), resources, sign, package.

@@ -1,0 +1,1 @@
+//! Disposable hardened containers through the Docker Engine API (bollard).

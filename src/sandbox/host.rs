@@ -1,0 +1,1 @@
+//! Steps as host processes (tokio::process), for `PERRY_DOCKER_ENABLED=false`.

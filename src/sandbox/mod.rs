@@ -1,0 +1,86 @@
+//! Where build tools run: disposable hardened Docker containers ([`docker::DockerRunner`])
+//! or plain host processes ([`host::HostRunner`]), behind one [`Runner`] trait so the
+//! pipeline does not care which it has.
+//!
+//! A [`Step`] is fully described up front: image, argv (never a shell string built from
+//! user input), environment (never a credential), inputs copied in, outputs copied back,
+//! a deadline and a cancel token. Its stdout/stderr lines stream to the job's event sink.
+
+pub mod docker;
+pub mod host;
+
+use crate::events::{SharedSink, Stage};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A host file or folder copied into the step's work dir before it starts.
+#[derive(Clone, Debug)]
+pub struct StepInput {
+    /// File or folder on the host.
+    pub host_path: PathBuf,
+    /// Destination relative to the step's work dir (`/work` in a container), `/`-separated.
+    pub dest: String,
+}
+
+/// One tool invocation.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// Short name, used in container names and labels: `compile`, `nsis`, ….
+    pub name: String,
+    /// Toolchain image (ignored by the host runner).
+    pub image: String,
+    /// Program and arguments; `argv[0]` is looked up on the image's (or host's) PATH.
+    pub argv: Vec<String>,
+    /// Extra environment. Never put a credential here.
+    pub env: Vec<(String, String)>,
+    /// Files and folders copied in before start.
+    pub inputs: Vec<StepInput>,
+    /// Paths relative to the work dir copied back after exit (missing ones are an error).
+    pub outputs: Vec<String>,
+    /// Working directory relative to the step's work dir (`""` = the work dir itself).
+    pub cwd: String,
+    /// Deadline for the whole step (copy-in to copy-out).
+    pub timeout: Duration,
+}
+
+/// Who runs the step and where its output goes.
+#[derive(Clone)]
+pub struct StepContext {
+    pub job_id: String,
+    pub attempt: u32,
+    /// Stage the step's log lines are reported under.
+    pub stage: Stage,
+    pub events: SharedSink,
+    pub cancel: CancellationToken,
+    /// Host folder that receives the step's `outputs` (same relative paths).
+    pub output_dir: PathBuf,
+}
+
+/// How a step ended when it ran to completion (any exit code).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepOutcome {
+    pub exit_code: i64,
+}
+
+/// Why a step did not produce an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("step {step} timed out after {secs} s")]
+    TimedOut { step: String, secs: u64 },
+    #[error("step {step} was cancelled")]
+    Cancelled { step: String },
+    /// Engine unreachable, image missing, hardening not applied, copy failed, ….
+    #[error("{0:#}")]
+    Infrastructure(anyhow::Error),
+}
+
+/// Runs steps. Implementations must leave nothing behind (no container, no temp folder)
+/// whatever way the step ends.
+#[async_trait::async_trait]
+pub trait Runner: Send + Sync {
+    async fn run(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, StepError>;
+
+    /// A one-line description for logs and `doctor` (`docker (API 1.41, image …)`, `host`).
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,1 @@
+//! Authenticode signing on the host: PFX, Azure Trusted Signing, Google Cloud KMS.
