@@ -15,6 +15,7 @@
 //! - [`sign`]: Authenticode signing on the host (PFX, Azure Trusted Signing, Cloud KMS).
 //! - [`testhub`]: an in-process hub (WebSocket + HTTP) for tests, benchmarks and demos.
 
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;

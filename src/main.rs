@@ -1,1 +1,41 @@
-fn main() {}
+//! `perry-ship-windows`: the command line. `run` (the default) serves a Perry Hub,
+//! `build` runs one local build with no hub, `doctor` checks that this host can build.
+
+use clap::{Parser, Subcommand};
+use perry_ship_windows::cli;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "perry-ship-windows", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Connect to the hub (PERRY_HUB_URL) and serve build jobs until stopped (the default).
+    Run,
+    /// Build a project locally, with no hub, and print the artifact path.
+    Build(cli::build::BuildArgs),
+    /// Check this host's configuration, engine, images and tools; exit non-zero when it cannot build.
+    Doctor,
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match args.command.unwrap_or(Command::Run) {
+            Command::Run => cli::run::run().await,
+            Command::Build(build) => cli::build::build(build).await,
+            Command::Doctor => cli::doctor::doctor().await,
+        }
+    })
+}

@@ -5,6 +5,10 @@
 //! the Windows-specific work. [`windows::WindowsPipeline`] is the real one; tests plug in
 //! simpler pipelines.
 
+mod assets;
+mod compile;
+mod files;
+mod packaging;
 pub mod windows;
 
 use crate::config::Config;
@@ -34,6 +38,20 @@ pub struct JobContext {
     pub runner: Arc<dyn Runner>,
     pub config: Arc<Config>,
     pub http: reqwest::Client,
+}
+
+impl JobContext {
+    /// A [`crate::sandbox::StepContext`] for a step of `stage` whose outputs land in `output_dir`.
+    pub fn step_context(&self, stage: crate::events::Stage, output_dir: PathBuf) -> crate::sandbox::StepContext {
+        crate::sandbox::StepContext {
+            job_id: self.job_id.clone(),
+            attempt: self.attempt,
+            stage,
+            events: self.events.clone(),
+            cancel: self.cancel.clone(),
+            output_dir,
+        }
+    }
 }
 
 /// A finished file ready for upload.

@@ -1,0 +1,174 @@
+//! `perry-ship-windows doctor`: one line per check with ✓ / ✗ and a hint, and a non-zero
+//! exit when the configured mode cannot build.
+
+use crate::config::Config;
+use crate::events::{NullSink, Stage};
+use crate::sandbox::{docker::DockerRunner, Runner, Step, StepContext};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+struct Report {
+    failures: usize,
+}
+
+impl Report {
+    fn ok(&self, what: &str, detail: &str) {
+        println!("✓ {what}: {detail}");
+    }
+    fn fail(&mut self, what: &str, detail: &str, hint: &str) {
+        self.failures += 1;
+        println!("✗ {what}: {detail}\n    hint: {hint}");
+    }
+    fn note(&self, what: &str, detail: &str) {
+        println!("- {what}: {detail}");
+    }
+}
+
+pub async fn doctor() -> ExitCode {
+    let mut report = Report { failures: 0 };
+    let config = match Config::from_env() {
+        Ok(c) => {
+            report.ok("configuration", "all PERRY_* variables are valid");
+            c
+        }
+        Err(e) => {
+            report.fail("configuration", &e.to_string(), "fix the variable named above");
+            return ExitCode::FAILURE;
+        }
+    };
+    report.ok("hub URL", &config.hub_url);
+    report.note(
+        "mode",
+        if config.docker.enabled { "Docker containers (PERRY_DOCKER_ENABLED=true)" } else { "host processes" },
+    );
+
+    if config.docker.enabled {
+        check_docker(&config, &mut report).await;
+    } else {
+        check_host_tool(&mut report, "makensis", &nsis_binary(&config), &["-VERSION"], "apt-get install nsis (or set PERRY_BUILD_NSIS_PATH)").await;
+    }
+    check_perry(&config, &mut report).await;
+    check_signing_tools(&mut report).await;
+    check_work_dir(&config, &mut report);
+
+    if report.failures == 0 {
+        println!("this host can build");
+        ExitCode::SUCCESS
+    } else {
+        println!("{} check(s) failed: this host cannot build in the configured mode", report.failures);
+        ExitCode::FAILURE
+    }
+}
+
+fn nsis_binary(config: &Config) -> String {
+    config.nsis_path.as_ref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| "makensis".into())
+}
+
+async fn check_docker(config: &Config, report: &mut Report) {
+    match DockerRunner::new(config) {
+        Err(e) => report.fail("docker engine", &format!("{e:#}"), "start dockerd (scripts/start-docker.sh) or set DOCKER_HOST"),
+        Ok(runner) => match runner.check(&config.docker.image).await {
+            Ok(info) => {
+                report.ok("docker engine", &info.to_string());
+                report.ok("toolchain image", &config.docker.image);
+            }
+            Err(e) => report.fail(
+                "docker engine / toolchain image",
+                &format!("{e:#}"),
+                "run scripts/setup-host.sh (builds images/linux) or set PERRY_DOCKER_IMAGE",
+            ),
+        },
+    }
+}
+
+/// Runs `perry --version` through the configured runner (inside the image with Docker).
+async fn check_perry(config: &Config, report: &mut Report) {
+    let runner: Arc<dyn Runner> = match super::make_runner(config).await {
+        Ok(r) => r,
+        Err(e) => {
+            report.fail("perry", &format!("no runner: {e:#}"), "see the docker check above");
+            return;
+        }
+    };
+    let out = tempfile::tempdir();
+    let Ok(out) = out else {
+        report.fail("perry", "cannot create a temp folder", "check TMPDIR");
+        return;
+    };
+    let sink = crate::events::CollectingSink::new();
+    let step = Step {
+        name: "doctor-perry".into(),
+        image: config.docker.image.clone(),
+        argv: vec![config.perry_binary.clone(), "--version".into()],
+        env: Vec::new(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        cwd: String::new(),
+        timeout: Duration::from_secs(60),
+    };
+    let ctx = StepContext {
+        job_id: "doctor".into(),
+        attempt: 1,
+        stage: Stage::Compiling,
+        events: sink.clone(),
+        cancel: CancellationToken::new(),
+        output_dir: out.path().to_path_buf(),
+    };
+    match runner.run(&step, &ctx).await {
+        Ok(o) if o.exit_code == 0 => {
+            let version = sink.lines().join(" ");
+            report.ok("perry", version.trim());
+        }
+        Ok(o) => report.fail("perry", &format!("`{} --version` exited with {}", config.perry_binary, o.exit_code), "set PERRY_BUILD_PERRY_BINARY"),
+        Err(e) => report.fail("perry", &e.to_string(), "set PERRY_BUILD_PERRY_BINARY to the compiler (inside the image when Docker is on)"),
+    }
+    let _ = NullSink;
+}
+
+async fn check_host_tool(report: &mut Report, what: &str, program: &str, args: &[&str], hint: &str) {
+    match tokio::process::Command::new(program).args(args).output().await {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            report.ok(what, text.lines().next().unwrap_or("").trim());
+        }
+        Ok(out) => report.fail(what, &format!("{program} exited with {}", out.status), hint),
+        Err(e) => report.fail(what, &format!("{program}: {e}"), hint),
+    }
+}
+
+async fn check_signing_tools(report: &mut Report) {
+    report.ok("signing", "built-in Authenticode signer (PFX, Azure Trusted Signing, Cloud KMS)");
+    if cfg!(windows) {
+        report.note("signtool", "optional on Windows hosts (PERRY_BUILD_WINDOWS_SDK_PATH)");
+    } else {
+        match tokio::process::Command::new("osslsigncode").arg("--version").output().await {
+            Ok(out) => report.note(
+                "osslsigncode",
+                String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("present").trim(),
+            ),
+            Err(_) => report.note("osslsigncode", "not installed (only the tests use it)"),
+        }
+    }
+}
+
+fn check_work_dir(config: &Config, report: &mut Report) {
+    let dir = &config.work_dir;
+    if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| tempfile::tempfile_in(dir).map(|_| ())) {
+        report.fail("work dir", &format!("{} is not writable: {e}", dir.display()), "set PERRY_WORK_DIR");
+        return;
+    }
+    match crate::job::workdir::free_disk_bytes(dir) {
+        Ok(free) if free >= config.min_free_disk => report.ok(
+            "work dir",
+            &format!("{} writable, {} GiB free", dir.display(), free >> 30),
+        ),
+        Ok(free) => report.fail(
+            "work dir",
+            &format!("{} has {} MiB free, {} MiB required", dir.display(), free >> 20, config.min_free_disk >> 20),
+            "free disk space or lower PERRY_MIN_FREE_DISK",
+        ),
+        Err(e) => report.fail("work dir", &format!("cannot read free space: {e}"), "set PERRY_WORK_DIR"),
+    }
+}

@@ -1,0 +1,28 @@
+//! The three commands of the binary and what they share (runner choice, config loading).
+
+pub mod build;
+pub mod console;
+pub mod doctor;
+pub mod project;
+pub mod run;
+
+use crate::config::Config;
+use crate::sandbox::{docker::DockerRunner, host::HostRunner, Runner};
+use std::sync::Arc;
+
+/// Reads the configuration or prints the one line that says which variable is wrong.
+pub fn load_config() -> Result<Config, std::process::ExitCode> {
+    Config::from_env().map_err(|e| {
+        eprintln!("error: invalid configuration: {e}");
+        std::process::ExitCode::from(2)
+    })
+}
+
+/// The runner the configuration asks for: Docker containers or host processes.
+pub async fn make_runner(config: &Config) -> anyhow::Result<Arc<dyn Runner>> {
+    if config.docker.enabled {
+        Ok(Arc::new(DockerRunner::new(config)?))
+    } else {
+        Ok(Arc::new(HostRunner::new()))
+    }
+}

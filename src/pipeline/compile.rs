@@ -1,0 +1,165 @@
+//! The `compiling` stage: run `perry compile` as a sandbox step, or, for a precompiled
+//! hand-off bundle, find the exe and its files in `perry-precompiled/`.
+
+use super::JobContext;
+use crate::error::{ErrorCode, JobError};
+use crate::events::Stage;
+use crate::sandbox::{Step, StepError, StepInput};
+use std::path::{Path, PathBuf};
+
+/// Folders of a project (or bundle) that are shipped next to the exe when present.
+pub const ASSET_FOLDERS: [&str; 4] = ["assets", "logo", "resources", "images"];
+
+/// What the compile stage hands to the rest of the pipeline.
+#[derive(Debug)]
+pub struct CompiledApp {
+    pub exe: PathBuf,
+    /// Where the exe's non-system DLLs may be found.
+    pub dll_dirs: Vec<PathBuf>,
+    /// Asset folders to ship (each copied under its own name).
+    pub asset_dirs: Vec<PathBuf>,
+    /// The root that asset symlinks must stay inside.
+    pub root: PathBuf,
+    /// A ready-made icon (`app.ico` of a precompiled bundle).
+    pub ico: Option<PathBuf>,
+    /// The source PNG icon (from the manifest), when there is one.
+    pub icon_png: Option<PathBuf>,
+}
+
+/// `perry-precompiled/` of a sign-only job, if this project is one.
+pub fn precompiled_dir(project_dir: &Path) -> Option<PathBuf> {
+    let dir = project_dir.join("perry-precompiled");
+    dir.join("metadata.json").is_file().then_some(dir)
+}
+
+fn existing_asset_dirs(root: &Path) -> Vec<PathBuf> {
+    ASSET_FOLDERS.iter().map(|f| root.join(f)).filter(|p| p.is_dir()).collect()
+}
+
+fn manifest_icon(job: &JobContext) -> Option<PathBuf> {
+    job.manifest.icon.as_ref().map(|rel| job.project_dir.join(rel))
+}
+
+/// Runs the compiler for a source project.
+pub async fn compile(job: &JobContext, exe_name: &str) -> Result<CompiledApp, JobError> {
+    let stage = Stage::Compiling;
+    if !job.config.can_compile() {
+        return Err(JobError::internal(
+            Some(stage),
+            "this worker only signs precompiled bundles (PERRY_WORKER_CAPABILITIES lacks `windows`)",
+        ));
+    }
+    let entry = &job.manifest.entry;
+    if !job.project_dir.join(entry).is_file() {
+        return Err(JobError::new(
+            ErrorCode::CompileFailed,
+            Some(stage),
+            format!("entry file {entry:?} is not in the project"),
+        ));
+    }
+    job.events.stage(stage, &format!("Compiling {entry} for Windows ({})", job.runner.describe()));
+
+    let mut argv = vec![
+        job.config.perry_binary.clone(),
+        "compile".into(),
+        entry.clone(),
+        "-o".into(),
+        format!("../out/{exe_name}"),
+        "--target".into(),
+        "windows".into(),
+    ];
+    if !job.manifest.features.is_empty() {
+        argv.push("--features".into());
+        argv.push(job.manifest.features.join(","));
+    }
+    let step = Step {
+        name: "compile".into(),
+        image: job.config.docker.image.clone(),
+        argv,
+        env: Vec::new(),
+        inputs: vec![StepInput { host_path: job.project_dir.clone(), dest: "project".into() }],
+        outputs: vec!["out".into()],
+        cwd: "project".into(),
+        timeout: job.config.docker.step_timeout,
+    };
+    let compiled_dir = job.work_dir.join("compiled");
+    std::fs::create_dir_all(&compiled_dir)
+        .map_err(|e| JobError::internal(Some(stage), format!("creating the compile folder: {e}")))?;
+    let ctx = job.step_context(stage, compiled_dir.clone());
+    job.events.progress(stage, 5, Some("compiler started"));
+    match job.runner.run(&step, &ctx).await {
+        Ok(outcome) if outcome.exit_code == 0 => {}
+        Ok(outcome) => {
+            return Err(JobError::new(
+                ErrorCode::CompileFailed,
+                Some(stage),
+                format!("perry compile exited with code {} (see the log above)", outcome.exit_code),
+            ))
+        }
+        Err(err) => return Err(step_error(err, stage, ErrorCode::CompileFailed)),
+    }
+    let out_dir = compiled_dir.join("out");
+    let exe = out_dir.join(exe_name);
+    if !exe.is_file() {
+        return Err(JobError::new(
+            ErrorCode::CompileFailed,
+            Some(stage),
+            format!("the compiler succeeded but wrote no {exe_name}"),
+        ));
+    }
+    job.events.progress(stage, 100, Some("compiled"));
+    Ok(CompiledApp {
+        exe,
+        dll_dirs: vec![out_dir],
+        asset_dirs: existing_asset_dirs(&job.project_dir),
+        root: job.project_dir.clone(),
+        ico: None,
+        icon_png: manifest_icon(job),
+    })
+}
+
+/// Takes the exe and its files from a precompiled hand-off bundle.
+pub fn from_precompiled(job: &JobContext, dir: &Path) -> Result<CompiledApp, JobError> {
+    let stage = Stage::Compiling;
+    job.events.stage(stage, "Precompiled bundle: skipping compilation");
+    let wanted = format!("{}.exe", job.manifest.app_name);
+    let exe = if dir.join(&wanted).is_file() {
+        dir.join(&wanted)
+    } else {
+        let exes: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| JobError::internal(Some(stage), format!("reading the bundle: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("exe")) && p.is_file())
+            .collect();
+        match exes.as_slice() {
+            [one] => one.clone(),
+            _ => {
+                return Err(JobError::new(
+                    ErrorCode::PackageFailed,
+                    Some(stage),
+                    format!("the precompiled bundle has no {wanted}"),
+                ))
+            }
+        }
+    };
+    let ico = Some(dir.join("app.ico")).filter(|p| p.is_file());
+    Ok(CompiledApp {
+        exe,
+        dll_dirs: vec![dir.join("dlls"), dir.to_path_buf()],
+        asset_dirs: existing_asset_dirs(dir),
+        root: dir.to_path_buf(),
+        ico,
+        icon_png: manifest_icon(job).filter(|p| p.is_file()),
+    })
+}
+
+/// Maps a sandbox failure to the job error of the stage it happened in.
+pub fn step_error(err: StepError, stage: Stage, code: ErrorCode) -> JobError {
+    match err {
+        StepError::Cancelled { .. } => JobError::cancelled(Some(stage)),
+        StepError::TimedOut { step, secs } => {
+            JobError::new(code, Some(stage), format!("step {step} timed out after {secs} s"))
+        }
+        StepError::Infrastructure(e) => JobError::internal(Some(stage), format!("{e:#}")),
+    }
+}
