@@ -8,5 +8,4 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 scripts/setup-host.sh
-cargo build --release --locked
-exec target/release/perry-ship-windows build examples/hello --docker --out dist "$@"
+exec cargo run --quiet --locked -- build examples/hello --docker --out dist "$@"
