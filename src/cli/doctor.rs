@@ -2,7 +2,7 @@
 //! exit when the configured mode cannot build.
 
 use crate::config::Config;
-use crate::events::{NullSink, Stage};
+use crate::events::Stage;
 use crate::sandbox::{docker::DockerRunner, Runner, Step, StepContext};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -124,7 +124,6 @@ async fn check_perry(config: &Config, report: &mut Report) {
         Ok(o) => report.fail("perry", &format!("`{} --version` exited with {}", config.perry_binary, o.exit_code), "set PERRY_BUILD_PERRY_BINARY"),
         Err(e) => report.fail("perry", &e.to_string(), "set PERRY_BUILD_PERRY_BINARY to the compiler (inside the image when Docker is on)"),
     }
-    let _ = NullSink;
 }
 
 async fn check_host_tool(report: &mut Report, what: &str, program: &str, args: &[&str], hint: &str) {

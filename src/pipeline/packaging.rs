@@ -2,7 +2,6 @@
 //! manifest asks for (installer, MSIX or portable ZIP), and sign the package.
 
 use super::assets::IconSet;
-use super::compile::step_error;
 use super::{Artifact, JobContext};
 use crate::error::{ErrorCode, JobError};
 use crate::events::Stage;
@@ -112,9 +111,12 @@ async fn build_installer(
         job.config.docker.step_timeout,
     )
     .await
-    .map_err(|e| match e {
-        package::PackageError::Step(step_err) => step_error(step_err, stage, ErrorCode::PackageFailed),
-        other => package_failed(other),
+    .map_err(|e| {
+        if job.cancel.is_cancelled() {
+            JobError::cancelled(Some(stage))
+        } else {
+            package_failed(e)
+        }
     })
 }
 
