@@ -201,3 +201,103 @@ pub fn sha256_hex(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
+
+/// One element of a parsed XML document (flattened, document order).
+#[derive(Debug, Clone)]
+pub struct XmlElem {
+    /// Local names from the root, joined by `/`.
+    pub path: String,
+    pub attrs: std::collections::BTreeMap<String, String>,
+    /// Character data directly inside the element, entities resolved.
+    pub text: String,
+}
+
+/// Parses `xml` strictly with quick-xml: a DOCTYPE, an unknown entity or malformed
+/// markup fails the test.
+pub fn parse_xml(xml: &str) -> Vec<XmlElem> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut stack: Vec<usize> = Vec::new();
+    let mut out: Vec<XmlElem> = Vec::new();
+    let open = |e: &quick_xml::events::BytesStart, stack: &Vec<usize>, out: &mut Vec<XmlElem>| {
+        let name = e.local_name().as_ref().to_string();
+        let parent = stack.last().map(|&i| out[i].path.clone());
+        let path = match parent {
+            Some(p) => format!("{p}/{name}"),
+            None => name,
+        };
+        let mut attrs = std::collections::BTreeMap::new();
+        for a in e.attributes() {
+            let a = a.expect("well-formed attribute");
+            let key = a.key.local_name().as_ref().to_string();
+            attrs.insert(
+                key,
+                a.normalized_value(quick_xml::XmlVersion::Explicit1_0)
+                    .expect("attribute value unescapes")
+                    .into_owned(),
+            );
+        }
+        out.push(XmlElem {
+            path,
+            attrs,
+            text: String::new(),
+        });
+        out.len() - 1
+    };
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            Event::Start(e) => {
+                let i = open(&e, &stack, &mut out);
+                stack.push(i);
+            }
+            Event::Empty(e) => {
+                open(&e, &stack, &mut out);
+            }
+            Event::End(_) => {
+                stack.pop();
+            }
+            Event::Text(t) => {
+                if let Some(&i) = stack.last() {
+                    out[i].text.push_str(&t[..]);
+                }
+            }
+            Event::CData(t) => {
+                if let Some(&i) = stack.last() {
+                    out[i].text.push_str(&t[..]);
+                }
+            }
+            Event::GeneralRef(r) => {
+                let resolved = if r.is_char_ref() {
+                    r.resolve_char_ref()
+                        .expect("valid char ref")
+                        .expect("char ref")
+                        .to_string()
+                } else {
+                    match &r[..] {
+                        "amp" => "&".into(),
+                        "lt" => "<".into(),
+                        "gt" => ">".into(),
+                        "quot" => "\"".into(),
+                        "apos" => "'".into(),
+                        other => panic!("undeclared entity &{other};"),
+                    }
+                };
+                if let Some(&i) = stack.last() {
+                    out[i].text.push_str(&resolved);
+                }
+            }
+            Event::DocType(_) => panic!("XML must not carry a DOCTYPE"),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert!(stack.is_empty(), "unclosed elements");
+    out
+}
+
+pub fn xml_find<'a>(elems: &'a [XmlElem], path: &str) -> &'a XmlElem {
+    elems
+        .iter()
+        .find(|e| e.path == path)
+        .unwrap_or_else(|| panic!("no element {path}"))
+}
