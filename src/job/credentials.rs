@@ -108,6 +108,8 @@ impl Credentials {
     }
 
     pub fn timestamp_url(&self) -> &str {
-        self.timestamp_url.as_deref().unwrap_or(DEFAULT_TIMESTAMP_URL)
+        self.timestamp_url
+            .as_deref()
+            .unwrap_or(DEFAULT_TIMESTAMP_URL)
     }
 }
