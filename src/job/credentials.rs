@@ -121,7 +121,9 @@ impl Credentials {
     }
 
     pub fn timestamp_url(&self) -> &str {
-        self.timestamp_url.as_deref().unwrap_or(DEFAULT_TIMESTAMP_URL)
+        self.timestamp_url
+            .as_deref()
+            .unwrap_or(DEFAULT_TIMESTAMP_URL)
     }
 }
 
