@@ -111,3 +111,21 @@ impl Credentials {
         self.timestamp_url.as_deref().unwrap_or(DEFAULT_TIMESTAMP_URL)
     }
 }
+
+// ---- STAND-IN (hub branch only): replaced by the job helper's version at merge. ----
+#[derive(Debug, thiserror::Error)]
+#[error("credentials: {0}")]
+pub struct CredentialsError(pub String);
+
+impl Credentials {
+    pub fn from_json(v: &serde_json::Value) -> Result<Credentials, CredentialsError> {
+        let obj = v.as_object().ok_or_else(|| CredentialsError("not an object".into()))?;
+        let secret_values = obj
+            .values()
+            .filter_map(|x| x.as_str())
+            .filter(|x| !x.is_empty())
+            .map(Secret::new)
+            .collect();
+        Ok(Credentials { secret_values, ..Default::default() })
+    }
+}

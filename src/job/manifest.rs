@@ -60,3 +60,48 @@ impl Manifest {
         format!("{a}.{b}.{c}.{d}")
     }
 }
+
+// ---- STAND-IN (hub branch only): replaced by the job helper's version at merge. ----
+#[derive(Debug, thiserror::Error)]
+#[error("manifest field `{field}`: {problem}")]
+pub struct ManifestError {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl Manifest {
+    pub fn from_json(v: &serde_json::Value) -> Result<Manifest, ManifestError> {
+        let s = |field: &'static str| -> Result<String, ManifestError> {
+            v.get(field)
+                .and_then(|x| x.as_str())
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .ok_or(ManifestError { field, problem: "missing or not a string".into() })
+        };
+        let version = s("version")?;
+        let mut version4 = [0u16; 4];
+        for (i, p) in version.split('.').enumerate() {
+            if i >= 4 {
+                return Err(ManifestError { field: "version", problem: "too many parts".into() });
+            }
+            version4[i] = p
+                .parse()
+                .map_err(|_| ManifestError { field: "version", problem: "not a number".into() })?;
+        }
+        Ok(Manifest {
+            app_name: s("app_name")?,
+            bundle_id: s("bundle_id")?,
+            version,
+            version4,
+            entry: s("entry")?,
+            icon: None,
+            features: vec![],
+            distribute: Distribute::Installer,
+            uac_level: UacLevel::AsInvoker,
+            dpi_aware: "true/pm".into(),
+            file_description: None,
+            company_name: None,
+            copyright: None,
+        })
+    }
+}
