@@ -108,7 +108,9 @@ impl Credentials {
     }
 
     pub fn timestamp_url(&self) -> &str {
-        self.timestamp_url.as_deref().unwrap_or(DEFAULT_TIMESTAMP_URL)
+        self.timestamp_url
+            .as_deref()
+            .unwrap_or(DEFAULT_TIMESTAMP_URL)
     }
 }
 
@@ -119,13 +121,18 @@ pub struct CredentialsError(pub String);
 
 impl Credentials {
     pub fn from_json(v: &serde_json::Value) -> Result<Credentials, CredentialsError> {
-        let obj = v.as_object().ok_or_else(|| CredentialsError("not an object".into()))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| CredentialsError("not an object".into()))?;
         let secret_values = obj
             .values()
             .filter_map(|x| x.as_str())
             .filter(|x| !x.is_empty())
             .map(Secret::new)
             .collect();
-        Ok(Credentials { secret_values, ..Default::default() })
+        Ok(Credentials {
+            secret_values,
+            ..Default::default()
+        })
     }
 }

@@ -76,17 +76,24 @@ impl Manifest {
                 .and_then(|x| x.as_str())
                 .filter(|x| !x.is_empty())
                 .map(str::to_string)
-                .ok_or(ManifestError { field, problem: "missing or not a string".into() })
+                .ok_or(ManifestError {
+                    field,
+                    problem: "missing or not a string".into(),
+                })
         };
         let version = s("version")?;
         let mut version4 = [0u16; 4];
         for (i, p) in version.split('.').enumerate() {
             if i >= 4 {
-                return Err(ManifestError { field: "version", problem: "too many parts".into() });
+                return Err(ManifestError {
+                    field: "version",
+                    problem: "too many parts".into(),
+                });
             }
-            version4[i] = p
-                .parse()
-                .map_err(|_| ManifestError { field: "version", problem: "not a number".into() })?;
+            version4[i] = p.parse().map_err(|_| ManifestError {
+                field: "version",
+                problem: "not a number".into(),
+            })?;
         }
         Ok(Manifest {
             app_name: s("app_name")?,

@@ -22,7 +22,10 @@ pub struct UploadedArtifact {
 }
 
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 fn other(e: impl std::fmt::Display) -> TransferError {
@@ -38,13 +41,23 @@ pub async fn download_tarball(
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<u64, TransferError> {
     let _ = cancel;
-    let resp = client.get(url).bearer_auth(token).send().await.map_err(other)?;
+    let resp = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(other)?;
     if !resp.status().is_success() {
-        return Err(other(format!("tarball download failed: HTTP {}", resp.status())));
+        return Err(other(format!(
+            "tarball download failed: HTTP {}",
+            resp.status()
+        )));
     }
     let text = resp.text().await.map_err(other)?;
     let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let bytes = base64::engine::general_purpose::STANDARD.decode(clean).map_err(other)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(clean)
+        .map_err(other)?;
     progress(bytes.len() as u64);
     std::fs::write(dest, &bytes).map_err(other)?;
     Ok(bytes.len() as u64)
@@ -63,7 +76,10 @@ pub async fn upload_artifact(
     let bytes = std::fs::read(&artifact.path).map_err(other)?;
     let size = bytes.len() as u64;
     if size > max_bytes {
-        return Err(TransferError::TooLarge { size, limit: max_bytes });
+        return Err(TransferError::TooLarge {
+            size,
+            limit: max_bytes,
+        });
     }
     let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
     let body = base64::engine::general_purpose::STANDARD.encode(&bytes);
@@ -87,7 +103,11 @@ pub async fn upload_artifact(
             return Err(other(format!("upload failed: HTTP {}", resp.status())));
         }
         progress(size, size);
-        return Ok(UploadedArtifact { name: artifact.name.clone(), size, sha256 });
+        return Ok(UploadedArtifact {
+            name: artifact.name.clone(),
+            size,
+            sha256,
+        });
     }
     Err(other("upload failed"))
 }

@@ -9,7 +9,13 @@ impl JobWorkDir {
     pub fn create(root: &Path, job_id: &str, attempt: u32) -> anyhow::Result<JobWorkDir> {
         let safe: String = job_id
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let path = root.join(format!("job-{safe}-{attempt}"));
         let _ = std::fs::remove_dir_all(&path);
