@@ -15,7 +15,8 @@ impl StreamingDecoder {
         if self.finished && chunk.iter().any(|b| !b.is_ascii_whitespace()) {
             return Err("data after base64 padding".into());
         }
-        self.carry.extend(chunk.iter().copied().filter(|b| !b.is_ascii_whitespace()));
+        self.carry
+            .extend(chunk.iter().copied().filter(|b| !b.is_ascii_whitespace()));
         let whole = self.carry.len() / 4 * 4;
         if whole == 0 {
             return Ok(());
@@ -34,7 +35,10 @@ impl StreamingDecoder {
         if self.carry.is_empty() {
             Ok(())
         } else {
-            Err(format!("base64 ends with {} stray characters", self.carry.len()))
+            Err(format!(
+                "base64 ends with {} stray characters",
+                self.carry.len()
+            ))
         }
     }
 }

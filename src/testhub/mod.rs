@@ -108,7 +108,12 @@ struct Shared {
 impl Shared {
     fn record(&self, connection: u64, raw: String) {
         let json = serde_json::from_str(&raw).unwrap_or_else(|_| Value::String(raw.clone()));
-        self.frames.lock().unwrap().push(ReceivedFrame { at: Instant::now(), connection, json, raw });
+        self.frames.lock().unwrap().push(ReceivedFrame {
+            at: Instant::now(),
+            connection,
+            json,
+            raw,
+        });
         self.changed.notify_waiters();
     }
 }
@@ -141,7 +146,11 @@ impl TestHub {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let mut hub = TestHub { shared, addr, server: None };
+        let mut hub = TestHub {
+            shared,
+            addr,
+            server: None,
+        };
         hub.serve(listener);
         Ok(hub)
     }
@@ -194,13 +203,23 @@ impl TestHub {
     pub fn add_job(&self, job_id: &str, token: &str, tarball: Vec<u8>) {
         self.shared.jobs.lock().unwrap().insert(
             job_id.to_string(),
-            HubJob { token: token.to_string(), tarball: Arc::new(tarball) },
+            HubJob {
+                token: token.to_string(),
+                tarball: Arc::new(tarball),
+            },
         );
     }
 
     /// The `job_assign` frame for a registered job.
     pub fn assign_frame(&self, job_id: &str, manifest: Value, credentials: Value) -> Value {
-        let token = self.shared.jobs.lock().unwrap().get(job_id).map(|j| j.token.clone()).unwrap_or_default();
+        let token = self
+            .shared
+            .jobs
+            .lock()
+            .unwrap()
+            .get(job_id)
+            .map(|j| j.token.clone())
+            .unwrap_or_default();
         json!({
             "type": "job_assign",
             "job_id": job_id,
@@ -213,7 +232,14 @@ impl TestHub {
     }
 
     /// Registers the job and sends its `job_assign`.
-    pub fn assign(&self, job_id: &str, token: &str, tarball: Vec<u8>, manifest: Value, credentials: Value) -> anyhow::Result<()> {
+    pub fn assign(
+        &self,
+        job_id: &str,
+        token: &str,
+        tarball: Vec<u8>,
+        manifest: Value,
+        credentials: Value,
+    ) -> anyhow::Result<()> {
         self.add_job(job_id, token, tarball);
         self.send_json(&self.assign_frame(job_id, manifest, credentials))
     }
@@ -224,16 +250,27 @@ impl TestHub {
 
     pub fn send(&self, message: Outbound) -> anyhow::Result<()> {
         let conn = self.shared.connection.lock().unwrap();
-        let Some((_, tx)) = conn.as_ref() else { bail!("no worker is connected") };
-        tx.send(message).map_err(|_| anyhow::anyhow!("the worker connection is closed"))
+        let Some((_, tx)) = conn.as_ref() else {
+            bail!("no worker is connected")
+        };
+        tx.send(message)
+            .map_err(|_| anyhow::anyhow!("the worker connection is closed"))
     }
 
     pub fn set_tarball_failure(&self, job_id: &str, failure: TarballFailure) {
-        self.shared.tarball_failures.lock().unwrap().insert(job_id.to_string(), failure);
+        self.shared
+            .tarball_failures
+            .lock()
+            .unwrap()
+            .insert(job_id.to_string(), failure);
     }
 
     pub fn set_upload_failure(&self, job_id: &str, failure: UploadFailure) {
-        self.shared.upload_failures.lock().unwrap().insert(job_id.to_string(), failure);
+        self.shared
+            .upload_failures
+            .lock()
+            .unwrap()
+            .insert(job_id.to_string(), failure);
     }
 
     pub fn frames(&self) -> Vec<ReceivedFrame> {
@@ -242,7 +279,10 @@ impl TestHub {
 
     /// Frames carrying this job id, in arrival order.
     pub fn job_frames(&self, job_id: &str) -> Vec<ReceivedFrame> {
-        self.frames().into_iter().filter(|f| f.job_id() == Some(job_id)).collect()
+        self.frames()
+            .into_iter()
+            .filter(|f| f.job_id() == Some(job_id))
+            .collect()
     }
 
     pub fn uploads(&self) -> Vec<UploadRecord> {
@@ -281,17 +321,28 @@ impl TestHub {
                 return Ok(f);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                bail!("no matching frame within {timeout:?}; got {} frames", self.frames().len());
+                bail!(
+                    "no matching frame within {timeout:?}; got {} frames",
+                    self.frames().len()
+                );
             }
         }
     }
 
     /// Waits for the `n`-th `worker_hello` (1-based) and returns it.
-    pub async fn wait_for_hello(&self, n: usize, timeout: Duration) -> anyhow::Result<ReceivedFrame> {
+    pub async fn wait_for_hello(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<ReceivedFrame> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.shared.changed.notified();
-            let hellos: Vec<_> = self.frames().into_iter().filter(|f| f.kind() == "worker_hello").collect();
+            let hellos: Vec<_> = self
+                .frames()
+                .into_iter()
+                .filter(|f| f.kind() == "worker_hello")
+                .collect();
             if hellos.len() >= n && self.is_connected() {
                 return Ok(hellos[n - 1].clone());
             }
@@ -306,8 +357,15 @@ impl TestHub {
     }
 
     /// Waits for the `complete` frame of a job.
-    pub async fn wait_for_complete(&self, job_id: &str, timeout: Duration) -> anyhow::Result<ReceivedFrame> {
-        self.wait_for(timeout, |f| f.kind() == "complete" && f.job_id() == Some(job_id)).await
+    pub async fn wait_for_complete(
+        &self,
+        job_id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<ReceivedFrame> {
+        self.wait_for(timeout, |f| {
+            f.kind() == "complete" && f.job_id() == Some(job_id)
+        })
+        .await
     }
 
     fn upload_dir(&self) -> &std::path::Path {

@@ -38,7 +38,15 @@ pub(super) fn router(shared: Arc<Shared>, stop: CancellationToken) -> Router {
 
 pub(super) fn upload_path(dir: &std::path::Path, job_id: &str, name: &str) -> std::path::PathBuf {
     let clean = |s: &str| -> String {
-        s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
     };
     dir.join(format!("{}--{}", clean(job_id), clean(name)))
 }
@@ -57,12 +65,15 @@ async fn serve_worker(mut socket: WebSocket, app: App) {
         m = socket.recv() => m,
         _ = app.stop.cancelled() => return,
     };
-    let Some(Ok(Message::Text(first))) = first else { return };
+    let Some(Ok(Message::Text(first))) = first else {
+        return;
+    };
     shared.record(conn, first.to_string());
     if let Some(expected) = &shared.secret {
         let hello: Value = serde_json::from_str(first.as_str()).unwrap_or_default();
         if hello.get("secret").and_then(Value::as_str) != Some(expected.as_str()) {
-            let refusal = json!({"type":"error","code":"AUTH_FAILED","message":"Invalid worker secret"});
+            let refusal =
+                json!({"type":"error","code":"AUTH_FAILED","message":"Invalid worker secret"});
             let _ = socket.send(Message::text(refusal.to_string())).await;
             let _ = socket.send(Message::Close(None)).await;
             return;
@@ -101,11 +112,19 @@ async fn serve_worker(mut socket: WebSocket, app: App) {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
 }
 
 fn status(code: u16, text: &str) -> Response {
-    (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), text.to_string()).into_response()
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        text.to_string(),
+    )
+        .into_response()
 }
 
 async fn tarball(Path(job): Path<String>, State(app): State<App>, headers: HeaderMap) -> Response {
@@ -124,7 +143,13 @@ async fn tarball(Path(job): Path<String>, State(app): State<App>, headers: Heade
     if let Some(TarballFailure::Status(code)) = failure {
         return status(code, "refused");
     }
-    let Some((token, data)) = shared.jobs.lock().unwrap().get(&job).map(|j| (j.token.clone(), j.tarball.clone())) else {
+    let Some((token, data)) = shared
+        .jobs
+        .lock()
+        .unwrap()
+        .get(&job)
+        .map(|j| (j.token.clone(), j.tarball.clone()))
+    else {
         return status(404, "no tarball");
     };
     if bearer(&headers) != Some(token.as_str()) {
@@ -134,8 +159,10 @@ async fn tarball(Path(job): Path<String>, State(app): State<App>, headers: Heade
     if let Some(TarballFailure::CutHalfway) = failure {
         let total = text.len();
         let half = Bytes::from(text.into_bytes()).slice(..total / 2);
-        let parts: Vec<Result<Bytes, std::io::Error>> =
-            vec![Ok(half), Err(std::io::Error::other("connection cut by the test hub"))];
+        let parts: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(half),
+            Err(std::io::Error::other("connection cut by the test hub")),
+        ];
         return Response::builder()
             .header(header::CONTENT_TYPE, "text/plain")
             .header(header::CONTENT_LENGTH, total)
@@ -151,7 +178,12 @@ async fn drain(body: Body) {
     while let Some(Ok(_)) = stream.next().await {}
 }
 
-async fn upload(Path(job): Path<String>, State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+async fn upload(
+    Path(job): Path<String>,
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let shared = app.shared.clone();
     let failure = {
         let mut failures = shared.upload_failures.lock().unwrap();
@@ -168,7 +200,13 @@ async fn upload(Path(job): Path<String>, State(app): State<App>, headers: Header
         drain(body).await;
         return status(code, "upload refused by the test hub");
     }
-    let Some(token) = shared.jobs.lock().unwrap().get(&job).map(|j| j.token.clone()) else {
+    let Some(token) = shared
+        .jobs
+        .lock()
+        .unwrap()
+        .get(&job)
+        .map(|j| j.token.clone())
+    else {
         drain(body).await;
         return status(404, "unknown job");
     };
@@ -176,10 +214,17 @@ async fn upload(Path(job): Path<String>, State(app): State<App>, headers: Header
         drain(body).await;
         return status(403, "bad token");
     }
-    let header_str = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let (Some(name), Some(declared), Some(target)) =
-        (header_str("x-artifact-name"), header_str("x-artifact-sha256"), header_str("x-artifact-target"))
-    else {
+    let header_str = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (Some(name), Some(declared), Some(target)) = (
+        header_str("x-artifact-name"),
+        header_str("x-artifact-sha256"),
+        header_str("x-artifact-target"),
+    ) else {
         drain(body).await;
         return status(400, "missing x-artifact-* header");
     };
@@ -195,7 +240,9 @@ async fn upload(Path(job): Path<String>, State(app): State<App>, headers: Header
     let mut decoded = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else { return status(400, "body stream failed") };
+        let Ok(chunk) = chunk else {
+            return status(400, "body stream failed");
+        };
         decoded.clear();
         if let Err(e) = decoder.push(&chunk, &mut decoded) {
             return status(400, &e);
