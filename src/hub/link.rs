@@ -118,12 +118,32 @@ pub async fn run_link(mut setup: LinkSetup) {
         if setup.metrics.link_state() != LinkState::AuthFailed {
             setup.metrics.set_link_state(LinkState::WaitingToReconnect);
         }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = setup.stop.cancelled() => break,
+        if !wait_before_reconnect(delay, &mut setup, &mut carry).await {
+            break;
         }
     }
     setup.metrics.set_link_state(LinkState::Closed);
+}
+
+/// Sleeps `delay`; returns false when the link should end instead (stopped, or the
+/// scheduler is done and nothing is left to send).
+async fn wait_before_reconnect(
+    delay: Duration,
+    setup: &mut LinkSetup,
+    carry: &mut Option<WorkerFrame>,
+) -> bool {
+    let sleep = tokio::time::sleep(delay);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = &mut sleep => return true,
+            _ = setup.stop.cancelled() => return false,
+            frame = setup.outgoing.recv(), if carry.is_none() => match frame {
+                None => return false,
+                Some(frame) => *carry = Some(frame),
+            },
+        }
+    }
 }
 
 type Socket =
