@@ -101,6 +101,36 @@ impl Default for LogLimits {
     }
 }
 
+/// Timings of the hub link. Production values by default; tests shorten them.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkTimings {
+    /// WebSocket Ping interval, idle and busy.
+    pub ping_interval: Duration,
+    /// Nothing received (pongs included) for this long: the link is dead.
+    pub silence_timeout: Duration,
+    /// First reconnect window; doubles per failed attempt.
+    pub backoff_initial: Duration,
+    /// Largest reconnect window.
+    pub backoff_max: Duration,
+    /// A connection up this long resets the backoff window.
+    pub healthy_after: Duration,
+    /// Minimum wait after the hub answered `AUTH_FAILED`.
+    pub auth_failed_backoff: Duration,
+}
+
+impl Default for LinkTimings {
+    fn default() -> Self {
+        LinkTimings {
+            ping_interval: Duration::from_secs(30),
+            silence_timeout: Duration::from_secs(90),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(64),
+            healthy_after: Duration::from_secs(60),
+            auth_failed_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
 /// Container resource limits and hardening knobs.
 #[derive(Clone, Debug)]
 pub struct DockerConfig {
@@ -135,6 +165,8 @@ pub struct Config {
     pub log_filter: String,
     pub metrics_addr: Option<SocketAddr>,
     pub signing: SigningEndpoints,
+    /// Hub link timings (not read from the environment).
+    pub link: LinkTimings,
 }
 
 /// Default toolchain image for the host OS (built from `images/`).
@@ -319,6 +351,7 @@ impl Config {
             log_filter: var("PERRY_LOG").unwrap_or_else(|| "info".into()),
             metrics_addr,
             signing,
+            link: LinkTimings::default(),
         })
     }
 
