@@ -1,1 +1,102 @@
-//! The link to the Perry Hub: wire protocol, connection, and the job scheduler.
+//! The worker service: the link to the Perry Hub, the wire protocol, and the job scheduler.
+//!
+//! [`run_worker`] wires the pieces: the [`link`] task owns the WebSocket and turns frames
+//! into [`protocol::HubFrame`]s; the [`scheduler`] decides which job runs when; each job runs
+//! through [`job_run`], reporting via a masked, rate-limited [`sink::HubEventSink`] into one
+//! bounded outgoing channel that the link drains. [`status`] optionally serves `/healthz` and
+//! `/metrics`.
+
+pub mod backoff;
+pub mod job_run;
+pub mod link;
+mod logging;
+pub mod metrics;
+pub mod protocol;
+pub mod scheduler;
+pub mod sink;
+pub mod status;
+pub mod update;
+
+pub use logging::init_tracing;
+
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::sandbox::Runner;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Frames waiting for the link. Bounded: a log flood drops lines instead of growing memory.
+const OUTGOING_CAPACITY: usize = 1024;
+/// Hub frames waiting for the scheduler.
+const INCOMING_CAPACITY: usize = 64;
+/// Time allowed to flush the last frames and close the link after the jobs ended.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs the worker until `shutdown` fires and the running jobs have drained (or were
+/// cancelled at the drain deadline and reported), then closes the link.
+pub async fn run_worker(
+    config: Arc<Config>,
+    pipeline: Arc<dyn Pipeline>,
+    runner: Arc<dyn Runner>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(metrics::WorkerMetrics::new(config.max_concurrent));
+    let status_stop = CancellationToken::new();
+    let _status_guard = status_stop.clone().drop_guard();
+    if let Some(addr) = config.metrics_addr {
+        status::serve_status(addr, metrics.clone(), status_stop.clone()).await?;
+    }
+
+    let perry_version = update::perry_version(&config.perry_binary).await;
+    let hello = protocol::WorkerFrame::WorkerHello {
+        name: config.worker_name.clone(),
+        capabilities: config.capabilities.clone(),
+        secret: config.worker_secret.clone(),
+        perry_version,
+        max_concurrent: config.max_concurrent,
+    };
+    tracing::info!(
+        name = %config.worker_name,
+        capabilities = ?config.capabilities,
+        slots = config.max_concurrent,
+        runner = %runner.describe(),
+        "starting worker"
+    );
+
+    let (out_tx, out_rx) = mpsc::channel(OUTGOING_CAPACITY);
+    let (in_tx, in_rx) = mpsc::channel(INCOMING_CAPACITY);
+    let link_stop = CancellationToken::new();
+    let mut link = tokio::spawn(link::run_link(link::LinkSetup {
+        url: config.hub_url.clone(),
+        hello,
+        timings: config.link,
+        metrics: metrics.clone(),
+        incoming: in_tx,
+        outgoing: out_rx,
+        stop: link_stop.clone(),
+    }));
+
+    let env = Arc::new(job_run::JobEnv {
+        config: config.clone(),
+        pipeline,
+        runner,
+        http: crate::job::transfer::http_client(),
+        out: out_tx,
+        metrics,
+    });
+    scheduler::Scheduler::new(env).run(in_rx, shutdown).await;
+
+    // Every sender is gone now: the link sends what is left, closes, and returns.
+    if tokio::time::timeout(FLUSH_TIMEOUT, &mut link)
+        .await
+        .is_err()
+    {
+        tracing::warn!("could not flush the last frames to the hub in time; closing anyway");
+        link_stop.cancel();
+        let _ = link.await;
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! The WebSocket link to the hub: connect, say hello, keep alive, reconnect.
+//!
+//! One task owns the socket. It sends `worker_hello` first on every connection, then
+//! forwards frames from the bounded outgoing channel and hands parsed hub frames to the
+//! scheduler. It sends a WebSocket Ping every `ping_interval` whether idle or busy, answers
+//! Pings, and declares the link dead after `silence_timeout` without any frame. Lost links
+//! are retried with [`Backoff`] (reset after a healthy minute); `AUTH_FAILED` is logged once
+//! per attempt in plain words and retried no sooner than `auth_failed_backoff`.
+//! The link ends when the outgoing channel closes (the scheduler is done: close cleanly
+//! after the last frame) or when `stop` is cancelled.
+
+use super::backoff::Backoff;
+use super::metrics::{LinkState, WorkerMetrics};
+use super::protocol::{parse_hub_frame, HubFrame, WorkerFrame};
+use crate::config::LinkTimings;
+use futures_util::{SinkExt, StreamExt};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+/// Largest frame accepted from the hub (a job_assign is a few KiB; be generous).
+const MAX_INCOMING_FRAME: usize = 32 << 20;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything the link task needs.
+pub struct LinkSetup {
+    pub url: String,
+    pub hello: WorkerFrame,
+    pub timings: LinkTimings,
+    pub metrics: Arc<WorkerMetrics>,
+    /// Parsed hub frames for the scheduler.
+    pub incoming: mpsc::Sender<HubFrame>,
+    /// Frames to send; the link ends cleanly once every sender is gone and it is empty.
+    pub outgoing: mpsc::Receiver<WorkerFrame>,
+    /// Hard stop (used when a clean close takes too long).
+    pub stop: CancellationToken,
+}
+
+/// Why one connection ended.
+enum ConnectionEnd {
+    /// Nothing more to send: closed cleanly.
+    Finished,
+    Stopped,
+    AuthFailed(String),
+    Lost(String),
+}
+
+/// Runs the link until the outgoing channel is closed and drained, or `stop` fires.
+pub async fn run_link(mut setup: LinkSetup) {
+    let timings = setup.timings;
+    let mut backoff = Backoff::new(timings.backoff_initial, timings.backoff_max);
+    // A frame taken from the channel whose send failed: sent first on the next connection.
+    let mut carry: Option<WorkerFrame> = None;
+    let mut first_attempt = true;
+    loop {
+        if setup.stop.is_cancelled() {
+            break;
+        }
+        if !first_attempt {
+            setup.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        first_attempt = false;
+        setup.metrics.set_link_state(LinkState::Connecting);
+        let ws_config = WebSocketConfig::default()
+            .max_frame_size(Some(MAX_INCOMING_FRAME))
+            .max_message_size(Some(MAX_INCOMING_FRAME));
+        let connecting = tokio_tungstenite::connect_async_with_config(
+            setup.url.as_str(),
+            Some(ws_config),
+            false,
+        );
+        let delay = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok((ws, _response))) => {
+                tracing::info!(url = %setup.url, "connected to the hub");
+                setup.metrics.set_link_state(LinkState::Connected);
+                let connected_at = Instant::now();
+                match serve_connection(ws, &mut setup, &mut carry).await {
+                    ConnectionEnd::Finished | ConnectionEnd::Stopped => break,
+                    ConnectionEnd::AuthFailed(message) => {
+                        setup.metrics.set_link_state(LinkState::AuthFailed);
+                        let wait = backoff.next_delay().max(timings.auth_failed_backoff);
+                        tracing::error!(
+                            "the hub rejected this worker's secret (AUTH_FAILED: {message}); check \
+                             PERRY_HUB_WORKER_SECRET. Retrying in {} s",
+                            wait.as_secs()
+                        );
+                        wait
+                    }
+                    ConnectionEnd::Lost(reason) => {
+                        if connected_at.elapsed() >= timings.healthy_after {
+                            backoff.reset();
+                        }
+                        let wait = backoff.next_delay();
+                        tracing::warn!(
+                            "hub link lost ({reason}); reconnecting in {:.1} s",
+                            wait.as_secs_f64()
+                        );
+                        wait
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                let wait = backoff.next_delay();
+                tracing::warn!(url = %setup.url, "cannot connect to the hub ({e}); retrying in {:.1} s", wait.as_secs_f64());
+                wait
+            }
+            Err(_) => {
+                let wait = backoff.next_delay();
+                tracing::warn!(url = %setup.url, "connecting to the hub timed out; retrying in {:.1} s", wait.as_secs_f64());
+                wait
+            }
+        };
+        if setup.metrics.link_state() != LinkState::AuthFailed {
+            setup.metrics.set_link_state(LinkState::WaitingToReconnect);
+        }
+        if !wait_before_reconnect(delay, &mut setup, &mut carry).await {
+            break;
+        }
+    }
+    setup.metrics.set_link_state(LinkState::Closed);
+}
+
+/// Sleeps `delay`; returns false when the link should end instead (stopped, or the
+/// scheduler is done and nothing is left to send).
+async fn wait_before_reconnect(
+    delay: Duration,
+    setup: &mut LinkSetup,
+    carry: &mut Option<WorkerFrame>,
+) -> bool {
+    let sleep = tokio::time::sleep(delay);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = &mut sleep => return true,
+            _ = setup.stop.cancelled() => return false,
+            frame = setup.outgoing.recv(), if carry.is_none() => match frame {
+                None => return false,
+                Some(frame) => *carry = Some(frame),
+            },
+        }
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn serve_connection(
+    ws: Socket,
+    setup: &mut LinkSetup,
+    carry: &mut Option<WorkerFrame>,
+) -> ConnectionEnd {
+    let (mut write, mut read) = ws.split();
+    if let Err(e) = write.send(Message::text(setup.hello.to_json())).await {
+        return ConnectionEnd::Lost(format!("sending worker_hello failed: {e}"));
+    }
+    if let Some(frame) = carry.take() {
+        if let Err(e) = write.send(Message::text(frame.to_json())).await {
+            *carry = Some(frame);
+            return ConnectionEnd::Lost(format!("send failed: {e}"));
+        }
+    }
+    let timings = setup.timings;
+    let mut ping = tokio::time::interval_at(
+        Instant::now() + timings.ping_interval,
+        timings.ping_interval,
+    );
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    loop {
+        let silence_deadline = last_heard + timings.silence_timeout;
+        tokio::select! {
+            _ = setup.stop.cancelled() => {
+                let _ = write.send(Message::Close(None)).await;
+                return ConnectionEnd::Stopped;
+            }
+            message = read.next() => {
+                last_heard = Instant::now();
+                let message = match message {
+                    None => return ConnectionEnd::Lost("the hub closed the connection".into()),
+                    Some(Err(e)) => return ConnectionEnd::Lost(e.to_string()),
+                    Some(Ok(m)) => m,
+                };
+                match message {
+                    Message::Text(text) => match parse_hub_frame(text.as_str()) {
+                        Ok(HubFrame::Error { code, message }) if code == "AUTH_FAILED" => {
+                            return ConnectionEnd::AuthFailed(message);
+                        }
+                        Ok(HubFrame::Error { code, message }) => {
+                            tracing::warn!("the hub reported an error: {code}: {message}");
+                        }
+                        Ok(HubFrame::Distribute { kind, job_id, reason }) => {
+                            tracing::info!(job_id = job_id.as_deref().unwrap_or(""), "hub sent {kind} ({})", reason.as_deref().unwrap_or("no reason"));
+                        }
+                        Ok(frame) => {
+                            if setup.incoming.send(frame).await.is_err() {
+                                tracing::warn!("scheduler is gone; ignoring hub frame");
+                            }
+                        }
+                        // Never log the frame itself: it may carry credentials.
+                        Err(e) => tracing::warn!("ignoring a hub frame of {} bytes: {e}", text.len()),
+                    },
+                    Message::Binary(bytes) => {
+                        tracing::warn!("ignoring a binary hub frame of {} bytes", bytes.len());
+                    }
+                    Message::Ping(payload) => {
+                        if let Err(e) = write.send(Message::Pong(payload)).await {
+                            return ConnectionEnd::Lost(format!("answering a ping failed: {e}"));
+                        }
+                    }
+                    Message::Pong(_) | Message::Frame(_) => {}
+                    Message::Close(_) => return ConnectionEnd::Lost("the hub closed the connection".into()),
+                }
+            }
+            frame = setup.outgoing.recv() => {
+                let Some(frame) = frame else {
+                    let _ = write.send(Message::Close(None)).await;
+                    let _ = write.flush().await;
+                    return ConnectionEnd::Finished;
+                };
+                if let Err(e) = write.send(Message::text(frame.to_json())).await {
+                    *carry = Some(frame);
+                    return ConnectionEnd::Lost(format!("send failed: {e}"));
+                }
+            }
+            _ = ping.tick() => {
+                if let Err(e) = write.send(Message::Ping(Default::default())).await {
+                    return ConnectionEnd::Lost(format!("ping failed: {e}"));
+                }
+            }
+            _ = tokio::time::sleep_until(silence_deadline) => {
+                return ConnectionEnd::Lost(format!(
+                    "nothing heard for {} s",
+                    timings.silence_timeout.as_secs()
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The hub link against the in-process test hub: hello, secret and AUTH_FAILED, pings,
+//! hostile frames, hub restart mid-job.
+
+mod hub_support;
+
+use hub_support::*;
+use perry_ship_windows::testhub::{Outbound, TestHub, TestHubOptions};
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_has_the_protocol_fields_and_the_secret() {
+    let hub = TestHub::start_with(TestHubOptions {
+        secret: Some("s3cret-worker".into()),
+    })
+    .await
+    .unwrap();
+    let worker = start_worker(
+        &hub,
+        &[
+            ("PERRY_HUB_WORKER_SECRET", "s3cret-worker"),
+            ("PERRY_MAX_CONCURRENT_BUILDS", "3"),
+            ("PERRY_WORKER_CAPABILITIES", "windows-sign"),
+            ("PERRY_WORKER_NAME", "win-07"),
+        ],
+        |_| {},
+    );
+    let hello = hub.wait_for_hello(1, WAIT).await.unwrap().json;
+    assert_eq!(
+        hello,
+        json!({"type":"worker_hello","name":"win-07","capabilities":["windows-sign"],
+               "secret":"s3cret-worker","max_concurrent":3}),
+        "no perry_version: the perry binary does not exist"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_omits_an_unset_secret_and_reports_the_perry_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let perry = dir.path().join("perry");
+    std::fs::write(&perry, "#!/bin/sh\necho 'perry 0.5.3'\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&perry, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hub = TestHub::start().await.unwrap();
+    let worker = start_worker(&hub, &[], |c| c.perry_binary = perry.display().to_string());
+    let hello = hub.wait_for_hello(1, WAIT).await.unwrap().json;
+    assert!(hello.get("secret").is_none(), "{hello}");
+    assert_eq!(hello["perry_version"], "0.5.3");
+    assert_eq!(hello["capabilities"], json!(["windows", "windows-sign"]));
+    assert_eq!(hello["max_concurrent"], 1);
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_failed_backs_off_for_minutes() {
+    let hub = TestHub::start_with(TestHubOptions {
+        secret: Some("right".into()),
+    })
+    .await
+    .unwrap();
+    let worker = start_worker(&hub, &[("PERRY_HUB_WORKER_SECRET", "wrong")], |_| {});
+    hub.wait_for(WAIT, |f| f.kind() == "worker_hello")
+        .await
+        .unwrap();
+    // Ordinary backoff in tests is ≤ 400 ms; after AUTH_FAILED the worker must stay away.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        hub.connections(),
+        1,
+        "the worker retried right after AUTH_FAILED"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_flow_while_idle_and_while_busy() {
+    let hub = TestHub::start().await.unwrap();
+    let worker = connected_worker(&hub, &[]).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let idle = hub.pings();
+    assert!(idle >= 2, "idle pings: {idle}");
+    assign(&hub, "busy", json!({"sleep_ms": 1_600}));
+    hub.wait_for(WAIT, |f| {
+        f.kind() == "stage" && f.json["stage"] == "compiling"
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert!(
+        hub.pings() >= idle + 2,
+        "busy pings: {} after {idle}",
+        hub.pings()
+    );
+    hub.wait_for_complete("busy", WAIT).await.unwrap();
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_frames_are_ignored_and_a_valid_job_still_runs() {
+    let hub = TestHub::start().await.unwrap();
+    let worker = connected_worker(&hub, &[]).await;
+    let junk = [
+        Outbound::Text("this is not json".into()),
+        Outbound::Text("[1,2,3]".into()),
+        Outbound::Text("{\"no_type\":1}".into()),
+        Outbound::Text("{\"type\":\"launch_missiles\"}".into()),
+        Outbound::Text("{\"type\":\"job_assign\",\"job_id\":\"half\"}".into()),
+        Outbound::Text("{\"type\":\"job_assign\",\"job_id\":42,\"auth_token\":\"t\"}".into()),
+        Outbound::Text("{\"type\":\"cancel\",\"job_id\":\"nobody\"}".into()),
+        Outbound::Text("{\"type\":\"cancel\"}".into()),
+        Outbound::Text("{\"type\":\"proceed_distribute\",\"job_id\":\"x\"}".into()),
+        Outbound::Text("{\"type\":\"error\",\"code\":\"QUEUE_FULL\",\"message\":\"busy\"}".into()),
+        Outbound::Binary(vec![0, 159, 146, 150]),
+        Outbound::Text(format!(
+            "{{\"type\":\"log\",\"pad\":\"{}\"}}",
+            "x".repeat(16 << 20)
+        )),
+    ];
+    for message in junk {
+        hub.send(message).unwrap();
+    }
+    assign(&hub, "after-junk", json!({}));
+    let complete = hub.wait_for_complete("after-junk", WAIT).await.unwrap();
+    assert_eq!(complete.json["success"], true);
+    assert_eq!(
+        hub.connections(),
+        1,
+        "the link survived every hostile frame"
+    );
+    settle().await;
+    let job_ids: Vec<_> = hub
+        .frames()
+        .iter()
+        .filter_map(|f| f.job_id().map(str::to_string))
+        .collect();
+    assert!(
+        job_ids.iter().all(|j| j == "after-junk"),
+        "no frames for junk jobs: {job_ids:?}"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_restart_mid_job_reconnects_with_a_new_hello() {
+    let mut hub = TestHub::start().await.unwrap();
+    let worker = connected_worker(&hub, &[]).await;
+    assign(&hub, "survivor", json!({"sleep_ms": 1_500}));
+    hub.wait_for(WAIT, |f| {
+        f.kind() == "stage" && f.json["stage"] == "compiling"
+    })
+    .await
+    .unwrap();
+    hub.stop().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    hub.restart().await.unwrap();
+    let second = hub.wait_for_hello(2, WAIT).await.unwrap();
+    assert_eq!(second.connection, 2);
+    // The job kept running; its last frames arrive on the new connection.
+    let complete = hub.wait_for_complete("survivor", WAIT).await.unwrap();
+    assert_eq!(complete.json["success"], true);
+    assert_eq!(complete.connection, 2);
+    assert_eq!(hub.uploads().len(), 1);
+    let hellos = hub
+        .frames()
+        .iter()
+        .filter(|f| f.kind() == "worker_hello")
+        .count();
+    assert_eq!(hellos, 2);
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_keeps_retrying_until_the_hub_appears() {
+    let mut hub = TestHub::start().await.unwrap();
+    hub.stop().await;
+    let worker = start_worker(&hub, &[], |_| {});
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    hub.restart().await.unwrap();
+    hub.wait_for_hello(1, WAIT).await.unwrap();
+    assign(&hub, "late", json!({}));
+    assert_eq!(
+        hub.wait_for_complete("late", WAIT).await.unwrap().json["success"],
+        true
+    );
+    worker.stop().await;
+}
