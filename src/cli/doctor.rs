@@ -71,7 +71,13 @@ async fn check_docker(config: &Config, report: &mut Report) {
         Err(e) => report.fail("docker engine", &format!("{e:#}"), "start dockerd (scripts/start-docker.sh) or set DOCKER_HOST"),
         Ok(runner) => match runner.check(&config.docker.image).await {
             Ok(info) => {
-                report.ok("docker engine", &info.to_string());
+                report.ok(
+                    "docker engine",
+                    &format!(
+                        "{} (engine {}, API {}, {} containers)",
+                        info.endpoint, info.engine_version, info.api_version, info.os
+                    ),
+                );
                 report.ok("toolchain image", &config.docker.image);
             }
             Err(e) => report.fail(

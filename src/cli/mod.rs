@@ -26,3 +26,24 @@ pub async fn make_runner(config: &Config) -> anyhow::Result<Arc<dyn Runner>> {
         Ok(Arc::new(HostRunner::new()))
     }
 }
+
+/// Like [`make_runner`], for the long-running worker: with Docker, first checks the engine
+/// and image (a clear error instead of failing every job) and removes containers that a
+/// previous run of this worker left behind when it crashed.
+pub async fn make_worker_runner(config: &Config) -> anyhow::Result<Arc<dyn Runner>> {
+    if !config.docker.enabled {
+        return Ok(Arc::new(HostRunner::new()));
+    }
+    let runner = DockerRunner::new(config)?;
+    let info = runner.check(&config.docker.image).await?;
+    tracing::info!(
+        "docker engine {} (API {}) at {}, image {}",
+        info.engine_version,
+        info.api_version,
+        info.endpoint,
+        info.image
+    );
+    let reaped = runner.reap_orphans(&config.worker_name).await?;
+    tracing::info!("removed {reaped} leftover container(s) of worker {}", config.worker_name);
+    Ok(Arc::new(runner))
+}

@@ -11,7 +11,7 @@ pub async fn run() -> ExitCode {
         Err(code) => return code,
     };
     crate::hub::init_tracing(&config);
-    let runner = match super::make_runner(&config).await {
+    let runner = match super::make_worker_runner(&config).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot set up the build runner: {e:#}");

@@ -1,0 +1,183 @@
+//! Shared harness of the end-to-end tests: a test hub, a worker running the real
+//! `WindowsPipeline` with Docker containers, project tarballs and frame assertions.
+#![allow(dead_code)]
+
+use flate2::write::GzEncoder;
+use perry_ship_windows::config::Config;
+use perry_ship_windows::hub::run_worker;
+use perry_ship_windows::pipeline::windows::WindowsPipeline;
+use perry_ship_windows::sandbox::docker::DockerRunner;
+use perry_ship_windows::testhub::{ReceivedFrame, TestHub};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello")
+}
+
+/// A gzip tarball of `dir` with paths relative to it (no top-level folder), like `perry publish`.
+pub fn tarball_of(dir: &Path) -> Vec<u8> {
+    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", dir).expect("tar the project");
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A copy of the example project whose entry file carries `marker` (for the stand-in compiler).
+pub fn example_with_marker(dir: &Path, marker: &str) -> PathBuf {
+    let project = dir.join("project");
+    copy_dir(&example_dir(), &project);
+    let main = project.join("src/main.ts");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, format!("// {marker}\n{text}")).unwrap();
+    project
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The example's manifest (from its perry.toml) with `windows_distribute` set.
+pub fn example_manifest(distribute: &str) -> Value {
+    let mut m = perry_ship_windows::cli::project::manifest_from_perry_toml(&example_dir()).unwrap();
+    m["windows_distribute"] = Value::from(distribute);
+    m
+}
+
+pub struct Worker {
+    pub hub: TestHub,
+    pub runner: Arc<DockerRunner>,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub work_dir: tempfile::TempDir,
+    pub name: String,
+}
+
+/// Starts a test hub and a Docker-backed worker connected to it. `None` when the engine or
+/// the toolchain image is missing outside CI (under `CI=true` that panics instead).
+pub async fn start_worker(extra_env: &[(&str, &str)]) -> Option<Worker> {
+    let docker = crate::common::require_docker().await?;
+    let image = crate::common::toolchain_image();
+    if !crate::common::require_image(&docker, &image).await {
+        return None;
+    }
+    let hub = TestHub::start().await.expect("test hub");
+    let work_dir = tempfile::tempdir().unwrap();
+    let name = format!("e2e-{}", uuid::Uuid::new_v4().simple());
+    let ws = hub.ws_url();
+    let work = work_dir.path().to_string_lossy().into_owned();
+    let mut env: Vec<(&str, &str)> = vec![
+        ("PERRY_HUB_URL", ws.as_str()),
+        ("PERRY_DOCKER_ENABLED", "true"),
+        ("PERRY_DOCKER_IMAGE", image.as_str()),
+        ("PERRY_WORK_DIR", work.as_str()),
+        ("PERRY_WORKER_NAME", name.as_str()),
+        ("PERRY_MIN_FREE_DISK", "1m"),
+        ("PERRY_DOCKER_MEMORY", "1g"),
+    ];
+    env.extend_from_slice(extra_env);
+    let config = Arc::new(Config::for_tests(&env));
+    let runner = Arc::new(DockerRunner::new(&config).expect("docker runner"));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run_worker(
+        config,
+        Arc::new(WindowsPipeline),
+        runner.clone(),
+        shutdown.clone(),
+    ));
+    hub.wait_for_hello(1, Duration::from_secs(20)).await.expect("worker says hello");
+    Some(Worker { hub, runner, shutdown, task, work_dir, name })
+}
+
+impl Worker {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+    }
+}
+
+/// Asserts the protocol shape of one job's frames: every frame has the job id, stages only
+/// move forward, `complete` is last and carries every field the CLI needs.
+pub fn assert_protocol_sequence(frames: &[ReceivedFrame], job_id: &str, success: bool) {
+    assert!(!frames.is_empty(), "no frames for {job_id}");
+    const ORDER: [&str; 8] = [
+        "extracting",
+        "compiling",
+        "generating_assets",
+        "bundling",
+        "signing",
+        "packaging",
+        "uploading",
+        "complete",
+    ];
+    let mut last_stage = 0;
+    for f in frames {
+        assert_eq!(f.job_id(), Some(job_id), "frame without job_id: {}", f.raw);
+        if f.kind() == "stage" {
+            let stage = f.json["stage"].as_str().unwrap();
+            let pos = ORDER.iter().position(|s| *s == stage).unwrap_or_else(|| panic!("unknown stage {stage}"));
+            assert!(pos >= last_stage, "stage {stage} after {}", ORDER[last_stage]);
+            last_stage = pos;
+        }
+        if f.kind() == "progress" {
+            let p = f.json["percent"].as_u64().expect("integer percent");
+            assert!(p <= 100);
+        }
+    }
+    let last = frames.last().unwrap();
+    assert_eq!(last.kind(), "complete", "complete is not last: {}", last.raw);
+    for field in ["job_id", "success", "duration_secs", "artifacts"] {
+        assert!(last.json.get(field).is_some(), "complete lacks {field}");
+    }
+    assert_eq!(last.json["success"], Value::Bool(success), "{}", last.raw);
+    let errors: Vec<_> = frames.iter().filter(|f| f.kind() == "error").collect();
+    if success {
+        assert!(errors.is_empty(), "error frames in a successful job: {:?}", errors.iter().map(|f| &f.raw).collect::<Vec<_>>());
+    } else {
+        assert_eq!(errors.len(), 1, "exactly one error frame expected");
+        let pos_err = frames.iter().position(|f| f.kind() == "error").unwrap();
+        assert_eq!(pos_err, frames.len() - 2, "error must come right before complete");
+    }
+}
+
+/// Containers (running or not) that carry this job's label.
+pub async fn containers_of_job(job_id: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label=perry-ship.job={job_id}")])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+}
+
+/// `7z l -slt` paths of an archive (NSIS installers included).
+pub fn seven_zip_paths(archive: &Path) -> Vec<String> {
+    let out = std::process::Command::new("7z").arg("l").arg("-slt").arg(archive).output().expect("7z");
+    assert!(out.status.success(), "7z l failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Path = "))
+        .map(|p| p.replace('\\', "/"))
+        .collect()
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut f = std::fs::File::open(path).unwrap();
+    std::io::copy(&mut f, &mut hasher).unwrap();
+    hex::encode(hasher.finalize())
+}
