@@ -123,7 +123,7 @@ fn script_installs_and_removes_exactly_the_bundle() {
     for f in BUNDLE_FILES {
         let del = format!(
             "Delete \"$INSTDIR\\{}\"",
-            f.replace('/', "\\").replace('$', "$$")
+            f.replace('/', "\\").replace('$', "${U+24}${U+24}")
         );
         assert_eq!(script.matches(&del).count(), 1, "{del}");
     }

@@ -7,7 +7,7 @@
 //! the script; the real names only appear as escaped runtime strings.
 
 use super::bundle::BundleListing;
-use super::escape::nsis_string;
+use super::escape::{nsis_string, nsis_version_string};
 use super::template::{render, INSTALLER_NSI};
 use super::{AppInfo, Bundle, PackageError};
 use crate::sandbox::{Runner, Step, StepContext, StepInput};
@@ -69,6 +69,7 @@ fn render_with_listing(
     has_icon: bool,
 ) -> Result<String, PackageError> {
     let q = nsis_string;
+    let vi = nsis_version_string;
     let mut install = String::new();
     let mut uninstall = String::new();
     // Root first, then each folder (sorted, so parents precede children); files by folder.
@@ -136,7 +137,6 @@ fn render_with_listing(
             ("version_display", &q("version", &app.version_display)?),
             ("version4", &app.version_string4()),
             ("publisher", &q("company_name", &app.publisher)?),
-            ("copyright", &q("copyright", &app.copyright)?),
             ("description", &q("file_description", &app.description)?),
             ("exe_name", &q("exe_name", &bundle.exe_name)?),
             ("reg_key", &q("bundle_id", &app.bundle_id)?),
@@ -145,6 +145,11 @@ fn render_with_listing(
             ("uninstall_files", uninstall.trim_end()),
             ("uninstall_dirs", uninstall_dirs.trim_end()),
             ("estimated_size_kib", &estimated_kib.to_string()),
+            ("vi_app_name", &vi("app_name", &app.app_name)?),
+            ("vi_publisher", &vi("company_name", &app.publisher)?),
+            ("vi_copyright", &vi("copyright", &app.copyright)?),
+            ("vi_description", &vi("file_description", &app.description)?),
+            ("vi_version_display", &vi("version", &app.version_display)?),
         ],
     )
 }
