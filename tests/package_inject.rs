@@ -10,6 +10,7 @@ use perry_ship_windows::package::msix::manifest::appx_manifest;
 use perry_ship_windows::package::nsis::{build_installer, render_installer_script};
 use perry_ship_windows::package::resources::{app_manifest, embed_resources, read_resources};
 use perry_ship_windows::package::{ascii_file_name, AppInfo};
+use perry_ship_windows::sandbox::host::HostRunner;
 use std::path::Path;
 use std::time::Duration;
 
@@ -99,8 +100,8 @@ async fn build(
     let out = tmp.join("out");
     std::fs::create_dir_all(&out).unwrap();
     build_installer(
-        &LocalRunner,
-        &step_context(&out),
+        &HostRunner::new(),
+        &step_context(&out).0,
         "unused",
         "makensis",
         bundle,

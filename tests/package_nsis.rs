@@ -6,6 +6,7 @@ mod package_support;
 use package_support::*;
 use perry_ship_windows::package::nsis::{build_installer, render_installer_script};
 use perry_ship_windows::package::resources::read_resources;
+use perry_ship_windows::sandbox::host::HostRunner;
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,9 +20,9 @@ async fn installer_builds_and_lists_every_file_and_the_uninstaller() {
     let app = app_info();
     let out_dir = tmp.path().join("out");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let ctx = step_context(&out_dir);
+    let (ctx, sink) = step_context(&out_dir);
     let setup = build_installer(
-        &LocalRunner,
+        &HostRunner::new(),
         &ctx,
         "unused",
         "makensis",
@@ -33,6 +34,12 @@ async fn installer_builds_and_lists_every_file_and_the_uninstaller() {
     .await
     .expect("installer builds");
     assert_eq!(setup, out_dir.join("Demo App-1.2.3-Setup.exe"));
+    let warnings: Vec<String> = sink
+        .lines()
+        .into_iter()
+        .filter(|l| l.to_lowercase().contains("warning"))
+        .collect();
+    assert!(warnings.is_empty(), "makensis warned: {warnings:?}");
     assert!(
         !tmp.path().join("scratch/nsis-input").exists(),
         "staging folder is removed"
