@@ -8,6 +8,7 @@ Target amd64-unicode
 ManifestDPIAware true
 SetCompressor /SOLID lzma
 SetDateSave off
+{{uninstaller_finalize}}
 RequestExecutionLevel admin
 
 !include "MUI2.nsh"
