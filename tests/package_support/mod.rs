@@ -3,6 +3,8 @@
 //! sandbox's HostRunner, and a strict XML reader.
 #![allow(dead_code)]
 
+pub mod msix_verify;
+
 use perry_ship_windows::events::{CollectingSink, Stage};
 use perry_ship_windows::job::manifest::UacLevel;
 use perry_ship_windows::package::{AppInfo, Bundle};
