@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
+type Attrs = BTreeMap<String, String>;
+
 pub struct Checked {
     pub names: Vec<String>,
     pub manifest: String,
@@ -90,7 +92,7 @@ pub fn verify_msix(path: &Path) -> Checked {
         xml_find(&elems, "BlockMap").attrs["HashMethod"],
         "http://www.w3.org/2001/04/xmlenc#sha256"
     );
-    let mut files: Vec<(BTreeMap<String, String>, Vec<BTreeMap<String, String>>)> = Vec::new();
+    let mut files: Vec<(Attrs, Vec<Attrs>)> = Vec::new();
     for e in &elems {
         match e.path.as_str() {
             "BlockMap/File" => files.push((e.attrs.clone(), vec![])),

@@ -236,7 +236,7 @@ fn write_parts(
     partial: &Path,
     will_sign: bool,
 ) -> Result<WrittenParts, PackageError> {
-    let file = File::create(&partial)
+    let file = File::create(partial)
         .map_err(PackageError::io(format!("creating {}", partial.display())))?;
     let mut w = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
     let mut entries = Vec::new();
