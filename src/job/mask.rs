@@ -51,7 +51,7 @@ impl Masker {
                 }
             }
         }
-        patterns.sort_by(|a, b| b.len().cmp(&a.len()));
+        patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
         Masker { patterns }
     }
 

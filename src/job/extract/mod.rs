@@ -26,7 +26,7 @@ use names::{entry_components, preview, symlink_target};
 use std::io::Read;
 use std::path::Path;
 use tar::EntryType;
-use write::{Budget, Writer};
+use write::{Budget, FileMeta, Writer};
 
 /// Largest PAX extended header accepted.
 const MAX_PAX_BYTES: u64 = 1 << 20;
@@ -165,18 +165,12 @@ pub fn extract_tar<R: Read>(
         let components = entry_components(&name)?;
         match kind {
             EntryType::Regular | EntryType::Continuous => {
-                let size = header.entry_size().map_err(corrupt)?;
-                let mode = header.mode().unwrap_or(0o644);
-                let mtime = header.mtime().unwrap_or(0);
-                stats.bytes += writer.file(
-                    &name,
-                    &components,
-                    &mut entry,
-                    size,
-                    mode,
-                    mtime,
-                    &mut budget,
-                )?;
+                let meta = FileMeta {
+                    declared_size: header.entry_size().map_err(corrupt)?,
+                    mode: header.mode().unwrap_or(0o644),
+                    mtime: header.mtime().unwrap_or(0),
+                };
+                stats.bytes += writer.file(&name, &components, &mut entry, meta, &mut budget)?;
             }
             EntryType::Directory => writer.dir(&name, &components)?,
             EntryType::Symlink => {

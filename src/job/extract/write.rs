@@ -30,6 +30,16 @@ impl Budget {
     }
 }
 
+/// Header facts of a regular file.
+#[derive(Clone, Copy, Debug)]
+pub struct FileMeta {
+    pub declared_size: u64,
+    /// Tar mode; only its execute bits matter.
+    pub mode: u32,
+    /// Seconds since the Unix epoch.
+    pub mtime: u64,
+}
+
 /// Writes entries below `root` (an existing, canonical folder).
 pub struct Writer {
     pub root: PathBuf,
@@ -89,12 +99,10 @@ impl Writer {
         entry: &[u8],
         components: &[String],
         reader: &mut dyn Read,
-        declared_size: u64,
-        mode: u32,
-        mtime: u64,
+        meta: FileMeta,
         budget: &mut Budget,
     ) -> Result<u64, ExtractError> {
-        if budget.used.saturating_add(declared_size) > budget.limit {
+        if budget.used.saturating_add(meta.declared_size) > budget.limit {
             return Err(ExtractError::TooLarge {
                 entry: preview(entry),
                 limit: budget.limit,
@@ -121,7 +129,7 @@ impl Writer {
                 .map_err(|e| io_error(entry, "writing the file", e))?;
             written += n as u64;
         }
-        finish_file(&file, &path, mode, mtime)
+        finish_file(&file, &path, meta.mode, meta.mtime)
             .map_err(|e| io_error(entry, "setting file attributes", e))?;
         Ok(written)
     }
@@ -190,21 +198,16 @@ impl Writer {
         ))?;
         let mut reader =
             File::open(&source).map_err(|e| io_error(entry, "opening the link target", e))?;
-        let mode = if is_executable(&meta) { 0o755 } else { 0o644 };
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
-        self.file(
-            entry,
-            components,
-            &mut reader,
-            meta.len(),
-            mode,
-            mtime,
-            budget,
-        )
+        let file_meta = FileMeta {
+            declared_size: meta.len(),
+            mode: if is_executable(&meta) { 0o755 } else { 0o644 },
+            mtime: meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs()),
+        };
+        self.file(entry, components, &mut reader, file_meta, budget)
     }
 }
 
