@@ -4,246 +4,21 @@
 //! The 512 MiB round trip also checks that the test process's peak memory (VmHWM) grows by
 //! less than 64 MiB, i.e. neither side holds a whole body.
 
-use axum::body::Body;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+#[path = "job_support/transfer_server.rs"]
+mod transfer_server;
+
+use axum::routing::get;
 use axum::Router;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use futures_util::StreamExt;
 use perry_ship_windows::job::transfer::{
     download_tarball, download_tarball_with, http_client, upload_artifact, RetryPolicy,
     TransferError,
 };
 use perry_ship_windows::pipeline::Artifact;
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-const TOKEN: &str = "tok-3f1c9a7e5b";
-/// Raw bytes per generated block (a multiple of 3, so blocks encode independently).
-const BLOCK: usize = 768 * 1024;
-
-/// Deterministic content: one pseudo-random block, with the block index stamped into its
-/// first bytes so that reordered or repeated blocks change the hash.
-struct Pattern {
-    seed_block: Vec<u8>,
-}
-
-impl Pattern {
-    fn new() -> Pattern {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let seed_block = (0..BLOCK)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        Pattern { seed_block }
-    }
-
-    /// Block `index` of a `size`-byte content (the last one may be short).
-    fn block(&self, index: u64, size: u64) -> Vec<u8> {
-        let start = index * BLOCK as u64;
-        let len = (size - start).min(BLOCK as u64) as usize;
-        let mut block = self.seed_block[..len].to_vec();
-        let stamp = index.to_le_bytes();
-        let n = stamp.len().min(len);
-        block[..n].copy_from_slice(&stamp[..n]);
-        block
-    }
-
-    fn blocks(size: u64) -> u64 {
-        size.div_ceil(BLOCK as u64)
-    }
-
-    /// Writes the content to `path`; returns its SHA-256.
-    fn write_file(&self, path: &Path, size: u64) -> String {
-        use std::io::Write;
-        let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-        let mut hasher = Sha256::new();
-        for i in 0..Pattern::blocks(size) {
-            let block = self.block(i, size);
-            hasher.update(&block);
-            file.write_all(&block).unwrap();
-        }
-        file.flush().unwrap();
-        hex::encode(hasher.finalize())
-    }
-
-    fn sha256(&self, size: u64) -> String {
-        let mut hasher = Sha256::new();
-        for i in 0..Pattern::blocks(size) {
-            hasher.update(self.block(i, size));
-        }
-        hex::encode(hasher.finalize())
-    }
-}
-
-/// What the server saw of one upload.
-#[derive(Clone, Debug)]
-struct SeenUpload {
-    name: String,
-    target: String,
-    content_type: String,
-    content_length: Option<u64>,
-    chunked: bool,
-    sha_header: String,
-    sha_actual: String,
-    size: u64,
-    text_len: u64,
-    user_agent: String,
-}
-
-#[derive(Default)]
-struct Hub {
-    pattern: Option<Arc<Pattern>>,
-    /// Size of the served tarball content.
-    tarball_size: AtomicU64,
-    requests: AtomicU32,
-    uploads: Mutex<Vec<SeenUpload>>,
-}
-
-type Shared = Arc<Hub>;
-
-fn authorised(headers: &HeaderMap) -> bool {
-    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"))
-}
-
-async fn tarball(
-    State(hub): State<Shared>,
-    UrlPath(mode): UrlPath<String>,
-    headers: HeaderMap,
-) -> Response {
-    hub.requests.fetch_add(1, Ordering::SeqCst);
-    if !authorised(&headers) || mode == "forbidden" {
-        return (StatusCode::FORBIDDEN, "token unknown").into_response();
-    }
-    let pattern = hub.pattern.clone().unwrap();
-    let size = hub.tarball_size.load(Ordering::SeqCst);
-    let blocks = Pattern::blocks(size);
-    let cut_after = if mode == "cut" { blocks / 2 } else { u64::MAX };
-    // Each block's base64 is split by a newline at an odd offset (whitespace inside a
-    // quantum), and the body ends with whitespace, as the hub may send it.
-    let stream = futures_util::stream::iter(0..=blocks).map(move |i| {
-        if i >= cut_after {
-            return Err(std::io::Error::other("connection cut by the test"));
-        }
-        if i == blocks {
-            return Ok(bytes::Bytes::from_static(b"\n \n"));
-        }
-        let text = STANDARD.encode(pattern.block(i, size));
-        let split = (text.len() / 2) | 1;
-        Ok(bytes::Bytes::from(format!(
-            "{}\n{}\r\n",
-            &text[..split],
-            &text[split..]
-        )))
-    });
-    Response::builder()
-        .header("content-type", "text/plain")
-        .body(Body::from_stream(stream))
-        .unwrap()
-}
-
-async fn artifact(
-    State(hub): State<Shared>,
-    UrlPath(mode): UrlPath<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let n = hub.requests.fetch_add(1, Ordering::SeqCst) + 1;
-    if !authorised(&headers) {
-        return (StatusCode::FORBIDDEN, "bad token").into_response();
-    }
-    match mode.as_str() {
-        "conflict" => return (StatusCode::CONFLICT, "job not running").into_response(),
-        "flaky" if n <= 2 => return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response(),
-        _ => {}
-    }
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    // Decode the base64 text as it arrives and hash the bytes.
-    let mut pending: Vec<u8> = Vec::new();
-    let mut decoded = vec![0u8; 0];
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut text_len = 0u64;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else {
-            return (StatusCode::BAD_REQUEST, "body error").into_response();
-        };
-        text_len += chunk.len() as u64;
-        if [b' ', b'\n', b'\r', b'\t']
-            .iter()
-            .any(|w| chunk.contains(w))
-        {
-            pending.extend(chunk.iter().filter(|b| !b.is_ascii_whitespace()));
-        } else {
-            pending.extend_from_slice(&chunk);
-        }
-        let whole = pending.len() / 4 * 4;
-        if decoded.len() < whole / 4 * 3 {
-            decoded = vec![0u8; whole / 4 * 3];
-        }
-        let Ok(n) = STANDARD.decode_slice(&pending[..whole], &mut decoded) else {
-            return (StatusCode::BAD_REQUEST, "not base64").into_response();
-        };
-        hasher.update(&decoded[..n]);
-        size += n as u64;
-        pending.drain(..whole);
-    }
-    if !pending.is_empty() || text_len == 0 {
-        return (StatusCode::BAD_REQUEST, "truncated or empty body").into_response();
-    }
-    let seen = SeenUpload {
-        name: header("x-artifact-name"),
-        target: header("x-artifact-target"),
-        content_type: header("content-type"),
-        content_length: header("content-length").parse().ok(),
-        chunked: headers.contains_key("transfer-encoding"),
-        sha_header: header("x-artifact-sha256"),
-        sha_actual: hex::encode(hasher.finalize()),
-        size,
-        text_len,
-        user_agent: header("user-agent"),
-    };
-    hub.uploads.lock().unwrap().push(seen);
-    axum::Json(
-        serde_json::json!({"token": "dl", "download_url": "http://127.0.0.1/dl", "size": size}),
-    )
-    .into_response()
-}
-
-/// Starts the server; returns its base URL and state.
-async fn serve(tarball_size: u64) -> (String, Shared) {
-    let hub = Arc::new(Hub {
-        pattern: Some(Arc::new(Pattern::new())),
-        ..Hub::default()
-    });
-    hub.tarball_size.store(tarball_size, Ordering::SeqCst);
-    let app = Router::new()
-        .route("/tarball/{mode}", get(tarball))
-        .route("/artifact/{mode}", post(artifact))
-        .with_state(hub.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), hub)
-}
+use transfer_server::{serve, sha256_file, Pattern, TOKEN};
 
 fn vm_hwm_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -350,21 +125,6 @@ async fn round_trip_of_512_mib_keeps_memory_flat() {
     let growth_mib = (vm_hwm_kib() - before) / 1024;
     println!("peak memory growth over a 512 MiB upload + download: {growth_mib} MiB");
     assert!(growth_mib < 64, "peak memory grew by {growth_mib} MiB");
-}
-
-fn sha256_file(path: &Path) -> String {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).unwrap();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    hex::encode(hasher.finalize())
 }
 
 #[tokio::test]

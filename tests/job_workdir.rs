@@ -1,5 +1,7 @@
 //! Job work folders and the free-disk check.
 
+#![cfg(unix)]
+
 use perry_ship_windows::job::workdir::{ensure_free_disk, free_disk_bytes, JobWorkDir};
 use std::os::unix::fs::PermissionsExt;
 
