@@ -124,3 +124,25 @@ fn debug_does_not_print_patterns() {
     let m = masker(&["very-secret-thing"]);
     assert!(!format!("{m:?}").contains("very-secret"));
 }
+
+#[test]
+fn decoded_base64_secrets_and_their_json_strings_are_replaced() {
+    let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
+    let account = serde_json::json!({
+        "type": "service_account",
+        "private_key_id": "0123456789abcdef",
+        "private_key": key,
+        "token_uri": "https://oauth2.googleapis.com/token",
+    });
+    let account_text = serde_json::to_string_pretty(&account).unwrap();
+    let m = masker(&[&STANDARD.encode(&account_text)]);
+    // The decoded JSON, one of its secrets printed alone, and a line of the key.
+    assert!(!m.mask(&account_text).contains("0123456789abcdef"));
+    assert_eq!(m.mask("key id 0123456789abcdef"), "key id [redacted]");
+    assert_eq!(m.mask("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"), "[redacted]");
+    // URLs inside the JSON stay readable.
+    assert_eq!(
+        m.mask("POST https://oauth2.googleapis.com/token"),
+        "POST https://oauth2.googleapis.com/token"
+    );
+}

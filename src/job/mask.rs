@@ -7,7 +7,9 @@
 //!   stable middle part of its encoding when it sits at any byte offset inside a larger
 //!   base64 blob;
 //! - its URL-encoded forms (`+` and `%20` for spaces) and its JSON-escaped form;
-//! - each line of a multi-line value (PEM blocks, service-account JSON).
+//! - each line of a multi-line value (PEM blocks, service-account JSON);
+//! - when the value is base64 of text (a service-account JSON, a PEM): that text, and for
+//!   JSON every string in it except URLs, each again in all the forms above.
 //!
 //! Values and derived forms shorter than [`MIN_SECRET_LEN`] characters are ignored: masking
 //! every `ab` or `1` in a build log would destroy the log and reveal nothing useful anyway.
@@ -40,11 +42,16 @@ impl std::fmt::Debug for Masker {
 impl Masker {
     pub fn new(secrets: &[Secret]) -> Masker {
         let mut patterns: Vec<Zeroizing<String>> = Vec::new();
+        let mut values: Vec<Zeroizing<String>> = Vec::new();
         for secret in secrets {
-            if secret.expose().trim().chars().count() < MIN_SECRET_LEN {
+            values.push(Zeroizing::new(secret.expose().to_string()));
+            values.extend(decoded_values(secret.expose()));
+        }
+        for value in &values {
+            if value.trim().chars().count() < MIN_SECRET_LEN {
                 continue;
             }
-            for form in forms_of(secret.expose()) {
+            for form in forms_of(value) {
                 if form.chars().count() >= MIN_SECRET_LEN && !patterns.iter().any(|p| **p == *form)
                 {
                     patterns.push(form);
@@ -110,6 +117,42 @@ impl Masker {
         }
         merged
     }
+}
+
+/// When `value` is base64 of UTF-8 text (a service-account JSON, a PEM certificate), that
+/// text; when the text is a JSON object, also every string in it except URLs (so a private
+/// key printed from the decoded JSON is caught too).
+fn decoded_values(value: &str) -> Vec<Zeroizing<String>> {
+    let compact: Zeroizing<String> =
+        Zeroizing::new(value.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    let Some(bytes) = STANDARD
+        .decode(compact.as_bytes())
+        .or_else(|_| URL_SAFE.decode(compact.as_bytes()))
+        .ok()
+        .map(Zeroizing::new)
+    else {
+        return Vec::new();
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Vec::new();
+    };
+    let mut out = vec![Zeroizing::new(text.to_string())];
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) {
+        let mut stack: Vec<&serde_json::Value> = map.values().collect();
+        while let Some(v) = stack.pop() {
+            match v {
+                serde_json::Value::String(s)
+                    if !s.starts_with("http://") && !s.starts_with("https://") =>
+                {
+                    out.push(Zeroizing::new(s.clone()))
+                }
+                serde_json::Value::Array(items) => stack.extend(items),
+                serde_json::Value::Object(m) => stack.extend(m.values()),
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 /// Every printable form of one secret value.
