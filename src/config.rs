@@ -17,7 +17,10 @@ pub struct ConfigError {
 }
 
 fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { var, problem: problem.into() }
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
 }
 
 /// Windows container isolation mode.
@@ -73,7 +76,10 @@ pub struct ExtractLimits {
 
 impl Default for ExtractLimits {
     fn default() -> Self {
-        ExtractLimits { max_entries: 100_000, max_unpacked_bytes: 4 << 30 }
+        ExtractLimits {
+            max_entries: 100_000,
+            max_unpacked_bytes: 4 << 30,
+        }
     }
 }
 
@@ -88,7 +94,10 @@ pub struct LogLimits {
 
 impl Default for LogLimits {
     fn default() -> Self {
-        LogLimits { max_lines: 20_000, max_line_len: 4096 }
+        LogLimits {
+            max_lines: 20_000,
+            max_line_len: 4096,
+        }
     }
 }
 
@@ -145,7 +154,11 @@ impl Config {
 
     /// Reads variables through `get`, so tests can pass a map.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let var = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let var = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
 
         let hub_url = var("PERRY_HUB_URL").unwrap_or_else(|| "wss://hub.perryts.com/ws".into());
         check_ws_url(&hub_url).map_err(|p| bad("PERRY_HUB_URL", p))?;
@@ -155,7 +168,10 @@ impl Config {
             None => hostname(),
         };
         if worker_name.len() > 100 || worker_name.chars().any(char::is_control) {
-            return Err(bad("PERRY_WORKER_NAME", "must be at most 100 printable characters"));
+            return Err(bad(
+                "PERRY_WORKER_NAME",
+                "must be at most 100 printable characters",
+            ));
         }
 
         let capabilities: Vec<String> = var("PERRY_WORKER_CAPABILITIES")
@@ -167,7 +183,10 @@ impl Config {
         if capabilities.is_empty() {
             return Err(bad("PERRY_WORKER_CAPABILITIES", "lists no capability"));
         }
-        if let Some(c) = capabilities.iter().find(|c| *c != "windows" && *c != "windows-sign") {
+        if let Some(c) = capabilities
+            .iter()
+            .find(|c| *c != "windows" && *c != "windows-sign")
+        {
             return Err(bad(
                 "PERRY_WORKER_CAPABILITIES",
                 format!("unknown capability {c:?} (expected windows and/or windows-sign)"),
@@ -190,8 +209,13 @@ impl Config {
             step_timeout: parse_secs("PERRY_DOCKER_TIMEOUT", var("PERRY_DOCKER_TIMEOUT"), 600)?,
             memory_bytes: parse_size("PERRY_DOCKER_MEMORY", var("PERRY_DOCKER_MEMORY"), 4 << 30)?
                 as i64,
-            pids_limit: parse_int("PERRY_DOCKER_PIDS", var("PERRY_DOCKER_PIDS"), 1024, 16, 1 << 22)?
-                as i64,
+            pids_limit: parse_int(
+                "PERRY_DOCKER_PIDS",
+                var("PERRY_DOCKER_PIDS"),
+                1024,
+                16,
+                1 << 22,
+            )? as i64,
             cpus: parse_cpus(var("PERRY_DOCKER_CPUS"))?,
         };
 
@@ -206,20 +230,30 @@ impl Config {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => {
-                return Err(bad("PERRY_LOG_FORMAT", format!("{other:?} is not one of text, json")))
+                return Err(bad(
+                    "PERRY_LOG_FORMAT",
+                    format!("{other:?} is not one of text, json"),
+                ))
             }
         };
 
         let metrics_addr = match var("PERRY_METRICS_ADDR") {
             None => None,
             Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
-                bad("PERRY_METRICS_ADDR", format!("{a:?} is not an address like 127.0.0.1:9184"))
+                bad(
+                    "PERRY_METRICS_ADDR",
+                    format!("{a:?} is not an address like 127.0.0.1:9184"),
+                )
             })?),
         };
 
         let defaults = SigningEndpoints::default();
         let signing = SigningEndpoints {
-            gcloud_kms: http_url("PERRY_GCLOUD_KMS_URL", var("PERRY_GCLOUD_KMS_URL"), defaults.gcloud_kms)?,
+            gcloud_kms: http_url(
+                "PERRY_GCLOUD_KMS_URL",
+                var("PERRY_GCLOUD_KMS_URL"),
+                defaults.gcloud_kms,
+            )?,
             gcloud_token: http_url(
                 "PERRY_GCLOUD_TOKEN_URL",
                 var("PERRY_GCLOUD_TOKEN_URL"),
@@ -272,7 +306,13 @@ impl Config {
                 )?,
             },
             log_limits: LogLimits {
-                max_lines: parse_int("PERRY_LOG_MAX_LINES", var("PERRY_LOG_MAX_LINES"), 20_000, 1, u64::MAX)?,
+                max_lines: parse_int(
+                    "PERRY_LOG_MAX_LINES",
+                    var("PERRY_LOG_MAX_LINES"),
+                    20_000,
+                    1,
+                    u64::MAX,
+                )?,
                 max_line_len: LogLimits::default().max_line_len,
             },
             log_format,
@@ -284,8 +324,10 @@ impl Config {
 
     /// A configuration for tests and local builds: defaults plus the given overrides.
     pub fn for_tests(overrides: &[(&str, &str)]) -> Config {
-        let map: std::collections::HashMap<String, String> =
-            overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: std::collections::HashMap<String, String> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned()).expect("test configuration is valid")
     }
 
@@ -306,7 +348,11 @@ fn check_ws_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn http_url(var: &'static str, value: Option<String>, default: String) -> Result<String, ConfigError> {
+fn http_url(
+    var: &'static str,
+    value: Option<String>,
+    default: String,
+) -> Result<String, ConfigError> {
     let Some(v) = value else { return Ok(default) };
     let parsed = url::Url::parse(&v).map_err(|e| bad(var, format!("{v:?} is not a URL ({e})")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -315,7 +361,11 @@ fn http_url(var: &'static str, value: Option<String>, default: String) -> Result
     Ok(v.trim_end_matches('/').to_string())
 }
 
-fn parse_bool(var: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {
+fn parse_bool(
+    var: &'static str,
+    value: Option<String>,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None => Ok(default),
         Some("1" | "true" | "yes" | "on") => Ok(true),
@@ -332,15 +382,23 @@ fn parse_int(
     max: u64,
 ) -> Result<u64, ConfigError> {
     let Some(v) = value else { return Ok(default) };
-    let n: u64 = v.parse().map_err(|_| bad(var, format!("{v:?} is not a whole number")))?;
+    let n: u64 = v
+        .parse()
+        .map_err(|_| bad(var, format!("{v:?} is not a whole number")))?;
     if n < min || n > max {
         return Err(bad(var, format!("{n} is outside {min}..={max}")));
     }
     Ok(n)
 }
 
-fn parse_secs(var: &'static str, value: Option<String>, default: u64) -> Result<Duration, ConfigError> {
-    let Some(v) = value else { return Ok(Duration::from_secs(default)) };
+fn parse_secs(
+    var: &'static str,
+    value: Option<String>,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    let Some(v) = value else {
+        return Ok(Duration::from_secs(default));
+    };
     let n: u64 = v
         .parse()
         .map_err(|_| bad(var, format!("{v:?} is not a number of seconds")))?;
@@ -374,11 +432,17 @@ fn parse_size(var: &'static str, value: Option<String>, default: u64) -> Result<
 
 fn parse_cpus(value: Option<String>) -> Result<f64, ConfigError> {
     let Some(v) = value else { return Ok(2.0) };
-    let n: f64 = v
-        .parse()
-        .map_err(|_| bad("PERRY_DOCKER_CPUS", format!("{v:?} is not a number like 1.5")))?;
+    let n: f64 = v.parse().map_err(|_| {
+        bad(
+            "PERRY_DOCKER_CPUS",
+            format!("{v:?} is not a number like 1.5"),
+        )
+    })?;
     if !(0.1..=256.0).contains(&n) {
-        return Err(bad("PERRY_DOCKER_CPUS", format!("{n} is outside 0.1..=256")));
+        return Err(bad(
+            "PERRY_DOCKER_CPUS",
+            format!("{n} is outside 0.1..=256"),
+        ));
     }
     Ok(n)
 }
@@ -397,8 +461,10 @@ mod tests {
     use super::*;
 
     fn err(pairs: &[(&str, &str)]) -> ConfigError {
-        let map: std::collections::HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned()).unwrap_err()
     }
 
@@ -414,14 +480,32 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        assert_eq!(err(&[("PERRY_DOCKER_TIMEOUT", "abc")]).var, "PERRY_DOCKER_TIMEOUT");
+        assert_eq!(
+            err(&[("PERRY_DOCKER_TIMEOUT", "abc")]).var,
+            "PERRY_DOCKER_TIMEOUT"
+        );
         assert_eq!(err(&[("PERRY_HUB_URL", "http://x")]).var, "PERRY_HUB_URL");
-        assert_eq!(err(&[("PERRY_DOCKER_ENABLED", "maybe")]).var, "PERRY_DOCKER_ENABLED");
-        assert_eq!(err(&[("PERRY_MAX_CONCURRENT_BUILDS", "0")]).var, "PERRY_MAX_CONCURRENT_BUILDS");
-        assert_eq!(err(&[("PERRY_DOCKER_MEMORY", "lots")]).var, "PERRY_DOCKER_MEMORY");
+        assert_eq!(
+            err(&[("PERRY_DOCKER_ENABLED", "maybe")]).var,
+            "PERRY_DOCKER_ENABLED"
+        );
+        assert_eq!(
+            err(&[("PERRY_MAX_CONCURRENT_BUILDS", "0")]).var,
+            "PERRY_MAX_CONCURRENT_BUILDS"
+        );
+        assert_eq!(
+            err(&[("PERRY_DOCKER_MEMORY", "lots")]).var,
+            "PERRY_DOCKER_MEMORY"
+        );
         assert_eq!(err(&[("PERRY_LOG_FORMAT", "xml")]).var, "PERRY_LOG_FORMAT");
-        assert_eq!(err(&[("PERRY_WORK_DIR", "relative/dir")]).var, "PERRY_WORK_DIR");
-        assert_eq!(err(&[("PERRY_WORKER_CAPABILITIES", "linux")]).var, "PERRY_WORKER_CAPABILITIES");
+        assert_eq!(
+            err(&[("PERRY_WORK_DIR", "relative/dir")]).var,
+            "PERRY_WORK_DIR"
+        );
+        assert_eq!(
+            err(&[("PERRY_WORKER_CAPABILITIES", "linux")]).var,
+            "PERRY_WORKER_CAPABILITIES"
+        );
     }
 
     #[test]

@@ -48,7 +48,11 @@ pub struct JobError {
 
 impl JobError {
     pub fn new(code: ErrorCode, stage: Option<Stage>, message: impl Into<String>) -> Self {
-        JobError { code, stage, message: message.into() }
+        JobError {
+            code,
+            stage,
+            message: message.into(),
+        }
     }
 
     /// Wraps any error chain (`{:#}` formatting keeps the context) with a code and stage.

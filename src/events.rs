@@ -55,9 +55,20 @@ pub enum LogStream {
 /// One event of a job, before it is turned into a hub frame.
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobEvent {
-    Stage { stage: Stage, message: String },
-    Log { stage: Stage, stream: LogStream, line: String },
-    Progress { stage: Stage, percent: u8, message: Option<String> },
+    Stage {
+        stage: Stage,
+        message: String,
+    },
+    Log {
+        stage: Stage,
+        stream: LogStream,
+        line: String,
+    },
+    Progress {
+        stage: Stage,
+        percent: u8,
+        message: Option<String>,
+    },
 }
 
 /// Receiver of a job's events. Implementations must be cheap and never block for long:
@@ -66,10 +77,17 @@ pub trait EventSink: Send + Sync {
     fn emit(&self, event: JobEvent);
 
     fn stage(&self, stage: Stage, message: &str) {
-        self.emit(JobEvent::Stage { stage, message: message.to_string() });
+        self.emit(JobEvent::Stage {
+            stage,
+            message: message.to_string(),
+        });
     }
     fn log(&self, stage: Stage, stream: LogStream, line: &str) {
-        self.emit(JobEvent::Log { stage, stream, line: line.to_string() });
+        self.emit(JobEvent::Log {
+            stage,
+            stream,
+            line: line.to_string(),
+        });
     }
     fn info(&self, stage: Stage, line: &str) {
         self.log(stage, LogStream::Stdout, line);
