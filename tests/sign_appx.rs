@@ -1,11 +1,15 @@
 //! MSIX signatures: the PKCS#7 made for a package digest blob carries `SpcSipInfo` (APPX class
 //! id, version 0x01010000), the whole blob as the indirect digest, a verified signature and an
-//! RFC 3161 timestamp; malformed blobs are refused.
+//! RFC 3161 timestamp; malformed blobs are refused. End to end: the package writer's MSIX
+//! signed by our session verifies with the real `osslsigncode verify`, and fails after one
+//! byte of the package changes.
 
 #[path = "support/sign_fixtures.rs"]
 mod fixtures;
 #[path = "support/sign_servers.rs"]
 mod servers;
+#[path = "package_support/mod.rs"]
+mod package_support;
 
 use base64::Engine as _;
 use fixtures::*;
@@ -14,6 +18,22 @@ use perry_ship_windows::job::credentials::{Credentials, PfxCredentials, Secret};
 use perry_ship_windows::sign::{verify::verify_pkcs7, SigningSession};
 
 const PASSWORD: &str = "appx-pfx-password";
+
+async fn pfx_session(pki: &Pki, tsa_url: &str) -> SigningSession {
+    let pfx = pki.pfx("rsa", "rsa.key", "rsa.crt", PASSWORD, &[]);
+    let creds = Credentials {
+        pfx: Some(PfxCredentials {
+            pfx_base64: Secret::new(base64::engine::general_purpose::STANDARD.encode(&pfx)),
+            password: Secret::new(PASSWORD),
+        }),
+        timestamp_url: Some(tsa_url.to_string()),
+        ..Default::default()
+    };
+    SigningSession::from_credentials(&creds, &reqwest::Client::new(), &SigningEndpoints::default())
+        .await
+        .unwrap()
+        .unwrap()
+}
 
 fn blob() -> Vec<u8> {
     let mut b = b"APPX".to_vec();
@@ -85,4 +105,29 @@ async fn appx_blob_is_signed_with_spc_sip_info_and_timestamped() {
         let err = session.sign_appx_blob(bad).await.unwrap_err();
         assert!(err.message.contains("malformed"), "{err}");
     }
+}
+
+#[tokio::test]
+async fn msix_from_the_package_writer_signed_by_us_verifies_with_osslsigncode() {
+    if !require_tools(&["openssl", "osslsigncode", "x86_64-w64-mingw32-gcc"]) {
+        return;
+    }
+    use perry_ship_windows::package::msix::write_msix;
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&tmp.path().join("pki"));
+    let tsa = servers::start_tsa(pki.dir.clone()).await;
+    let session = pfx_session(&pki, &tsa.url).await;
+    let bundle = package_support::make_bundle(tmp.path());
+    let png = tmp.path().join("logo-src.png");
+    package_support::write_test_png(&png, 256, 256);
+    let out = tmp.path().join("Demo.msix");
+    let publisher = session.publisher_dn();
+    let pending = write_msix(&bundle, &package_support::app_info(), Some(&publisher), &png, &out, true).unwrap();
+    let der = session.sign_appx_blob(&pending.digests().to_blob()).await.unwrap();
+    let signed = pending.finish_signed(&der).unwrap();
+
+    assert_osslsigncode_ok(&pki, &signed);
+    flip_byte(&signed);
+    let (ok, text) = osslsigncode_verify(&pki, &signed);
+    assert!(!ok, "osslsigncode accepted a modified MSIX:\n{text}");
 }
