@@ -6,10 +6,10 @@
 
 #[path = "support/sign_fixtures.rs"]
 mod fixtures;
-#[path = "support/sign_servers.rs"]
-mod servers;
 #[path = "package_support/mod.rs"]
 mod package_support;
+#[path = "support/sign_servers.rs"]
+mod servers;
 
 use base64::Engine as _;
 use fixtures::*;
@@ -29,10 +29,14 @@ async fn pfx_session(pki: &Pki, tsa_url: &str) -> SigningSession {
         timestamp_url: Some(tsa_url.to_string()),
         ..Default::default()
     };
-    SigningSession::from_credentials(&creds, &reqwest::Client::new(), &SigningEndpoints::default())
-        .await
-        .unwrap()
-        .unwrap()
+    SigningSession::from_credentials(
+        &creds,
+        &reqwest::Client::new(),
+        &SigningEndpoints::default(),
+    )
+    .await
+    .unwrap()
+    .unwrap()
 }
 
 fn blob() -> Vec<u8> {
@@ -122,8 +126,19 @@ async fn msix_from_the_package_writer_signed_by_us_verifies_with_osslsigncode() 
     package_support::write_test_png(&png, 256, 256);
     let out = tmp.path().join("Demo.msix");
     let publisher = session.publisher_dn();
-    let pending = write_msix(&bundle, &package_support::app_info(), Some(&publisher), &png, &out, true).unwrap();
-    let der = session.sign_appx_blob(&pending.digests().to_blob()).await.unwrap();
+    let pending = write_msix(
+        &bundle,
+        &package_support::app_info(),
+        Some(&publisher),
+        &png,
+        &out,
+        true,
+    )
+    .unwrap();
+    let der = session
+        .sign_appx_blob(&pending.digests().to_blob())
+        .await
+        .unwrap();
     let signed = pending.finish_signed(&der).unwrap();
 
     assert_osslsigncode_ok(&pki, &signed);
