@@ -1,7 +1,20 @@
 //! Signing credentials (hub-protocol.md §5): typed, unprintable, zeroed on drop.
 //!
 //! Precedence when several methods are present: PFX → Azure Trusted Signing → Cloud KMS.
+//!
+//! [`Credentials::from_json`] rules:
+//! - `{}` or `null` means "ship unsigned" ([`Credentials::method`] is `None`).
+//! - A method counts when its required fields are all non-empty strings. A method with some
+//!   but not all of them is an error naming the first missing field (a typo must not silently
+//!   ship an unsigned build). The PFX password may be empty or absent: PFX files exported
+//!   without a password exist.
+//! - Every string in the object, nested ones and other platforms' keys included, goes into
+//!   `secret_values` for masking, except these public values: `windows_timestamp_url`,
+//!   `azure_signing_endpoint`, `azure_signing_account`, `azure_signing_profile`,
+//!   `gcloud_kms_key` (a resource name, not key material).
+//! - Errors name the field and the rule, never the value.
 
+use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 /// A secret string: `Debug`/`Display` print `[redacted]`, memory is zeroed on drop.
@@ -114,25 +127,202 @@ impl Credentials {
     }
 }
 
-// ---- STAND-IN (hub branch only): replaced by the job helper's version at merge. ----
+/// A credentials rule that failed. `problem` never contains the value.
 #[derive(Debug, thiserror::Error)]
-#[error("credentials: {0}")]
-pub struct CredentialsError(pub String);
+#[error("credentials field `{field}`: {problem}")]
+pub struct CredentialsError {
+    pub field: String,
+    pub problem: String,
+}
+
+fn fail(field: &str, problem: impl Into<String>) -> CredentialsError {
+    CredentialsError { field: field.to_string(), problem: problem.into() }
+}
+
+/// Keys whose values are public identifiers and are not masked.
+pub const PUBLIC_KEYS: &[&str] = &[
+    "windows_timestamp_url",
+    "azure_signing_endpoint",
+    "azure_signing_account",
+    "azure_signing_profile",
+    "gcloud_kms_key",
+];
+
+const PFX_FIELDS: &[&str] = &["windows_pfx_base64", "windows_pfx_password"];
+const AZURE_FIELDS: &[&str] = &[
+    "azure_tenant_id",
+    "azure_client_id",
+    "azure_client_secret",
+    "azure_signing_endpoint",
+    "azure_signing_account",
+    "azure_signing_profile",
+];
+const KMS_FIELDS: &[&str] = &["gcloud_kms_key", "gcloud_kms_cert_base64", "gcloud_service_account_base64"];
+
+/// Longest accepted public value (URLs, account names, key names).
+const MAX_PUBLIC_LEN: usize = 2048;
 
 impl Credentials {
-    pub fn from_json(v: &serde_json::Value) -> Result<Credentials, CredentialsError> {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| CredentialsError("not an object".into()))?;
-        let secret_values = obj
-            .values()
-            .filter_map(|x| x.as_str())
-            .filter(|x| !x.is_empty())
-            .map(Secret::new)
-            .collect();
-        Ok(Credentials {
-            secret_values,
-            ..Default::default()
-        })
+    /// Parses the `credentials` object of a `job_assign` frame.
+    pub fn from_json(value: &Value) -> Result<Credentials, CredentialsError> {
+        let empty = Map::new();
+        let obj = match value {
+            Value::Null => &empty,
+            Value::Object(obj) => obj,
+            _ => return Err(fail("credentials", "must be an object")),
+        };
+        let fields = Fields { obj };
+
+        let mut secret_values = Vec::new();
+        for (key, value) in obj {
+            if !PUBLIC_KEYS.contains(&key.as_str()) {
+                collect_strings(value, &mut secret_values);
+            }
+        }
+
+        let pfx = match fields.method(PFX_FIELDS, &["windows_pfx_base64"])? {
+            false => None,
+            true => Some(PfxCredentials {
+                pfx_base64: fields.base64("windows_pfx_base64")?,
+                password: Secret::new(fields.string("windows_pfx_password")?.unwrap_or_default()),
+            }),
+        };
+        let azure = match fields.method(AZURE_FIELDS, AZURE_FIELDS)? {
+            false => None,
+            true => Some(AzureCredentials {
+                tenant_id: fields.secret("azure_tenant_id")?,
+                client_id: fields.secret("azure_client_id")?,
+                client_secret: fields.secret("azure_client_secret")?,
+                endpoint: fields.https_url("azure_signing_endpoint")?,
+                account: fields.public_name("azure_signing_account")?,
+                profile: fields.public_name("azure_signing_profile")?,
+            }),
+        };
+        let kms = match fields.method(KMS_FIELDS, KMS_FIELDS)? {
+            false => None,
+            true => Some(KmsCredentials {
+                key: fields.kms_key("gcloud_kms_key")?,
+                cert_base64: fields.base64("gcloud_kms_cert_base64")?,
+                service_account_base64: fields.base64("gcloud_service_account_base64")?,
+            }),
+        };
+        let timestamp_url = match fields.string("windows_timestamp_url")? {
+            None => None,
+            Some(_) => Some(fields.http_url("windows_timestamp_url")?),
+        };
+
+        Ok(Credentials { pfx, azure, kms, timestamp_url, secret_values })
+    }
+}
+
+/// Every string inside `value`, recursively.
+fn collect_strings(value: &Value, out: &mut Vec<Secret>) {
+    match value {
+        Value::String(s) if !s.is_empty() => {
+            out.push(Secret::new(s.as_str()));
+            if s.trim() != s && !s.trim().is_empty() {
+                out.push(Secret::new(s.trim()));
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
+}
+
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+}
+
+impl Fields<'_> {
+    /// The field as a trimmed string; `None` when absent, null or blank.
+    fn string(&self, field: &str) -> Result<Option<&str>, CredentialsError> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim())),
+            Some(_) => Err(fail(field, "must be a string")),
+        }
+    }
+
+    fn required(&self, field: &str) -> Result<&str, CredentialsError> {
+        self.string(field)?.ok_or_else(|| fail(field, "is required by the signing method but missing or empty"))
+    }
+
+    /// Whether a method is in use: `false` when none of `all` is set, `true` when every one of
+    /// `required` is set, an error naming the first missing one otherwise.
+    fn method(&self, all: &[&str], required: &[&str]) -> Result<bool, CredentialsError> {
+        let mut any = false;
+        for field in all {
+            any |= self.string(field)?.is_some();
+        }
+        if !any {
+            return Ok(false);
+        }
+        for field in required {
+            self.required(field)?;
+        }
+        Ok(true)
+    }
+
+    fn secret(&self, field: &str) -> Result<Secret, CredentialsError> {
+        Ok(Secret::new(self.required(field)?))
+    }
+
+    /// A base64 secret: only base64 characters and whitespace.
+    fn base64(&self, field: &str) -> Result<Secret, CredentialsError> {
+        let v = self.required(field)?;
+        let valid = v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_') || b.is_ascii_whitespace());
+        if !valid {
+            return Err(fail(field, "is not base64 text"));
+        }
+        Ok(Secret::new(v))
+    }
+
+    fn public_name(&self, field: &str) -> Result<String, CredentialsError> {
+        let v = self.required(field)?;
+        if v.len() > MAX_PUBLIC_LEN || v.chars().any(char::is_control) {
+            return Err(fail(field, format!("must be at most {MAX_PUBLIC_LEN} printable characters")));
+        }
+        Ok(v.to_string())
+    }
+
+    fn http_url(&self, field: &str) -> Result<String, CredentialsError> {
+        self.url(field, &["http", "https"])
+    }
+
+    fn https_url(&self, field: &str) -> Result<String, CredentialsError> {
+        self.url(field, &["https"])
+    }
+
+    fn url(&self, field: &str, schemes: &[&str]) -> Result<String, CredentialsError> {
+        let v = self.public_name(field)?;
+        let parsed = url::Url::parse(&v).map_err(|_| fail(field, "is not a URL"))?;
+        if !schemes.contains(&parsed.scheme()) || parsed.host_str().is_none_or(str::is_empty) {
+            return Err(fail(field, format!("must be a {} URL with a host", schemes.join(" or "))));
+        }
+        Ok(v)
+    }
+
+    /// `projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/N`.
+    fn kms_key(&self, field: &str) -> Result<String, CredentialsError> {
+        let v = self.public_name(field)?;
+        let parts: Vec<&str> = v.split('/').collect();
+        let labels = ["projects", "locations", "keyRings", "cryptoKeys", "cryptoKeyVersions"];
+        let shape_ok = parts.len() == 10
+            && parts.iter().step_by(2).zip(labels).all(|(p, l)| *p == l)
+            && parts.iter().skip(1).step_by(2).all(|p| {
+                !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            })
+            && parts[9].bytes().all(|b| b.is_ascii_digit());
+        if !shape_ok {
+            return Err(fail(
+                field,
+                "must be a key-version resource name projects/…/locations/…/keyRings/…/cryptoKeys/…/cryptoKeyVersions/N",
+            ));
+        }
+        Ok(v)
     }
 }

@@ -1,27 +1,187 @@
-//! STAND-IN (hub branch only): replaced by the job helper's version at merge.
-use crate::job::credentials::Secret;
-use base64::Engine;
+//! Secret masking: every credential value of a job, in every form it is likely to be printed
+//! in, is replaced by `[redacted]` before any text leaves the worker.
+//!
+//! For each secret value the [`Masker`] looks for:
+//! - the value itself and its trimmed form;
+//! - its base64 (standard and URL-safe alphabets, with and without padding), including the
+//!   stable middle part of its encoding when it sits at any byte offset inside a larger
+//!   base64 blob;
+//! - its URL-encoded forms (`+` and `%20` for spaces) and its JSON-escaped form;
+//! - each line of a multi-line value (PEM blocks, service-account JSON).
+//!
+//! Values and derived forms shorter than [`MIN_SECRET_LEN`] characters are ignored: masking
+//! every `ab` or `1` in a build log would destroy the log and reveal nothing useful anyway.
+//! Longer forms win over shorter overlapping ones; overlapping matches merge into one
+//! `[redacted]`. [`MaskingStream`] masks text that arrives in chunks, holding back just
+//! enough to catch a secret split across two chunks.
 
-#[derive(Clone, Default)]
+use crate::job::credentials::Secret;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use zeroize::Zeroizing;
+
+/// What a secret is replaced with.
+pub const REDACTED: &str = "[redacted]";
+/// Shorter values (in characters) are not masked.
+pub const MIN_SECRET_LEN: usize = 4;
+
+/// Replaces known secret values (and their encodings) in text.
 pub struct Masker {
-    needles: Vec<String>,
+    /// Distinct patterns, longest first.
+    patterns: Vec<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Masker({} patterns)", self.patterns.len())
+    }
 }
 
 impl Masker {
     pub fn new(secrets: &[Secret]) -> Masker {
-        let mut needles = Vec::new();
-        for s in secrets.iter().filter(|s| s.expose().len() >= 4) {
-            needles.push(s.expose().to_string());
-            needles.push(base64::engine::general_purpose::STANDARD.encode(s.expose()));
+        let mut patterns: Vec<Zeroizing<String>> = Vec::new();
+        for secret in secrets {
+            if secret.expose().trim().chars().count() < MIN_SECRET_LEN {
+                continue;
+            }
+            for form in forms_of(secret.expose()) {
+                if form.chars().count() >= MIN_SECRET_LEN && !patterns.iter().any(|p| **p == *form) {
+                    patterns.push(form);
+                }
+            }
         }
-        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        Masker { needles }
+        patterns.sort_by(|a, b| b.len().cmp(&a.len()));
+        Masker { patterns }
     }
+
+    /// A masker that masks nothing.
+    pub fn empty() -> Masker {
+        Masker { patterns: Vec::new() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Length in bytes of the longest pattern (0 when empty).
+    pub fn longest_pattern(&self) -> usize {
+        self.patterns.first().map_or(0, |p| p.len())
+    }
+
+    /// `text` with every occurrence of every pattern replaced by [`REDACTED`].
     pub fn mask(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for n in &self.needles {
-            out = out.replace(n.as_str(), "[redacted]");
+        let ranges = self.matches(text);
+        if ranges.is_empty() {
+            return text.to_string();
         }
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (start, end) in ranges {
+            out.push_str(&text[at..start]);
+            out.push_str(REDACTED);
+            at = end;
+        }
+        out.push_str(&text[at..]);
         out
+    }
+
+    /// Sorted, merged byte ranges of all pattern occurrences.
+    fn matches(&self, text: &str) -> Vec<(usize, usize)> {
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for pattern in &self.patterns {
+            if pattern.len() > text.len() {
+                continue;
+            }
+            ranges.extend(text.match_indices(pattern.as_str()).map(|(i, m)| (i, i + m.len())));
+        }
+        ranges.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        merged
+    }
+}
+
+/// Every printable form of one secret value.
+fn forms_of(value: &str) -> Vec<Zeroizing<String>> {
+    let mut forms: Vec<Zeroizing<String>> = Vec::new();
+    let mut push = |s: String| forms.push(Zeroizing::new(s));
+    for v in [value, value.trim()] {
+        push(v.to_string());
+        let bytes = v.as_bytes();
+        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+            push(engine.encode(bytes));
+        }
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            for offset in 0..3 {
+                push(base64_middle(engine, bytes, offset));
+            }
+        }
+        let form = url::form_urlencoded::byte_serialize(bytes).collect::<String>();
+        push(form.replace('+', "%20"));
+        push(form);
+        let json = serde_json::to_string(v).unwrap_or_default();
+        push(json.get(1..json.len().saturating_sub(1)).unwrap_or_default().to_string());
+    }
+    if value.contains('\n') {
+        for line in value.lines() {
+            push(line.trim_end_matches('\r').to_string());
+            push(line.trim().to_string());
+        }
+    }
+    forms
+}
+
+/// The base64 characters that depend only on `bytes` when they sit `offset` (0, 1 or 2)
+/// bytes into a larger encoded blob.
+fn base64_middle(engine: &impl Engine, bytes: &[u8], offset: usize) -> String {
+    let mut shifted = Zeroizing::new(vec![0u8; offset]);
+    shifted.extend_from_slice(bytes);
+    let encoded = Zeroizing::new(engine.encode(&*shifted));
+    let skip = [0, 2, 3][offset];
+    let drop_tail = usize::from(shifted.len() % 3 != 0);
+    encoded.get(skip..encoded.len().saturating_sub(drop_tail)).unwrap_or_default().to_string()
+}
+
+/// Masks text that arrives in chunks (process output), so that a secret split across two
+/// chunks is still caught. Text is held back only while it could be the start of a secret.
+#[derive(Debug)]
+pub struct MaskingStream<'m> {
+    masker: &'m Masker,
+    pending: String,
+}
+
+impl<'m> MaskingStream<'m> {
+    pub fn new(masker: &'m Masker) -> Self {
+        MaskingStream { masker, pending: String::new() }
+    }
+
+    /// Adds a chunk; returns the masked text that is safe to release now.
+    pub fn push(&mut self, chunk: &str) -> String {
+        self.pending.push_str(chunk);
+        let hold = self.masker.longest_pattern().saturating_sub(1);
+        let mut cut = self.pending.len().saturating_sub(hold);
+        while !self.pending.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        // A match that straddles the cut is released whole.
+        for (start, end) in self.masker.matches(&self.pending) {
+            if start < cut && end > cut {
+                cut = end;
+            }
+        }
+        let rest = self.pending.split_off(cut);
+        let ready = std::mem::replace(&mut self.pending, rest);
+        self.masker.mask(&ready)
+    }
+
+    /// Releases whatever is still held back.
+    pub fn finish(&mut self) -> String {
+        let rest = std::mem::take(&mut self.pending);
+        self.masker.mask(&rest)
     }
 }

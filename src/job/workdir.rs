@@ -1,42 +1,182 @@
-//! STAND-IN (hub branch only): replaced by the job helper's version at merge.
+//! A job's private work folder and the free-disk check done before a job starts.
+//!
+//! [`JobWorkDir`] is `<root>/<sanitised job_id>-a<attempt>`, created with mode 0700 (the
+//! project, temporary key files and artifacts live there). It is removed by
+//! [`JobWorkDir::remove`] or, best effort, when dropped.
+
+use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 
+/// Longest job-id part of a work folder name.
+const MAX_ID_LEN: usize = 64;
+
+#[derive(Debug)]
 pub struct JobWorkDir {
     path: PathBuf,
+    removed: bool,
 }
 
 impl JobWorkDir {
+    /// Creates a fresh work folder. A leftover folder of the same job and attempt (from a
+    /// crash) is removed first, so a job never sees another run's files.
     pub fn create(root: &Path, job_id: &str, attempt: u32) -> anyhow::Result<JobWorkDir> {
-        let safe: String = job_id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = root.join(format!("job-{safe}-{attempt}"));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(path.join("project"))?;
-        Ok(JobWorkDir { path })
+        std::fs::create_dir_all(root).with_context(|| format!("creating work root {}", root.display()))?;
+        let path = root.join(format!("{}-a{attempt}", sanitise_id(job_id)));
+        if std::fs::symlink_metadata(&path).is_ok() {
+            remove_any(&path).with_context(|| format!("removing stale work folder {}", path.display()))?;
+        }
+        create_private_dir(&path).with_context(|| format!("creating work folder {}", path.display()))?;
+        Ok(JobWorkDir { path, removed: false })
     }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// `<work>/project`, where the tarball is extracted (not created here).
     pub fn project_dir(&self) -> PathBuf {
         self.path.join("project")
+    }
+
+    /// Removes the folder and everything in it.
+    pub fn remove(mut self) -> anyhow::Result<()> {
+        self.removed = true;
+        remove_any(&self.path).with_context(|| format!("removing work folder {}", self.path.display()))
     }
 }
 
 impl Drop for JobWorkDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
+        if self.removed {
+            return;
+        }
+        if let Err(e) = remove_any(&self.path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %self.path.display(), error = %e, "could not remove job work folder");
+            }
+        }
     }
 }
 
+/// ASCII letters, digits, `-` and `_` of the job id (others become `_`), at most 64 of them;
+/// `job` when nothing is left. Keeps path components like `..` out of the work root.
+fn sanitise_id(job_id: &str) -> String {
+    let cleaned: String = job_id
+        .chars()
+        .take(MAX_ID_LEN)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    if cleaned.chars().all(|c| c == '_') {
+        "job".to_string()
+    } else {
+        cleaned
+    }
+}
+
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+/// Removes a file, symlink or directory tree; never follows a symlink.
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            make_writable(path);
+            std::fs::remove_dir_all(path)
+        }
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    }
+}
+
+/// Read-only folders inside the tree (a hostile tarball may carry them) would make
+/// `remove_dir_all` fail on unix; give the owner write permission back first.
+fn make_writable(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    make_writable(&entry.path());
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// Bytes available to an unprivileged user on the file system holding `path`.
+#[cfg(unix)]
+pub fn free_disk_bytes(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: `c_path` is a valid NUL-terminated string and `stats` a properly sized,
+    // zero-initialised out parameter that statvfs fills in.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    #[allow(clippy::unnecessary_cast)] // field widths differ between platforms
+    Ok((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
+}
+
+/// Bytes available on the volume holding `path`.
+///
+/// Windows fallback without extra bindings: asks PowerShell for the drive's free space.
+/// Returns an error (and the caller fails the job with a clear message) when that fails.
+#[cfg(windows)]
+pub fn free_disk_bytes(path: &Path) -> std::io::Result<u64> {
+    let absolute = std::path::absolute(path)?;
+    let drive: String = absolute.to_string_lossy().chars().take_while(|c| *c != ':').collect();
+    if drive.len() != 1 || !drive.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(std::io::Error::other(format!("cannot tell the drive of {}", path.display())));
+    }
+    let output = std::process::Command::new("powershell")
+        .args(["-NoProfile", "-NonInteractive", "-Command", &format!("(Get-PSDrive -Name {drive}).Free")])
+        .output()?;
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| std::io::Error::other(format!("could not read free space of drive {drive}:")))
+}
+
+/// Fails with a message naming the path, the free and the required space when the file
+/// system holding `path` (or its nearest existing parent) has less than `min` bytes free.
 pub fn ensure_free_disk(path: &Path, min: u64) -> anyhow::Result<()> {
-    let _ = (path, min);
+    let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
+    let free = free_disk_bytes(existing)
+        .with_context(|| format!("checking free disk space under {}", existing.display()))?;
+    if free < min {
+        bail!(
+            "not enough free disk space under {}: {} free, {} required (PERRY_MIN_FREE_DISK)",
+            path.display(),
+            human_bytes(free),
+            human_bytes(min)
+        );
+    }
     Ok(())
+}
+
+/// `1.5 GiB`, `512 MiB`, `300 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

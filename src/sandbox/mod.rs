@@ -7,7 +7,10 @@
 //! a deadline and a cancel token. Its stdout/stderr lines stream to the job's event sink.
 
 pub mod docker;
+mod fs_copy;
 pub mod host;
+pub mod lines;
+pub mod paths;
 
 use crate::events::{SharedSink, Stage};
 use std::path::PathBuf;

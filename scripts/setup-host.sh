@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Prepares a Debian/Ubuntu host (developer machine or CI) for perry-ship-windows:
+#   1. installs the host tools (only the missing ones; quiet):
+#      docker.io debootstrap nsis p7zip-full gcc-mingw-w64-x86-64 osslsigncode openssl ca-certificates
+#   2. starts a Docker engine when none answers          (scripts/start-docker.sh)
+#   3. creates the local Debian base image when missing  (scripts/make-base-image.sh)
+#   4. builds the toolchain images (cached)              (scripts/build-images.sh)
+# Safe to run again: every step checks before it acts. Needs root (or sudo).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+PACKAGES=(docker.io debootstrap nsis p7zip-full gcc-mingw-w64-x86-64 osslsigncode openssl ca-certificates)
+log() { echo "[setup-host] $*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { log "run as root (or install sudo)"; exit 1; }
+  SUDO="sudo"
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  log "host packages already installed"
+fi
+
+$SUDO "$HERE/start-docker.sh"
+$SUDO "$HERE/make-base-image.sh"
+$SUDO "$HERE/build-images.sh"
+log "done"

@@ -1,0 +1,117 @@
+//! The app icon: `manifest.icon` (a PNG of at least 256 px) → `app.ico` with the sizes
+//! Windows asks for, and the logo PNGs the MSIX manifest references.
+
+use super::PackageError;
+use image::{imageops::FilterType, DynamicImage, GenericImageView, ImageFormat, RgbaImage};
+use std::path::Path;
+
+/// Sizes written into `app.ico`, smallest first.
+pub const ICO_SIZES: [u32; 7] = [16, 24, 32, 48, 64, 128, 256];
+/// The smallest accepted source (longer side, in pixels).
+pub const MIN_SOURCE_PX: u32 = 256;
+
+/// MSIX logos: (path inside the package, width, height). `templates/AppxManifest.xml`
+/// references exactly these.
+pub const MSIX_LOGOS: [(&str, u32, u32); 4] = [
+    ("Assets/StoreLogo.png", 50, 50),
+    ("Assets/Square44x44Logo.png", 44, 44),
+    ("Assets/Square150x150Logo.png", 150, 150),
+    ("Assets/Wide310x150Logo.png", 310, 150),
+];
+
+/// Loads the source PNG, refusing anything that is not a PNG of at least 256 px, and pads
+/// a non-square image to a transparent square (centred) so it never gets stretched.
+pub fn load_square_png(png: &Path) -> Result<RgbaImage, PackageError> {
+    let bad = |reason: String| PackageError::BadIcon {
+        path: png.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(png).map_err(|e| bad(format!("cannot read: {e}")))?;
+    if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Err(bad(
+            "not a PNG file (the icon must be a PNG of at least 256x256 px)".into(),
+        ));
+    }
+    let img = image::load_from_memory_with_format(&bytes, ImageFormat::Png)
+        .map_err(|e| bad(format!("PNG cannot be decoded: {e}")))?;
+    let (w, h) = img.dimensions();
+    if w.max(h) < MIN_SOURCE_PX {
+        return Err(bad(format!(
+            "{w}x{h} px is too small; the icon must be at least {MIN_SOURCE_PX}x{MIN_SOURCE_PX} px"
+        )));
+    }
+    if w.max(h) > 8192 {
+        return Err(bad(format!("{w}x{h} px is too large (8192 px max)")));
+    }
+    Ok(pad_to_square(&img))
+}
+
+fn pad_to_square(img: &DynamicImage) -> RgbaImage {
+    let rgba = img.to_rgba8();
+    let (w, h) = rgba.dimensions();
+    if w == h {
+        return rgba;
+    }
+    let side = w.max(h);
+    let mut square = RgbaImage::new(side, side);
+    image::imageops::overlay(
+        &mut square,
+        &rgba,
+        ((side - w) / 2) as i64,
+        ((side - h) / 2) as i64,
+    );
+    square
+}
+
+/// Writes `ico_out` with one entry per [`ICO_SIZES`] (the 256 px entry PNG-compressed,
+/// the others as 32-bit BMP, as Windows' own tools do).
+pub fn png_to_ico(png: &Path, ico_out: &Path) -> Result<(), PackageError> {
+    let square = load_square_png(png)?;
+    let mut dir = ico::IconDir::new(ico::ResourceType::Icon);
+    for size in ICO_SIZES {
+        let scaled = image::imageops::resize(&square, size, size, FilterType::Lanczos3);
+        let icon = ico::IconImage::from_rgba_data(size, size, scaled.into_raw());
+        let entry = if size >= 256 {
+            ico::IconDirEntry::encode_as_png(&icon)
+        } else {
+            ico::IconDirEntry::encode_as_bmp(&icon)
+        }
+        .map_err(PackageError::io("encoding icon entry"))?;
+        dir.add_entry(entry);
+    }
+    let file = std::fs::File::create(ico_out)
+        .map_err(PackageError::io(format!("creating {}", ico_out.display())))?;
+    dir.write(std::io::BufWriter::new(file))
+        .map_err(PackageError::io(format!("writing {}", ico_out.display())))
+}
+
+/// Writes the [`MSIX_LOGOS`] under `out_dir` and returns them as (relative path, w, h).
+/// The wide logo centres the square icon on a transparent background.
+pub fn png_logos(png: &Path, out_dir: &Path) -> Result<Vec<(String, u32, u32)>, PackageError> {
+    let square = load_square_png(png)?;
+    let mut written = Vec::new();
+    for (rel, w, h) in MSIX_LOGOS {
+        let side = w.min(h);
+        let scaled = image::imageops::resize(&square, side, side, FilterType::Lanczos3);
+        let mut canvas = RgbaImage::new(w, h);
+        image::imageops::overlay(
+            &mut canvas,
+            &scaled,
+            ((w - side) / 2) as i64,
+            ((h - side) / 2) as i64,
+        );
+        let path = out_dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(PackageError::io(format!("creating {}", parent.display())))?;
+        }
+        canvas
+            .save_with_format(&path, ImageFormat::Png)
+            .map_err(|e| PackageError::BadIcon {
+                path: path.clone(),
+                reason: format!("cannot write logo: {e}"),
+            })?;
+        written.push((rel.to_string(), w, h));
+    }
+    Ok(written)
+}

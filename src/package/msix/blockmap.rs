@@ -1,0 +1,178 @@
+//! Entries written block by block, and the `AppxBlockMap.xml` that describes them: for
+//! each 64 KiB block of uncompressed data its SHA-256, and for deflated entries the size
+//! of that block's compressed bytes (each block ends with a full flush, so it can be
+//! decompressed on its own).
+
+use super::zip64::{
+    write_data_descriptor, write_local_header, EntryRecord, METHOD_DEFLATED, METHOD_STORED,
+};
+use crate::package::escape::xml;
+use crate::package::PackageError;
+use base64::Engine;
+use flate2::{Compress, Compression, FlushCompress, Status};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+
+pub const BLOCK_SIZE: usize = 64 * 1024;
+
+/// One `<File>` of the block map.
+#[derive(Clone, Debug)]
+pub struct BlockMapFile {
+    /// Windows path (`assets\img\logo.png`), unescaped.
+    pub name: String,
+    pub size: u64,
+    pub lfh_size: u64,
+    /// SHA-256 of each uncompressed block, and its compressed size when deflated.
+    pub blocks: Vec<([u8; 32], Option<u64>)>,
+}
+
+/// Renders `AppxBlockMap.xml`.
+pub fn render_block_map(files: &[BlockMapFile]) -> Result<String, PackageError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\r\n<BlockMap xmlns=\"http://schemas.microsoft.com/appx/2010/blockmap\" HashMethod=\"http://www.w3.org/2001/04/xmlenc#sha256\">",
+    );
+    for f in files {
+        s.push_str(&format!(
+            "<File Name=\"{}\" Size=\"{}\" LfhSize=\"{}\">",
+            xml("file name", &f.name)?,
+            f.size,
+            f.lfh_size
+        ));
+        for (hash, size) in &f.blocks {
+            match size {
+                Some(sz) => s.push_str(&format!(
+                    "<Block Hash=\"{}\" Size=\"{sz}\"/>",
+                    b64.encode(hash)
+                )),
+                None => s.push_str(&format!("<Block Hash=\"{}\"/>", b64.encode(hash))),
+            }
+        }
+        s.push_str("</File>");
+    }
+    s.push_str("</BlockMap>");
+    Ok(s)
+}
+
+/// Writes one entry (local header, data, zip64 data descriptor) from `src`, 64 KiB at a
+/// time; never holds more than one block (and its compressed form) in memory.
+pub fn write_blocked_entry<W: Write, R: Read>(
+    w: &mut W,
+    offset: u64,
+    part_name: &str,
+    src: &mut R,
+    deflate: bool,
+    dos: (u16, u16),
+) -> Result<(EntryRecord, BlockMapFile), std::io::Error> {
+    let method = if deflate {
+        METHOD_DEFLATED
+    } else {
+        METHOD_STORED
+    };
+    let lfh_size = write_local_header(w, part_name, method, dos.0, dos.1)?;
+    let mut crc = flate2::Crc::new();
+    let mut compressor = Compress::new(Compression::default(), false);
+    let mut block = vec![0u8; BLOCK_SIZE];
+    let mut out = Vec::with_capacity(BLOCK_SIZE + 1024);
+    let mut blocks = Vec::new();
+    let (mut total_in, mut total_out) = (0u64, 0u64);
+    let mut next = read_block(src, &mut block)?;
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let len = next;
+        if len == 0 && total_in > 0 {
+            break;
+        }
+        // Look ahead one block so the last one can finish the deflate stream.
+        pending.clear();
+        pending.extend_from_slice(&block[..len]);
+        next = if len == 0 {
+            0
+        } else {
+            read_block(src, &mut block)?
+        };
+        let is_last = next == 0;
+        crc.update(&pending);
+        total_in += len as u64;
+        let hash: [u8; 32] = Sha256::digest(&pending).into();
+        if deflate {
+            out.clear();
+            let flush = if is_last {
+                FlushCompress::Finish
+            } else {
+                FlushCompress::Full
+            };
+            deflate_block(&mut compressor, &pending, &mut out, flush)?;
+            w.write_all(&out)?;
+            total_out += out.len() as u64;
+            if len > 0 {
+                blocks.push((hash, Some(out.len() as u64)));
+            }
+        } else {
+            w.write_all(&pending)?;
+            total_out += len as u64;
+            if len > 0 {
+                blocks.push((hash, None));
+            }
+        }
+        if is_last {
+            break;
+        }
+    }
+    write_data_descriptor(w, crc.sum(), total_out, total_in)?;
+    let record = EntryRecord {
+        name: part_name.to_string(),
+        method,
+        flags: 0x0008,
+        dos_time: dos.0,
+        dos_date: dos.1,
+        crc32: crc.sum(),
+        compressed: total_out,
+        uncompressed: total_in,
+        offset,
+    };
+    let file = BlockMapFile {
+        name: String::new(),
+        size: total_in,
+        lfh_size,
+        blocks,
+    };
+    Ok((record, file))
+}
+
+fn read_block<R: Read>(src: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = src.read(&mut buf[filled..])?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+fn deflate_block(
+    c: &mut Compress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    flush: FlushCompress,
+) -> std::io::Result<()> {
+    let start_in = c.total_in();
+    loop {
+        if out.capacity() - out.len() < 4096 {
+            out.reserve(64 * 1024);
+        }
+        let consumed = (c.total_in() - start_in) as usize;
+        let status = c
+            .compress_vec(&input[consumed..], out, flush)
+            .map_err(|e| std::io::Error::other(format!("deflate: {e}")))?;
+        let all_in = (c.total_in() - start_in) as usize == input.len();
+        match (status, flush) {
+            (Status::StreamEnd, _) => return Ok(()),
+            // A full flush is complete once all input is consumed and spare room remains.
+            (_, FlushCompress::Full) if all_in && out.len() < out.capacity() => return Ok(()),
+            _ => {}
+        }
+    }
+}

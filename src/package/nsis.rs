@@ -1,0 +1,267 @@
+//! The NSIS installer `<App>-<version>-Setup.exe`: `templates/installer.nsi` rendered with
+//! NSIS-escaped values and generated File/Delete/RMDir lists, then built by `makensis` as a
+//! runner step (a container, or a host process).
+//!
+//! Payload files go into the step under neutral names (`payload/f00000`) and are installed
+//! with `File /oname=<real name>`, so no bundle file name is ever a compile-time path in
+//! the script; the real names only appear as escaped runtime strings.
+
+use super::bundle::BundleListing;
+use super::escape::nsis_string;
+use super::template::{render, INSTALLER_NSI};
+use super::{AppInfo, Bundle, PackageError};
+use crate::sandbox::{Runner, Step, StepContext, StepInput};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Name of the rendered script inside the step.
+pub const SCRIPT_NAME: &str = "installer.nsi";
+const ICON_NAME: &str = "installer.ico";
+const PAYLOAD_DIR: &str = "payload";
+
+/// `<ascii name>-<version>-Setup.exe`; a version with characters unfit for a file name
+/// falls back to the 4-part version.
+pub fn installer_file_name(app: &AppInfo) -> String {
+    format!("{}-{}-Setup.exe", app.ascii_name, file_version(app))
+}
+
+/// The version for artifact file names: the display version if it is plain, else 4 parts.
+pub fn file_version(app: &AppInfo) -> String {
+    let v = &app.version_display;
+    if !v.is_empty()
+        && v.len() <= 64
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+    {
+        v.clone()
+    } else {
+        app.version_string4()
+    }
+}
+
+/// Neutral in-step source name of the `index`-th payload file.
+fn payload_name(index: usize) -> String {
+    format!("{PAYLOAD_DIR}\\f{index:05}")
+}
+
+fn win_path(rel: &str) -> String {
+    rel.replace('/', "\\")
+}
+
+/// Renders the installer script for `bundle` (its listing must be the one whose payload
+/// is staged with [`stage_payload`]).
+pub fn render_installer_script(
+    bundle: &Bundle,
+    app: &AppInfo,
+    out_name: &str,
+) -> Result<String, PackageError> {
+    let listing = bundle.list()?;
+    let has_icon = bundle.root.join("app.ico").is_file();
+    render_with_listing(bundle, &listing, app, out_name, has_icon)
+}
+
+fn render_with_listing(
+    bundle: &Bundle,
+    listing: &BundleListing,
+    app: &AppInfo,
+    out_name: &str,
+    has_icon: bool,
+) -> Result<String, PackageError> {
+    let q = nsis_string;
+    let mut install = String::new();
+    let mut uninstall = String::new();
+    // Root first, then each folder (sorted, so parents precede children); files by folder.
+    let mut folders: Vec<&str> = vec![""];
+    folders.extend(listing.dirs.iter().map(String::as_str));
+    for folder in &folders {
+        let out_path = if folder.is_empty() {
+            "$INSTDIR".to_string()
+        } else {
+            format!("$INSTDIR\\{}", q("file name", &win_path(folder))?)
+        };
+        writeln!(install, "  SetOutPath \"{out_path}\"").unwrap();
+        for (i, f) in listing.files.iter().enumerate() {
+            let parent = f.rel.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            if parent != *folder {
+                continue;
+            }
+            let leaf = f.rel.rsplit('/').next().unwrap_or(&f.rel);
+            writeln!(
+                install,
+                "  File \"/oname={}\" \"{}\"",
+                q("file name", leaf)?,
+                payload_name(i)
+            )
+            .unwrap();
+            writeln!(
+                uninstall,
+                "  Delete \"$INSTDIR\\{}\"",
+                q("file name", &win_path(&f.rel))?
+            )
+            .unwrap();
+        }
+    }
+    let mut dirs_deepest_first: Vec<&String> = listing.dirs.iter().collect();
+    dirs_deepest_first.sort_by(|a, b| {
+        b.matches('/')
+            .count()
+            .cmp(&a.matches('/').count())
+            .then(b.cmp(a))
+    });
+    let mut uninstall_dirs = String::new();
+    for d in dirs_deepest_first {
+        writeln!(
+            uninstall_dirs,
+            "  RMDir \"$INSTDIR\\{}\"",
+            q("folder name", &win_path(d))?
+        )
+        .unwrap();
+    }
+    let icon_defines = if has_icon {
+        format!("!define MUI_ICON \"{ICON_NAME}\"\n!define MUI_UNICON \"{ICON_NAME}\"")
+    } else {
+        "; no app icon: NSIS default installer icon".to_string()
+    };
+    let estimated_kib = listing.total_size().div_ceil(1024);
+    let app_name = q("app_name", &app.app_name)?;
+    render(
+        "installer.nsi",
+        INSTALLER_NSI,
+        &[
+            ("comment_name", &app.ascii_name.replace(['\r', '\n'], " ")),
+            ("app_name", &app_name),
+            ("install_dir", &app_name),
+            ("out_file", &q("out_file", out_name)?),
+            ("version_display", &q("version", &app.version_display)?),
+            ("version4", &app.version_string4()),
+            ("publisher", &q("company_name", &app.publisher)?),
+            ("copyright", &q("copyright", &app.copyright)?),
+            ("description", &q("file_description", &app.description)?),
+            ("exe_name", &q("exe_name", &bundle.exe_name)?),
+            ("reg_key", &q("bundle_id", &app.bundle_id)?),
+            ("icon_defines", &icon_defines),
+            ("install_files", install.trim_end()),
+            ("uninstall_files", uninstall.trim_end()),
+            ("uninstall_dirs", uninstall_dirs.trim_end()),
+            ("estimated_size_kib", &estimated_kib.to_string()),
+        ],
+    )
+}
+
+/// Writes `<dir>/installer.nsi` (UTF-8 with BOM), `<dir>/installer.ico` and the payload
+/// under neutral names (hard links where possible, copies otherwise).
+pub fn stage_payload(
+    bundle: &Bundle,
+    app: &AppInfo,
+    out_name: &str,
+    dir: &Path,
+) -> Result<(), PackageError> {
+    let listing = bundle.list()?;
+    let icon = bundle.root.join("app.ico");
+    let has_icon = icon.is_file();
+    let script = render_with_listing(bundle, &listing, app, out_name, has_icon)?;
+    let payload = dir.join(PAYLOAD_DIR);
+    std::fs::create_dir_all(&payload)
+        .map_err(PackageError::io(format!("creating {}", payload.display())))?;
+    let mut bytes = Vec::with_capacity(script.len() + 3);
+    bytes.extend_from_slice(b"\xEF\xBB\xBF");
+    bytes.extend_from_slice(script.as_bytes());
+    std::fs::write(dir.join(SCRIPT_NAME), bytes)
+        .map_err(PackageError::io("writing installer.nsi"))?;
+    if has_icon {
+        link_or_copy(&icon, &dir.join(ICON_NAME))?;
+    }
+    for (i, f) in listing.files.iter().enumerate() {
+        link_or_copy(&f.source, &dir.join(payload_name(i).replace('\\', "/")))?;
+    }
+    Ok(())
+}
+
+fn link_or_copy(from: &Path, to: &Path) -> Result<(), PackageError> {
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(PackageError::io(format!("copying {}", from.display())))
+}
+
+/// Builds the installer with `makensis` as a runner step and returns the path of
+/// `<ascii>-<version>-Setup.exe` in `ctx.output_dir`.
+#[allow(clippy::too_many_arguments)]
+pub async fn build_installer(
+    runner: &dyn Runner,
+    ctx: &StepContext,
+    image: &str,
+    makensis: &str,
+    bundle: &Bundle,
+    app: &AppInfo,
+    scratch: &Path,
+    timeout: Duration,
+) -> Result<PathBuf, PackageError> {
+    let out_name = installer_file_name(app);
+    let stage = scratch.join("nsis-input");
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage)
+            .map_err(PackageError::io(format!("clearing {}", stage.display())))?;
+    }
+    std::fs::create_dir_all(&stage)
+        .map_err(PackageError::io(format!("creating {}", stage.display())))?;
+    stage_payload(bundle, app, &out_name, &stage)?;
+    let mut inputs = vec![
+        StepInput {
+            host_path: stage.join(SCRIPT_NAME),
+            dest: SCRIPT_NAME.into(),
+        },
+        StepInput {
+            host_path: stage.join(PAYLOAD_DIR),
+            dest: PAYLOAD_DIR.into(),
+        },
+    ];
+    if stage.join(ICON_NAME).is_file() {
+        inputs.push(StepInput {
+            host_path: stage.join(ICON_NAME),
+            dest: ICON_NAME.into(),
+        });
+    }
+    let step = Step {
+        name: "nsis".into(),
+        image: image.into(),
+        argv: vec![
+            makensis.into(),
+            "-V2".into(),
+            "-INPUTCHARSET".into(),
+            "UTF8".into(),
+            SCRIPT_NAME.into(),
+        ],
+        env: vec![],
+        inputs,
+        outputs: vec![out_name.clone()],
+        cwd: String::new(),
+        timeout,
+    };
+    let result = runner.run(&step, ctx).await;
+    let _ = std::fs::remove_dir_all(&stage);
+    let outcome = result.map_err(|e| PackageError::Tool {
+        tool: "makensis",
+        reason: e.to_string(),
+    })?;
+    if outcome.exit_code != 0 {
+        return Err(PackageError::Tool {
+            tool: "makensis",
+            reason: format!(
+                "exited with code {} (its output is in the job log)",
+                outcome.exit_code
+            ),
+        });
+    }
+    let out = ctx.output_dir.join(&out_name);
+    if !out.is_file() {
+        return Err(PackageError::Tool {
+            tool: "makensis",
+            reason: format!("{out_name} was not produced"),
+        });
+    }
+    Ok(out)
+}

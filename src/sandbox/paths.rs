@@ -1,0 +1,50 @@
+//! Checks the relative paths a [`Step`](super::Step) names (input destinations, outputs,
+//! working dir) before any runner touches the file system: `/`-separated, relative, no
+//! `..`, no drive letters or backslashes. Both runners share these rules.
+
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+/// Splits a step-relative path into its components, refusing anything that could leave
+/// the step's work dir. `""` and `"."` mean the work dir itself (no components).
+pub fn step_relative(path: &str) -> Result<Vec<&str>> {
+    if path.starts_with('/') || path.contains('\\') || path.contains('\0') || path.contains(':') {
+        bail!("path {path:?} must be relative and /-separated");
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => bail!("path {path:?} must not contain '..'"),
+            p => parts.push(p),
+        }
+    }
+    Ok(parts)
+}
+
+/// [`step_relative`] as a native relative path (`PathBuf::new()` for the work dir itself).
+pub fn step_relative_path(path: &str) -> Result<PathBuf> {
+    Ok(step_relative(path)?.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_relative_paths_pass() {
+        assert_eq!(
+            step_relative("out/app.exe").unwrap(),
+            vec!["out", "app.exe"]
+        );
+        assert_eq!(step_relative("./a//b/").unwrap(), vec!["a", "b"]);
+        assert!(step_relative("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn escaping_paths_are_refused() {
+        for bad in ["/etc/passwd", "../x", "a/../../b", "C:/x", "a\\b", "a\0b"] {
+            assert!(step_relative(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

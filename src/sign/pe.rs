@@ -1,0 +1,344 @@
+//! The PE side of Authenticode: header layout, the streaming Authenticode digest, embedding
+//! the signature as a `WIN_CERTIFICATE` and the PE checksum.
+//!
+//! Everything streams through a fixed 1 MiB buffer: memory does not grow with the file size.
+//! The digest is the "flat" one osslsigncode and Windows compute: every byte from the start of
+//! the file to the certificate table (or the end), except the 4-byte checksum field and the
+//! 8-byte security directory entry, followed by the zero padding that aligns the table to 8.
+
+use sha2::{Digest, Sha256};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+const BUF_SIZE: usize = 1 << 20;
+/// `WIN_CERT_REVISION_2_0`
+const WIN_CERT_REVISION: u16 = 0x0200;
+/// `WIN_CERT_TYPE_PKCS_SIGNED_DATA`
+const WIN_CERT_TYPE_PKCS: u16 = 0x0002;
+/// A certificate table bigger than this is not ours and not plausible.
+const MAX_CERT_TABLE: u64 = 16 << 20;
+
+/// Where the fields that Authenticode skips live in one PE file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeLayout {
+    pub file_len: u64,
+    pub checksum_offset: u64,
+    pub security_dir_offset: u64,
+    /// The existing certificate table `(offset, size)`, if the file is already signed.
+    pub cert_table: Option<(u64, u64)>,
+}
+
+impl PeLayout {
+    /// Length of the content that is hashed (the file without its certificate table).
+    pub fn content_len(&self) -> u64 {
+        self.cert_table.map_or(self.file_len, |(offset, _)| offset)
+    }
+
+    /// Zero bytes appended after the content so the certificate table starts 8-aligned.
+    pub fn padding(&self) -> u64 {
+        (8 - self.content_len() % 8) % 8
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Reads and checks the headers. Errors are plain sentences for a `SignError`.
+pub fn read_layout(file: &mut File) -> Result<PeLayout, String> {
+    let file_len = file
+        .metadata()
+        .map_err(|e| format!("cannot stat file: {e}"))?
+        .len();
+    let mut dos = [0u8; 64];
+    file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    file.read_exact(&mut dos)
+        .map_err(|_| "file is too small to be a PE image".to_string())?;
+    if &dos[..2] != b"MZ" {
+        return Err("not a PE image (no MZ header)".into());
+    }
+    let pe_offset = u64::from(u32_at(&dos, 0x3c).unwrap_or(0));
+    // signature + COFF header + the optional header up to and including the data directories
+    let mut header = vec![0u8; 24 + 240];
+    if pe_offset + header.len() as u64 > file_len {
+        return Err("PE header lies outside the file".into());
+    }
+    file.seek(SeekFrom::Start(pe_offset))
+        .map_err(|e| e.to_string())?;
+    file.read_exact(&mut header)
+        .map_err(|e| format!("cannot read PE header: {e}"))?;
+    if &header[..4] != b"PE\0\0" {
+        return Err("not a PE image (no PE signature)".into());
+    }
+    let optional = 24usize;
+    let (rva_count_at, dirs_at) = match u16_at(&header, optional) {
+        Some(0x10b) => (optional + 92, optional + 96),
+        Some(0x20b) => (optional + 108, optional + 112),
+        _ => return Err("unknown optional header magic (neither PE32 nor PE32+)".into()),
+    };
+    let rva_count = u32_at(&header, rva_count_at).unwrap_or(0);
+    if rva_count < 5 {
+        return Err("PE image has no security directory entry".into());
+    }
+    let security_at = dirs_at + 4 * 8;
+    let table_offset = u64::from(u32_at(&header, security_at).unwrap_or(0));
+    let table_size = u64::from(u32_at(&header, security_at + 4).unwrap_or(0));
+    let cert_table = match (table_offset, table_size) {
+        (0, 0) => None,
+        (offset, size) => {
+            if offset + size != file_len || size > MAX_CERT_TABLE || offset < 512 {
+                return Err("existing certificate table is not at the end of the file".into());
+            }
+            Some((offset, size))
+        }
+    };
+    Ok(PeLayout {
+        file_len,
+        checksum_offset: pe_offset + optional as u64 + 64,
+        security_dir_offset: pe_offset + security_at as u64,
+        cert_table,
+    })
+}
+
+/// Streams `len` bytes from the start of `file` into `sink`, with the byte ranges in
+/// `skip` (sorted, non-overlapping) left out.
+fn stream_excluding(
+    file: &mut File,
+    len: u64,
+    skip: &[(u64, u64)],
+    mut sink: impl FnMut(&[u8]),
+) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut pos = 0u64;
+    while pos < len {
+        let want = (len - pos).min(BUF_SIZE as u64) as usize;
+        file.read_exact(&mut buf[..want])?;
+        let chunk_end = pos + want as u64;
+        let mut from = pos;
+        for &(start, end) in skip {
+            if end <= from || start >= chunk_end {
+                continue;
+            }
+            if start > from {
+                sink(&buf[(from - pos) as usize..(start - pos) as usize]);
+            }
+            from = end.min(chunk_end);
+        }
+        if from < chunk_end {
+            sink(&buf[(from - pos) as usize..want]);
+        }
+        pos = chunk_end;
+    }
+    Ok(())
+}
+
+/// SHA-256 Authenticode digest of the file as it will be once padded for signing.
+pub fn authenticode_digest(file: &mut File, layout: &PeLayout) -> std::io::Result<[u8; 32]> {
+    let mut hasher = Sha256::new();
+    let skip = [
+        (layout.checksum_offset, layout.checksum_offset + 4),
+        (layout.security_dir_offset, layout.security_dir_offset + 8),
+    ];
+    stream_excluding(file, layout.content_len(), &skip, |b| hasher.update(b))?;
+    hasher.update(&[0u8; 8][..layout.padding() as usize]);
+    Ok(hasher.finalize().into())
+}
+
+/// The PE checksum (16-bit one's-complement word sum plus the file length) of the whole
+/// file, with the checksum field read as zero.
+pub fn pe_checksum(file: &mut File, checksum_offset: u64) -> std::io::Result<u32> {
+    let len = file.metadata()?.len();
+    let mut sum: u64 = 0;
+    let mut odd_byte: Option<u8> = None;
+    let skip = [(checksum_offset, checksum_offset + 4)];
+    // The checksum field is 4 bytes at an even offset in every sane image, so skipping it
+    // keeps words aligned; a pending odd byte carries over between chunks.
+    stream_excluding(file, len, &skip, |mut b| {
+        if let Some(low) = odd_byte.take() {
+            if let Some((&high, rest)) = b.split_first() {
+                sum += u64::from(u16::from_le_bytes([low, high]));
+                b = rest;
+            } else {
+                odd_byte = Some(low);
+                return;
+            }
+        }
+        let mut words = b.chunks_exact(2);
+        for w in &mut words {
+            sum += u64::from(u16::from_le_bytes([w[0], w[1]]));
+        }
+        if let [last] = words.remainder() {
+            odd_byte = Some(*last);
+        }
+    })?;
+    if let Some(low) = odd_byte {
+        sum += u64::from(low);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    Ok((sum as u32).wrapping_add(len as u32))
+}
+
+/// Replaces any certificate table with `pkcs7` (a DER ContentInfo) wrapped in a
+/// `WIN_CERTIFICATE`, points the security directory at it and fixes the checksum.
+pub fn embed_signature(path: &Path, layout: &PeLayout, pkcs7: &[u8]) -> std::io::Result<()> {
+    let table_offset = layout.content_len() + layout.padding();
+    let padded_len = pkcs7.len().div_ceil(8) * 8;
+    let entry_len = 8 + padded_len as u64;
+    let (Ok(table_offset32), Ok(entry_len32)) =
+        (u32::try_from(table_offset), u32::try_from(entry_len))
+    else {
+        return Err(std::io::Error::other(
+            "PE image too large for a certificate table",
+        ));
+    };
+    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+    file.set_len(layout.content_len())?;
+    file.seek(SeekFrom::End(0))?;
+    let mut tail = Vec::with_capacity(layout.padding() as usize + 8 + padded_len);
+    tail.resize(layout.padding() as usize, 0);
+    tail.extend_from_slice(&entry_len32.to_le_bytes());
+    tail.extend_from_slice(&WIN_CERT_REVISION.to_le_bytes());
+    tail.extend_from_slice(&WIN_CERT_TYPE_PKCS.to_le_bytes());
+    tail.extend_from_slice(pkcs7);
+    tail.resize(tail.len() + padded_len - pkcs7.len(), 0);
+    file.write_all(&tail)?;
+    file.seek(SeekFrom::Start(layout.security_dir_offset))?;
+    file.write_all(&table_offset32.to_le_bytes())?;
+    file.write_all(&entry_len32.to_le_bytes())?;
+    let checksum = pe_checksum(&mut file, layout.checksum_offset)?;
+    file.seek(SeekFrom::Start(layout.checksum_offset))?;
+    file.write_all(&checksum.to_le_bytes())?;
+    file.sync_all()
+}
+
+/// Reads the PKCS#7 blob of the (first) `WIN_CERTIFICATE` of a signed file.
+pub fn read_signature(file: &mut File, layout: &PeLayout) -> Result<Vec<u8>, String> {
+    let Some((offset, size)) = layout.cert_table else {
+        return Err("file is not signed (no certificate table)".into());
+    };
+    let mut table = vec![0u8; size as usize];
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| e.to_string())?;
+    file.read_exact(&mut table)
+        .map_err(|e| format!("cannot read certificate table: {e}"))?;
+    let entry_len = u32_at(&table, 0).unwrap_or(0) as usize;
+    if entry_len < 8 || entry_len > table.len() {
+        return Err("malformed WIN_CERTIFICATE length".into());
+    }
+    if u16_at(&table, 4) != Some(WIN_CERT_REVISION) || u16_at(&table, 6) != Some(WIN_CERT_TYPE_PKCS)
+    {
+        return Err("WIN_CERTIFICATE is not a revision 2 PKCS#7 entry".into());
+    }
+    table.truncate(entry_len);
+    table.drain(..8);
+    Ok(table)
+}
+
+/// The checksum stored in the header.
+pub fn stored_checksum(file: &mut File, layout: &PeLayout) -> std::io::Result<u32> {
+    let mut b = [0u8; 4];
+    file.seek(SeekFrom::Start(layout.checksum_offset))?;
+    file.read_exact(&mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny PE32+ header followed by `extra` bytes (not loadable; enough for layout/digest).
+    fn fake_pe(extra: usize) -> Vec<u8> {
+        let mut d = vec![0u8; 0x200 + extra];
+        d[..2].copy_from_slice(b"MZ");
+        d[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        d[0x80..0x84].copy_from_slice(b"PE\0\0");
+        d[0x98..0x9a].copy_from_slice(&0x20bu16.to_le_bytes());
+        d[0x98 + 108..0x98 + 112].copy_from_slice(&16u32.to_le_bytes());
+        for (i, b) in d.iter_mut().enumerate().skip(0x200) {
+            *b = (i * 7) as u8;
+        }
+        d
+    }
+
+    #[test]
+    fn digest_skips_checksum_and_security_entry_and_pads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.exe");
+        let data = fake_pe(13);
+        std::fs::write(&path, &data).unwrap();
+        let mut f = File::open(&path).unwrap();
+        let layout = read_layout(&mut f).unwrap();
+        assert_eq!(layout.checksum_offset, 0x80 + 24 + 64);
+        assert_eq!(layout.security_dir_offset, 0x80 + 24 + 112 + 32);
+        assert_eq!(layout.padding(), 3);
+        let mut expected = Sha256::new();
+        let c = layout.checksum_offset as usize;
+        let s = layout.security_dir_offset as usize;
+        expected.update(&data[..c]);
+        expected.update(&data[c + 4..s]);
+        expected.update(&data[s + 8..]);
+        expected.update([0u8; 3]);
+        let expected: [u8; 32] = expected.finalize().into();
+        assert_eq!(authenticode_digest(&mut f, &layout).unwrap(), expected);
+    }
+
+    #[test]
+    fn embed_then_read_back_and_resign_replaces_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.exe");
+        std::fs::write(&path, fake_pe(5)).unwrap();
+        let mut f = File::open(&path).unwrap();
+        let layout = read_layout(&mut f).unwrap();
+        let digest_before = authenticode_digest(&mut f, &layout).unwrap();
+        embed_signature(&path, &layout, &[0x30, 0x03, 1, 2, 3]).unwrap();
+        let mut f = File::open(&path).unwrap();
+        let signed = read_layout(&mut f).unwrap();
+        assert_eq!(signed.cert_table, Some((0x208, 16)));
+        assert_eq!(
+            read_signature(&mut f, &signed).unwrap(),
+            vec![0x30, 0x03, 1, 2, 3, 0, 0, 0]
+        );
+        assert_eq!(authenticode_digest(&mut f, &signed).unwrap(), digest_before);
+        assert_eq!(
+            stored_checksum(&mut f, &signed).unwrap(),
+            pe_checksum(&mut f, signed.checksum_offset).unwrap()
+        );
+        // signing again replaces the table instead of stacking a second one
+        embed_signature(&path, &signed, &[0x30, 0x00]).unwrap();
+        let mut f = File::open(&path).unwrap();
+        let again = read_layout(&mut f).unwrap();
+        assert_eq!(again.cert_table, Some((0x208, 16)));
+    }
+
+    #[test]
+    fn hostile_headers_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        for data in [
+            b"MZ".to_vec(),
+            vec![0u8; 100],
+            {
+                let mut d = fake_pe(0);
+                d[0x3c..0x40].copy_from_slice(&u32::MAX.to_le_bytes());
+                d
+            },
+            {
+                let mut d = fake_pe(0);
+                d[0x98 + 112 + 32..0x98 + 112 + 36].copy_from_slice(&0x100u32.to_le_bytes());
+                d[0x98 + 112 + 36..0x98 + 112 + 40].copy_from_slice(&0x10u32.to_le_bytes());
+                d
+            },
+        ] {
+            std::fs::write(&path, &data).unwrap();
+            assert!(read_layout(&mut File::open(&path).unwrap()).is_err());
+        }
+    }
+}
