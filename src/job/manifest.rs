@@ -85,7 +85,10 @@ pub const MAX_FEATURES: usize = 64;
 pub const MAX_FEATURE_LEN: usize = 64;
 
 fn fail(field: &str, problem: impl Into<String>) -> ManifestError {
-    ManifestError { field: field.to_string(), problem: problem.into() }
+    ManifestError {
+        field: field.to_string(),
+        problem: problem.into(),
+    }
 }
 
 /// `"abc…"` quoted with escapes, cut to [`PREVIEW_CHARS`] characters.
@@ -109,11 +112,17 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 /// The field as a string; `Ok(None)` when it is absent or null.
-fn optional_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, ManifestError> {
+fn optional_str<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, ManifestError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(fail(field, format!("must be a string, got {}", type_name(other)))),
+        Some(other) => Err(fail(
+            field,
+            format!("must be a string, got {}", type_name(other)),
+        )),
     }
 }
 
@@ -124,9 +133,12 @@ fn required_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str,
 impl Manifest {
     /// Parses and validates the `manifest` object of a `job_assign` frame.
     pub fn from_json(value: &Value) -> Result<Manifest, ManifestError> {
-        let obj = value
-            .as_object()
-            .ok_or_else(|| fail("manifest", format!("must be an object, got {}", type_name(value))))?;
+        let obj = value.as_object().ok_or_else(|| {
+            fail(
+                "manifest",
+                format!("must be an object, got {}", type_name(value)),
+            )
+        })?;
 
         let app_name = parse_app_name(required_str(obj, "app_name")?)?;
         let bundle_id = parse_bundle_id(required_str(obj, "bundle_id")?)?;
@@ -219,9 +231,15 @@ fn parse_app_name(raw: &str) -> Result<String, ManifestError> {
         return Err(fail("app_name", "must not be empty"));
     }
     if count > MAX_APP_NAME_CHARS {
-        return Err(fail("app_name", format!("is {count} characters long (at most {MAX_APP_NAME_CHARS})")));
+        return Err(fail(
+            "app_name",
+            format!("is {count} characters long (at most {MAX_APP_NAME_CHARS})"),
+        ));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))) {
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, ' ' | '-' | '_')))
+    {
         return Err(fail(
             "app_name",
             format!(
@@ -240,12 +258,21 @@ fn parse_bundle_id(raw: &str) -> Result<String, ManifestError> {
         return Err(fail("bundle_id", "must not be empty"));
     }
     if id.len() > MAX_BUNDLE_ID_LEN {
-        return Err(fail("bundle_id", format!("is {} bytes long (at most {MAX_BUNDLE_ID_LEN})", id.len())));
-    }
-    if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
         return Err(fail(
             "bundle_id",
-            format!("{} may only contain ASCII letters, digits, `.`, `-` and `_`", preview(id)),
+            format!("is {} bytes long (at most {MAX_BUNDLE_ID_LEN})", id.len()),
+        ));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(fail(
+            "bundle_id",
+            format!(
+                "{} may only contain ASCII letters, digits, `.`, `-` and `_`",
+                preview(id)
+            ),
         ));
     }
     Ok(id.to_string())
@@ -255,25 +282,38 @@ fn parse_bundle_id(raw: &str) -> Result<String, ManifestError> {
 pub fn parse_version(field: &str, v: &str) -> Result<[u16; 4], ManifestError> {
     let parts: Vec<&str> = v.split('.').collect();
     if v.is_empty() || parts.len() > 4 {
-        return Err(fail(field, format!("{} must be 1 to 4 numbers separated by dots", preview(v))));
+        return Err(fail(
+            field,
+            format!("{} must be 1 to 4 numbers separated by dots", preview(v)),
+        ));
     }
     let mut out = [0u16; 4];
     for (slot, part) in out.iter_mut().zip(&parts) {
         if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(fail(field, format!("{} must be 1 to 4 numbers separated by dots", preview(v))));
+            return Err(fail(
+                field,
+                format!("{} must be 1 to 4 numbers separated by dots", preview(v)),
+            ));
         }
         let trimmed = part.trim_start_matches('0');
         *slot = match trimmed {
             "" => 0,
             t if t.len() > 5 => return Err(too_big(field, v)),
-            t => t.parse::<u32>().ok().and_then(|n| u16::try_from(n).ok()).ok_or_else(|| too_big(field, v))?,
+            t => t
+                .parse::<u32>()
+                .ok()
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or_else(|| too_big(field, v))?,
         };
     }
     Ok(out)
 }
 
 fn too_big(field: &str, v: &str) -> ManifestError {
-    fail(field, format!("{}: each part must be at most 65535", preview(v)))
+    fail(
+        field,
+        format!("{}: each part must be at most 65535", preview(v)),
+    )
 }
 
 /// A project-relative path: `\` becomes `/`; no empty, `.` or `..` segments, no absolute,
@@ -284,23 +324,49 @@ pub fn parse_relative_path(field: &str, raw: &str) -> Result<String, ManifestErr
         return Err(fail(field, "must not be empty"));
     }
     if path.len() > MAX_PATH_LEN {
-        return Err(fail(field, format!("is {} bytes long (at most {MAX_PATH_LEN})", path.len())));
+        return Err(fail(
+            field,
+            format!("is {} bytes long (at most {MAX_PATH_LEN})", path.len()),
+        ));
     }
     if path.chars().any(char::is_control) {
-        return Err(fail(field, format!("{} contains a control character", preview(&path))));
+        return Err(fail(
+            field,
+            format!("{} contains a control character", preview(&path)),
+        ));
     }
     if path.starts_with('/') {
-        return Err(fail(field, format!("{} is absolute; give a path inside the project", preview(&path))));
+        return Err(fail(
+            field,
+            format!(
+                "{} is absolute; give a path inside the project",
+                preview(&path)
+            ),
+        ));
     }
     if path.contains(':') {
-        return Err(fail(field, format!("{} looks like a drive or stream path; `:` is not allowed", preview(&path))));
+        return Err(fail(
+            field,
+            format!(
+                "{} looks like a drive or stream path; `:` is not allowed",
+                preview(&path)
+            ),
+        ));
     }
     let path = path.strip_prefix("./").unwrap_or(&path).to_string();
     for segment in path.split('/') {
         match segment {
-            "" => return Err(fail(field, format!("{} has an empty path segment", preview(&path)))),
+            "" => {
+                return Err(fail(
+                    field,
+                    format!("{} has an empty path segment", preview(&path)),
+                ))
+            }
             "." | ".." => {
-                return Err(fail(field, format!("{} must not contain `.` or `..` segments", preview(&path))))
+                return Err(fail(
+                    field,
+                    format!("{} must not contain `.` or `..` segments", preview(&path)),
+                ))
             }
             _ => {}
         }
@@ -312,7 +378,10 @@ fn check_targets(obj: &Map<String, Value>) -> Result<(), ManifestError> {
     match obj.get("targets") {
         None | Some(Value::Null) => Ok(()),
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(()),
-        Some(other) => Err(fail("targets", format!("must be a list of strings, got {}", type_name(other)))),
+        Some(other) => Err(fail(
+            "targets",
+            format!("must be a list of strings, got {}", type_name(other)),
+        )),
     }
 }
 
@@ -320,22 +389,36 @@ fn parse_features(obj: &Map<String, Value>) -> Result<Vec<String>, ManifestError
     let items = match obj.get("features") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
-        Some(other) => return Err(fail("features", format!("must be a list or null, got {}", type_name(other)))),
+        Some(other) => {
+            return Err(fail(
+                "features",
+                format!("must be a list or null, got {}", type_name(other)),
+            ))
+        }
     };
     if items.len() > MAX_FEATURES {
-        return Err(fail("features", format!("lists {} features (at most {MAX_FEATURES})", items.len())));
+        return Err(fail(
+            "features",
+            format!("lists {} features (at most {MAX_FEATURES})", items.len()),
+        ));
     }
     let mut features = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let field = format!("features[{i}]");
-        let s = item.as_str().ok_or_else(|| fail(&field, format!("must be a string, got {}", type_name(item))))?;
+        let s = item
+            .as_str()
+            .ok_or_else(|| fail(&field, format!("must be a string, got {}", type_name(item))))?;
         let valid = !s.is_empty()
             && s.len() <= MAX_FEATURE_LEN
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid {
             return Err(fail(
                 &field,
-                format!("{} must be 1–{MAX_FEATURE_LEN} of A-Z a-z 0-9 `_` `-`", preview(s)),
+                format!(
+                    "{} must be 1–{MAX_FEATURE_LEN} of A-Z a-z 0-9 `_` `-`",
+                    preview(s)
+                ),
             ));
         }
         if !features.iter().any(|f| f == s) {
@@ -355,17 +438,28 @@ fn parse_dpi_aware(value: Option<&Value>) -> Result<String, ManifestError> {
         Some(Value::Bool(false)) => return Ok("false".into()),
         Some(Value::String(s)) => s,
         Some(other) => {
-            return Err(fail(FIELD, format!("must be a boolean or a string, got {}", type_name(other))))
+            return Err(fail(
+                FIELD,
+                format!("must be a boolean or a string, got {}", type_name(other)),
+            ))
         }
     };
-    let normalised = match s.trim_matches(' ').to_ascii_lowercase().replace(' ', "").as_str() {
+    let normalised = match s
+        .trim_matches(' ')
+        .to_ascii_lowercase()
+        .replace(' ', "")
+        .as_str()
+    {
         "true/pm" | "permonitor" | "permonitorv2" => "true/pm",
         "true" => "true",
         "false" => "false",
         _ => {
             return Err(fail(
                 FIELD,
-                format!("{} is not one of true, false, true/pm, permonitor, permonitorv2", preview(s)),
+                format!(
+                    "{} is not one of true, false, true/pm, permonitor, permonitorv2",
+                    preview(s)
+                ),
             ))
         }
     };
@@ -375,14 +469,22 @@ fn parse_dpi_aware(value: Option<&Value>) -> Result<String, ManifestError> {
 /// A free-text field: at most [`MAX_FREE_TEXT_CHARS`], no control characters (also no
 /// newlines or tabs). Empty or whitespace-only text counts as absent.
 fn free_text(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, ManifestError> {
-    let Some(raw) = optional_str(obj, field)? else { return Ok(None) };
+    let Some(raw) = optional_str(obj, field)? else {
+        return Ok(None);
+    };
     if let Some(c) = raw.chars().find(|c| c.is_control()) {
-        return Err(fail(field, format!("{} contains the control character {:?}", preview(raw), c)));
+        return Err(fail(
+            field,
+            format!("{} contains the control character {:?}", preview(raw), c),
+        ));
     }
     let text = raw.trim_matches(' ');
     let count = text.chars().count();
     if count > MAX_FREE_TEXT_CHARS {
-        return Err(fail(field, format!("is {count} characters long (at most {MAX_FREE_TEXT_CHARS})")));
+        return Err(fail(
+            field,
+            format!("is {count} characters long (at most {MAX_FREE_TEXT_CHARS})"),
+        ));
     }
     Ok((!text.is_empty()).then(|| text.to_string()))
 }
@@ -456,5 +558,8 @@ fn transliterate(c: char) -> Option<&'static str> {
         ("Ĳ", "IJ"),
         ("ĳ", "ij"),
     ];
-    TABLE.iter().find(|(from, _)| from.contains(c)).map(|(_, to)| *to)
+    TABLE
+        .iter()
+        .find(|(from, _)| from.contains(c))
+        .map(|(_, to)| *to)
 }

@@ -45,7 +45,8 @@ impl Masker {
                 continue;
             }
             for form in forms_of(secret.expose()) {
-                if form.chars().count() >= MIN_SECRET_LEN && !patterns.iter().any(|p| **p == *form) {
+                if form.chars().count() >= MIN_SECRET_LEN && !patterns.iter().any(|p| **p == *form)
+                {
                     patterns.push(form);
                 }
             }
@@ -56,7 +57,9 @@ impl Masker {
 
     /// A masker that masks nothing.
     pub fn empty() -> Masker {
-        Masker { patterns: Vec::new() }
+        Masker {
+            patterns: Vec::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -92,7 +95,10 @@ impl Masker {
             if pattern.len() > text.len() {
                 continue;
             }
-            ranges.extend(text.match_indices(pattern.as_str()).map(|(i, m)| (i, i + m.len())));
+            ranges.extend(
+                text.match_indices(pattern.as_str())
+                    .map(|(i, m)| (i, i + m.len())),
+            );
         }
         ranges.sort_unstable();
         let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
@@ -125,7 +131,11 @@ fn forms_of(value: &str) -> Vec<Zeroizing<String>> {
         push(form.replace('+', "%20"));
         push(form);
         let json = serde_json::to_string(v).unwrap_or_default();
-        push(json.get(1..json.len().saturating_sub(1)).unwrap_or_default().to_string());
+        push(
+            json.get(1..json.len().saturating_sub(1))
+                .unwrap_or_default()
+                .to_string(),
+        );
     }
     if value.contains('\n') {
         for line in value.lines() {
@@ -144,7 +154,10 @@ fn base64_middle(engine: &impl Engine, bytes: &[u8], offset: usize) -> String {
     let encoded = Zeroizing::new(engine.encode(&*shifted));
     let skip = [0, 2, 3][offset];
     let drop_tail = usize::from(shifted.len() % 3 != 0);
-    encoded.get(skip..encoded.len().saturating_sub(drop_tail)).unwrap_or_default().to_string()
+    encoded
+        .get(skip..encoded.len().saturating_sub(drop_tail))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Masks text that arrives in chunks (process output), so that a secret split across two
@@ -157,7 +170,10 @@ pub struct MaskingStream<'m> {
 
 impl<'m> MaskingStream<'m> {
     pub fn new(masker: &'m Masker) -> Self {
-        MaskingStream { masker, pending: String::new() }
+        MaskingStream {
+            masker,
+            pending: String::new(),
+        }
     }
 
     /// Adds a chunk; returns the masked text that is safe to release now.
