@@ -232,7 +232,13 @@ async fn run_stages(
             )
         })?;
     let _ = std::fs::remove_file(&archive);
-    sink.info(Stage::Extracting, &format!("project extracted ({stats:?})"));
+    sink.info(
+        Stage::Extracting,
+        &format!(
+            "project extracted: {} entries, {} bytes",
+            stats.entries, stats.bytes
+        ),
+    );
     sink.progress(Stage::Extracting, 100, None);
 
     // The Windows work.
