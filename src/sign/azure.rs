@@ -37,6 +37,10 @@ struct ProfileClient {
     access_token: Zeroizing<String>,
 }
 
+fn same_origin(url: &str, origin: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.origin().ascii_serialization() == origin)
+}
+
 fn path_segment(name: &str, value: &str) -> Result<String, SignError> {
     let ok = !value.is_empty()
         && value
@@ -129,7 +133,8 @@ impl ProfileClient {
         let deadline = Instant::now() + self.policy.operation_deadline;
         let mut json = first;
         let poll_url = match location {
-            Some(l) if l.starts_with(&self.origin) => l,
+            // the bearer token only goes back to the signing endpoint's own origin
+            Some(l) if same_origin(&l, &self.origin) => l,
             _ => {
                 let id = http::field(METHOD, "sign", &json, "operationId")?;
                 if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
@@ -220,5 +225,29 @@ impl ProfileClient {
             parse_certificates(&cert_bytes).map_err(|m| fail(format!("sign result: {m}")))?;
         let chain = CertChain::from_unordered(certs).map_err(fail)?;
         Ok(DigestSignature { signature, chain })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_location_must_share_the_endpoint_origin() {
+        let origin = "https://eus.codesigning.azure.net";
+        assert!(same_origin("https://eus.codesigning.azure.net/a/sign/1?x=y", origin));
+        assert!(!same_origin("https://eus.codesigning.azure.net.evil.example/a", origin));
+        assert!(!same_origin("http://eus.codesigning.azure.net/a", origin));
+        assert!(!same_origin("not a url", origin));
+        assert!(same_origin("http://127.0.0.1:1234/x", "http://127.0.0.1:1234"));
+        assert!(!same_origin("http://127.0.0.1:12345/x", "http://127.0.0.1:1234"));
+    }
+
+    #[test]
+    fn path_segments_reject_traversal_and_separators() {
+        assert!(path_segment("a", "perry-profile_1.x").is_ok());
+        for bad in ["", "../x", "a/b", "a?b", "a b", "a:sign"] {
+            assert!(path_segment("a", bad).is_err(), "{bad}");
+        }
     }
 }

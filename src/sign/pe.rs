@@ -296,7 +296,7 @@ pub fn embed_signature(
     let checksum = sum.finish(table_offset + entry_len);
     file.seek(SeekFrom::Start(layout.checksum_offset))?;
     file.write_all(&checksum.to_le_bytes())?;
-    file.sync_all()
+    file.flush()
 }
 
 /// Reads the PKCS#7 blob of the (first) `WIN_CERTIFICATE` of a signed file.
