@@ -82,31 +82,20 @@ impl AzureSigner {
             "{}/{tenant}/oauth2/v2.0/token",
             endpoints.azure_authority.trim_end_matches('/')
         );
-        let body = Zeroizing::new(http::form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", creds.client_id.expose()),
-            ("client_secret", creds.client_secret.expose()),
-            ("scope", SCOPE),
-        ]));
-        let resp = http::send(
+        let access_token = http::fetch_access_token(
             METHOD,
             "Entra ID token request",
             policy,
-            policy.attempts,
-            || {
-                http.post(&token_url)
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .body(body.to_string())
-            },
+            http,
+            &token_url,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", creds.client_id.expose()),
+                ("client_secret", creds.client_secret.expose()),
+                ("scope", SCOPE),
+                    ],
         )
         .await?;
-        let json = http::json_body(METHOD, "Entra ID token request", resp).await?;
-        let access_token = Zeroizing::new(
-            http::field(METHOD, "Entra ID token request", &json, "access_token")?.to_string(),
-        );
         let client = ProfileClient {
             http: http.clone(),
             policy: policy.clone(),

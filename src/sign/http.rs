@@ -125,3 +125,29 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
     }
     s.finish()
 }
+
+/// POSTs a form to an OAuth token endpoint (with the shared retry rules) and returns its
+/// `access_token`, zeroed on drop.
+pub async fn fetch_access_token(
+    method: &'static str,
+    step: &str,
+    policy: &HttpPolicy,
+    http: &reqwest::Client,
+    token_url: &str,
+    pairs: &[(&str, &str)],
+) -> Result<zeroize::Zeroizing<String>, SignError> {
+    let body = zeroize::Zeroizing::new(form(pairs));
+    let resp = send(method, step, policy, policy.attempts, || {
+        http.post(token_url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body.to_string())
+    })
+    .await?;
+    let json = json_body(method, step, resp).await?;
+    Ok(zeroize::Zeroizing::new(
+        field(method, step, &json, "access_token")?.to_string(),
+    ))
+}

@@ -77,29 +77,18 @@ impl KmsSigner {
         drop(sa);
 
         let assertion = jwt_assertion(&client_email, &private_key, &token_url)?;
-        let body = Zeroizing::new(http::form(&[
-            ("grant_type", JWT_BEARER),
-            ("assertion", &assertion),
-        ]));
-        let resp = http::send(
+        let access_token = http::fetch_access_token(
             METHOD,
             "OAuth token request",
             policy,
-            policy.attempts,
-            || {
-                http.post(&token_url)
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .body(body.to_string())
-            },
+            http,
+            &token_url,
+            &[
+                ("grant_type", JWT_BEARER),
+                ("assertion", &assertion),
+                    ],
         )
         .await?;
-        let json = http::json_body(METHOD, "OAuth token request", resp).await?;
-        let access_token = Zeroizing::new(
-            http::field(METHOD, "OAuth token request", &json, "access_token")?.to_string(),
-        );
         Ok(KmsSigner {
             http: http.clone(),
             policy: policy.clone(),
