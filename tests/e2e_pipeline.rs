@@ -119,6 +119,11 @@ async fn installer_with_pfx_is_signed_listed_and_follows_the_protocol() {
     assert!(status.status.success());
     let exe = walk(out.path()).into_iter().find(|p| p.ends_with("Hello Perry.exe")).expect("exe extracted");
     fixtures::assert_osslsigncode_ok(&signing.pki, &exe);
+    let uninstaller = walk(out.path())
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().starts_with("uninst")))
+        .expect("uninstaller extracted");
+    fixtures::assert_osslsigncode_ok(&signing.pki, &uninstaller);
     let resources = perry_ship_windows::package::resources::read_resources(&exe).unwrap();
     assert_eq!(resources.version_strings.get("ProductName").map(String::as_str), Some("Hello Perry"));
     assert_eq!(resources.version_strings.get("FileVersion").map(String::as_str), Some("1.2.0.0"));

@@ -57,7 +57,7 @@ pub async fn package(
     let path = match job.manifest.distribute {
         Distribute::Installer => {
             job.events.stage(stage, "Building the NSIS installer");
-            let setup = build_installer(job, bundle, app, &out_dir).await?;
+            let setup = build_installer(job, bundle, app, &out_dir, session).await?;
             if let Some(session) = session {
                 job.events.info(stage, "signing the installer");
                 session.sign_pe(&setup).await.map_err(|e| signing_failed(format!("installer: {e}")))?;
@@ -85,11 +85,30 @@ pub async fn package(
     Ok(Artifact { path, name, target: "windows".into() })
 }
 
+/// Lets the NSIS build sign its uninstaller with the job's session, remembering a signing
+/// failure so it is reported as `SIGNING_FAILED`, not as a packaging error.
+struct UninstallerSigning<'a> {
+    session: &'a SigningSession,
+    failure: std::sync::Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl package::nsis_uninstaller::UninstallerSigner for UninstallerSigning<'_> {
+    async fn sign_uninstaller(&self, exe: &Path) -> Result<(), package::PackageError> {
+        self.session.sign_pe(exe).await.map_err(|e| {
+            let reason = format!("uninstaller: {e}");
+            *self.failure.lock().unwrap() = Some(reason.clone());
+            package::PackageError::Tool { tool: "signer", reason }
+        })
+    }
+}
+
 async fn build_installer(
     job: &JobContext,
     bundle: &Bundle,
     app: &AppInfo,
     out_dir: &Path,
+    session: Option<&SigningSession>,
 ) -> Result<PathBuf, JobError> {
     let stage = Stage::Packaging;
     let makensis = job
@@ -100,7 +119,8 @@ async fn build_installer(
         .unwrap_or_else(|| "makensis".into());
     let ctx = job.step_context(stage, out_dir.to_path_buf());
     let scratch = job.work_dir.join("nsis");
-    package::nsis::build_installer(
+    let signer = session.map(|session| UninstallerSigning { session, failure: Default::default() });
+    package::nsis::build_installer_with_signed_uninstaller(
         job.runner.as_ref(),
         &ctx,
         &job.config.docker.image,
@@ -109,11 +129,14 @@ async fn build_installer(
         app,
         &scratch,
         job.config.docker.step_timeout,
+        signer.as_ref().map(|s| s as &dyn package::nsis_uninstaller::UninstallerSigner),
     )
     .await
     .map_err(|e| {
         if job.cancel.is_cancelled() {
             JobError::cancelled(Some(stage))
+        } else if let Some(reason) = signer.as_ref().and_then(|s| s.failure.lock().unwrap().take()) {
+            signing_failed(reason)
         } else {
             package_failed(e)
         }
