@@ -223,6 +223,21 @@ async fn missing_output_and_hostile_paths_are_errors() {
 }
 
 #[tokio::test]
+async fn a_failing_tool_reports_its_exit_code_without_copying_outputs() {
+    let root = tempfile::tempdir().unwrap();
+    let out_dir = root.path().join("out");
+    let (ctx, _sink) = step_context(&unique_job_id("host-fail"), &out_dir);
+    let mut step = sh("fail", "echo partial > half.txt; exit 1");
+    step.outputs = vec!["half.txt".into(), "never.txt".into()];
+    assert_eq!(
+        HostRunner::new().run(&step, &ctx).await.unwrap().exit_code,
+        1
+    );
+    assert!(!out_dir.join("half.txt").exists());
+    assert!(leftover_step_dirs(root.path()).is_empty());
+}
+
+#[tokio::test]
 async fn timeout_kills_the_process_group() {
     let root = tempfile::tempdir().unwrap();
     let (ctx, sink) = step_context(&unique_job_id("host-timeout"), &root.path().join("out"));

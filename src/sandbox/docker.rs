@@ -1,1 +1,399 @@
-//! Disposable hardened containers through the Docker Engine API (bollard).
+//! Disposable hardened containers through the Docker Engine API (bollard), one per step.
+//!
+//! Life of a step: create (hardened, labelled, uniquely named; see [`spec`]) → inspect and
+//! refuse to run unless every hardening setting landed → copy inputs in (streamed tar,
+//! [`tar_in`]) → attach → start → stream stdout/stderr lines → wait (a non-zero exit is an
+//! exit code, not an error) → copy outputs out (streamed to a temp file, unpacked with
+//! traversal checks, [`unpack`]) → force-remove with volumes. Every engine call has its own
+//! deadline; the step timeout and cancel kill the container at once; a guard removes it if
+//! the future is dropped; [`DockerRunner::reap_orphans`] removes a crashed worker's leftovers.
+//! Outputs are copied only after exit code 0 (a failed tool usually produced none).
+
+pub mod cleanup;
+pub mod engine;
+pub mod spec;
+mod tar_in;
+pub mod unpack;
+
+use self::cleanup::ContainerGuard;
+use self::engine::{engine_error, EngineInfo, QUICK_DEADLINE};
+use self::spec::{verify_hardening, ContainerSpec, Hardening, Owner, TargetOs};
+use super::lines::{LineAssembler, DEFAULT_MAX_LINE_BYTES};
+use super::paths::step_relative;
+use super::{Runner, Step, StepContext, StepError, StepOutcome};
+use crate::config::{Config, ExtractLimits};
+use crate::events::LogStream;
+use anyhow::{anyhow, Context, Result};
+use bollard::container::LogOutput;
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::{Stream, StreamExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinSet;
+
+/// Deadline for create and start requests.
+const CREATE_DEADLINE: Duration = Duration::from_secs(30);
+/// How long the output stream may lag behind the container's exit.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs each step in its own hardened container.
+#[derive(Clone)]
+pub struct DockerRunner {
+    docker: Docker,
+    worker_name: String,
+    default_image: String,
+    hardening: Hardening,
+    os: TargetOs,
+    max_line_bytes: usize,
+    extract_limits: ExtractLimits,
+    created: Arc<Mutex<Vec<String>>>,
+    audit: Arc<Mutex<Vec<AuditRecord>>>,
+}
+
+/// What the engine reported for one created container, right after create (the container
+/// itself is gone after the step). Tests check it for leaked credentials.
+#[derive(Clone, Debug)]
+pub struct AuditRecord {
+    pub id: String,
+    pub name: String,
+    pub step: String,
+    pub inspect: bollard::models::ContainerInspectResponse,
+}
+
+impl AuditRecord {
+    /// The inspect answer as JSON text (env, cmd, labels, mounts, …), for searching.
+    pub fn inspect_json(&self) -> String {
+        serde_json::to_string(&self.inspect).unwrap_or_default()
+    }
+}
+
+impl DockerRunner {
+    /// Connects lazily to the engine (`DOCKER_HOST` or the platform default); nothing is
+    /// sent until the first call, so use [`DockerRunner::check`] to know it answers.
+    pub fn new(config: &Config) -> Result<Self> {
+        let docker = Docker::connect_with_defaults()
+            .with_context(|| format!("configuring the Docker client for {}", engine::endpoint()))?;
+        Ok(DockerRunner {
+            docker,
+            worker_name: config.worker_name.clone(),
+            default_image: config.docker.image.clone(),
+            hardening: Hardening::from_config(&config.docker),
+            os: TargetOs::host(),
+            max_line_bytes: config.log_limits.max_line_len.max(DEFAULT_MAX_LINE_BYTES),
+            extract_limits: config.extract_limits,
+            created: Arc::new(Mutex::new(Vec::new())),
+            audit: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// The bollard client (for `doctor` and tests).
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    pub fn worker_name(&self) -> &str {
+        &self.worker_name
+    }
+
+    /// Engine reachable, its API version, and `image` present (`doctor`, job start).
+    pub async fn check(&self, image: &str) -> Result<EngineInfo> {
+        engine::check(&self.docker, image).await
+    }
+
+    /// Removes containers left by a previous run of `worker_name` (a crash); call at start.
+    pub async fn reap_orphans(&self, worker_name: &str) -> Result<usize> {
+        let removed = cleanup::reap(&self.docker, worker_name).await?;
+        tracing::info!(
+            worker = worker_name,
+            removed,
+            "removed leftover step containers"
+        );
+        Ok(removed)
+    }
+
+    /// Ids of every container this runner created, in order (audit trail for tests).
+    pub fn created_containers(&self) -> Vec<String> {
+        self.created.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// `docker inspect` of every container this runner created, taken right after create.
+    pub fn audit(&self) -> Vec<AuditRecord> {
+        self.audit.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// Create → verify → copy in → attach → start → wait → copy out. The container ends
+    /// up in `slot` as soon as it exists, so the caller can remove it however this ends.
+    async fn drive(
+        &self,
+        slot: &mut Option<ContainerGuard>,
+        spec: ContainerSpec,
+        step: &Step,
+        ctx: &StepContext,
+    ) -> Result<StepOutcome> {
+        let docker = &self.docker;
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let created = tokio::time::timeout(
+            CREATE_DEADLINE,
+            docker.create_container(Some(options), spec.body.clone()),
+        )
+        .await
+        .map_err(|_| anyhow!("creating the container did not finish within {CREATE_DEADLINE:?}"))?
+        .map_err(|e| engine_error("creating the step container", Some(&step.image), e))?;
+        let id = created.id;
+        if let Ok(mut ids) = self.created.lock() {
+            ids.push(id.clone());
+        }
+        *slot = Some(ContainerGuard::new(docker.clone(), id.clone()));
+
+        let inspected = tokio::time::timeout(QUICK_DEADLINE, docker.inspect_container(&id, None))
+            .await
+            .map_err(|_| anyhow!("inspecting container {id} timed out"))?
+            .map_err(|e| engine_error("inspecting the step container", None, e))?;
+        if let Ok(mut audit) = self.audit.lock() {
+            audit.push(AuditRecord {
+                id: id.clone(),
+                name: spec.name.clone(),
+                step: step.name.clone(),
+                inspect: inspected.clone(),
+            });
+        }
+        verify_hardening(&spec, &inspected, self.os).context("refusing to run the step")?;
+
+        if !step.inputs.is_empty() {
+            self.copy_in(&id, step).await?;
+        }
+
+        let attach = AttachContainerOptionsBuilder::new()
+            .stream(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let attached =
+            tokio::time::timeout(QUICK_DEADLINE, docker.attach_container(&id, Some(attach)))
+                .await
+                .map_err(|_| anyhow!("attaching to container {id} timed out"))?
+                .map_err(|e| engine_error("attaching to the step container", None, e))?;
+        let mut pump = JoinSet::new();
+        pump.spawn(pump_lines(
+            attached.output,
+            ctx.clone(),
+            self.max_line_bytes,
+        ));
+
+        tokio::time::timeout(CREATE_DEADLINE, docker.start_container(&id, None))
+            .await
+            .map_err(|_| anyhow!("starting container {id} timed out"))?
+            .map_err(|e| engine_error("starting the step container", None, e))?;
+        let exit_code = self.wait_exit(&id).await?;
+        let _ = tokio::time::timeout(DRAIN_GRACE, pump.join_next()).await;
+
+        if exit_code == 0 {
+            for output in &step.outputs {
+                self.copy_out(&id, output, &ctx.output_dir).await?;
+            }
+        }
+        Ok(StepOutcome { exit_code })
+    }
+
+    async fn copy_in(&self, id: &str, step: &Step) -> Result<()> {
+        let (stream, writer) = tar_in::input_tar_stream(&step.inputs);
+        let options = UploadToContainerOptionsBuilder::new()
+            .path(self.os.work_dir())
+            .build();
+        let upload = self
+            .docker
+            .upload_to_container(id, Some(options), bollard::body_try_stream(stream))
+            .await;
+        let written = writer.await.context("input archive task")?;
+        match (upload, written) {
+            (Ok(()), Ok(())) => Ok(()),
+            // The writer's own error (missing input, special file) explains a failure best,
+            // unless it only saw the engine hang up.
+            (_, Err(e)) if !is_broken_pipe(&e) => Err(e),
+            (Err(e), _) => Err(engine_error(
+                "copying the inputs into the container",
+                None,
+                e,
+            )),
+            (Ok(()), Err(e)) => Err(e),
+        }
+    }
+
+    /// The exit code; bollard reports a non-zero exit as `DockerContainerWaitError`.
+    async fn wait_exit(&self, id: &str) -> Result<i64> {
+        let options = WaitContainerOptionsBuilder::new()
+            .condition("not-running")
+            .build();
+        let mut waits = self.docker.wait_container(id, Some(options));
+        match waits.next().await {
+            Some(Ok(response)) => Ok(response.status_code),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(engine_error("waiting for the step container", None, e)),
+            None => {
+                let state = self.docker.inspect_container(id, None).await?.state;
+                state
+                    .and_then(|s| s.exit_code)
+                    .ok_or_else(|| anyhow!("container {id} ended without an exit code"))
+            }
+        }
+    }
+
+    /// Streams `/work/<output>` into a temp file, then unpacks it into `output_dir`.
+    async fn copy_out(&self, id: &str, output: &str, output_dir: &Path) -> Result<()> {
+        let parts = step_relative(output)?;
+        let Some((top, parents)) = parts.split_last() else {
+            anyhow::bail!("step output {output:?} names the whole work dir");
+        };
+        let target_root: PathBuf = parents
+            .iter()
+            .fold(output_dir.to_path_buf(), |p, part| p.join(part));
+        let container_path = self.os.container_path(output)?;
+        let options = DownloadFromContainerOptionsBuilder::new()
+            .path(&container_path)
+            .build();
+        let mut body = self.docker.download_from_container(id, Some(options));
+
+        let spool_dir = output_dir
+            .parent()
+            .filter(|p| p.is_dir())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir);
+        let spool = tempfile::NamedTempFile::new_in(&spool_dir)
+            .context("creating the output spool file")?;
+        let mut file = tokio::fs::File::from_std(spool.reopen()?);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => {
+                    anyhow!("step output {output:?} was not produced")
+                }
+                other => engine_error(
+                    &format!("copying output {output:?} out of the container"),
+                    None,
+                    other,
+                ),
+            })?;
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        drop(file);
+
+        let limits = self.extract_limits;
+        let top = top.to_string();
+        let spool_path = spool.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let reader = std::io::BufReader::new(std::fs::File::open(&spool_path)?);
+            unpack::unpack_checked(reader, &target_root, &top, limits)
+        })
+        .await
+        .context("output unpack task")?
+        .with_context(|| format!("unpacking step output {output:?}"))?;
+        drop(spool);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Runner for DockerRunner {
+    async fn run(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, StepError> {
+        let owner = Owner {
+            worker: &self.worker_name,
+            job_id: &ctx.job_id,
+            attempt: ctx.attempt,
+        };
+        let spec = ContainerSpec::new(step, &owner, &self.hardening, self.os)
+            .map_err(StepError::Infrastructure)?;
+        let name = spec.name.clone();
+        let mut slot: Option<ContainerGuard> = None;
+        let result = tokio::select! {
+            r = self.drive(&mut slot, spec, step, ctx) => r.map_err(StepError::Infrastructure),
+            _ = tokio::time::sleep(step.timeout) => Err(StepError::TimedOut {
+                step: step.name.clone(),
+                secs: step.timeout.as_secs(),
+            }),
+            _ = ctx.cancel.cancelled() => Err(StepError::Cancelled { step: step.name.clone() }),
+        };
+        let Some(guard) = slot else {
+            // Create timed out or was interrupted: the engine may still have made it.
+            if result.is_err() {
+                let _ = cleanup::remove(&self.docker, &name).await;
+            }
+            return result;
+        };
+        let cleanup = match &result {
+            Ok(_) => guard.remove().await,
+            Err(_) => guard.kill_and_remove().await,
+        };
+        match (result, cleanup) {
+            (Ok(outcome), Ok(())) => Ok(outcome),
+            (Ok(_), Err(e)) => Err(StepError::Infrastructure(
+                e.context("removing the step container"),
+            )),
+            (Err(e), Ok(())) => Err(e),
+            (Err(e), Err(cleanup_err)) => {
+                tracing::warn!("step container not removed (the reaper will): {cleanup_err:#}");
+                Err(e)
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "docker ({} containers at {}, image {})",
+            self.os_name(),
+            engine::endpoint(),
+            self.default_image
+        )
+    }
+}
+
+impl DockerRunner {
+    fn os_name(&self) -> &'static str {
+        match self.os {
+            TargetOs::Linux => "linux",
+            TargetOs::Windows => "windows",
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Demultiplexed container output → one [`LineAssembler`] per stream → the job's sink.
+async fn pump_lines(
+    mut output: std::pin::Pin<
+        Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+    >,
+    ctx: StepContext,
+    max_line_bytes: usize,
+) {
+    let mut stdout = LineAssembler::new(max_line_bytes);
+    let mut stderr = LineAssembler::new(max_line_bytes);
+    let out = |line: String| ctx.events.log(ctx.stage, LogStream::Stdout, &line);
+    let err = |line: String| ctx.events.log(ctx.stage, LogStream::Stderr, &line);
+    while let Some(Ok(item)) = output.next().await {
+        match item {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                stdout.push(&message, out)
+            }
+            LogOutput::StdErr { message } => stderr.push(&message, err),
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+    stdout.finish(out);
+    stderr.finish(err);
+}

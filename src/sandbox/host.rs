@@ -3,7 +3,8 @@
 //! Each step gets its own temporary step dir (next to the job's output dir when possible),
 //! receives copies of its inputs, runs with a cleared environment (a few basics plus the
 //! step's own variables) in its own process group, streams stdout/stderr line by line to
-//! the job's sink, and has its outputs copied back. Timeout, cancel and a dropped future
+//! the job's sink, and has its outputs copied back (after exit code 0 only: a failed tool
+//! usually produced none, and its exit code is what the caller needs). Timeout, cancel and a dropped future
 //! all kill the whole process group (grandchildren included); the step dir is removed
 //! whatever happens.
 
@@ -141,12 +142,13 @@ impl HostRunner {
         })
         .await;
 
-        copy_outputs(step, &work, &ctx.output_dir)
-            .await
-            .map_err(infra)?;
-        Ok(StepOutcome {
-            exit_code: exit_code(&status),
-        })
+        let exit_code = exit_code(&status);
+        if exit_code == 0 {
+            copy_outputs(step, &work, &ctx.output_dir)
+                .await
+                .map_err(infra)?;
+        }
+        Ok(StepOutcome { exit_code })
     }
 }
 

@@ -3,6 +3,8 @@
 //! PE files with the host's mingw, and a step context that collects events.
 #![allow(dead_code)]
 
+pub mod docker;
+
 use bollard::Docker;
 use perry_ship_windows::events::{CollectingSink, Stage};
 use perry_ship_windows::sandbox::StepContext;
