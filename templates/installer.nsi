@@ -2,10 +2,13 @@
 ; Every placeholder value was escaped for NSIS strings before rendering; file lists are generated
 ; from the bundle so the uninstaller removes exactly what was installed.
 Unicode true
+; An unknown $variable means a value escaped wrongly: fail the build instead of guessing.
+!pragma warning error 6000
 Target amd64-unicode
 ManifestDPIAware true
 SetCompressor /SOLID lzma
 SetDateSave off
+{{uninstaller_finalize}}
 RequestExecutionLevel admin
 
 !include "MUI2.nsh"
@@ -25,15 +28,16 @@ BrandingText "{{app_name}} {{version_display}}"
 !insertmacro MUI_UNPAGE_INSTFILES
 !insertmacro MUI_LANGUAGE "English"
 
+; VIAddVersionKey values are compile-time strings with their own escaping (vi_*).
 VIProductVersion "{{version4}}"
 VIFileVersion "{{version4}}"
-VIAddVersionKey "ProductName" "{{app_name}}"
-VIAddVersionKey "CompanyName" "{{publisher}}"
-VIAddVersionKey "LegalCopyright" "{{copyright}}"
-VIAddVersionKey "FileDescription" "{{app_name}} Setup"
-VIAddVersionKey "Comments" "{{description}}"
+VIAddVersionKey "ProductName" "{{vi_app_name}}"
+VIAddVersionKey "CompanyName" "{{vi_publisher}}"
+VIAddVersionKey "LegalCopyright" "{{vi_copyright}}"
+VIAddVersionKey "FileDescription" "{{vi_app_name}} Setup"
+VIAddVersionKey "Comments" "{{vi_description}}"
 VIAddVersionKey "FileVersion" "{{version4}}"
-VIAddVersionKey "ProductVersion" "{{version_display}}"
+VIAddVersionKey "ProductVersion" "{{vi_version_display}}"
 
 Section "Install"
   SetShellVarContext all

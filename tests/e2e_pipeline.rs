@@ -6,7 +6,7 @@
 //! KMS credentials, a compile failure followed by a good job, and cancel during compile.
 
 mod common;
-#[path = "e2e_support.rs"]
+#[path = "support/e2e.rs"]
 mod e2e;
 #[path = "support/sign_fixtures.rs"]
 mod fixtures;
@@ -120,8 +120,8 @@ async fn installer_with_pfx_is_signed_listed_and_follows_the_protocol() {
     let exe = walk(out.path()).into_iter().find(|p| p.ends_with("Hello Perry.exe")).expect("exe extracted");
     fixtures::assert_osslsigncode_ok(&signing.pki, &exe);
     let resources = perry_ship_windows::package::resources::read_resources(&exe).unwrap();
-    assert_eq!(resources.strings.get("ProductName").map(String::as_str), Some("Hello Perry"));
-    assert_eq!(resources.strings.get("FileVersion").map(String::as_str), Some("1.2.0.0"));
+    assert_eq!(resources.version_strings.get("ProductName").map(String::as_str), Some("Hello Perry"));
+    assert_eq!(resources.version_strings.get("FileVersion").map(String::as_str), Some("1.2.0.0"));
     assert!(!resources.icon_sizes.is_empty(), "no icon in the exe");
 
     assert_no_secret_in_frames(&worker, &signing.secrets);
@@ -152,7 +152,7 @@ async fn portable_and_msix_are_built_and_the_msix_is_signed() {
     );
     let zip_path = worker.hub.upload_path("e2e-portable", "Hello Perry-1.2.0-portable.zip");
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
-    let names: Vec<String> = (0..zip.len()).map(|i| zip.by_index(i).unwrap().name().to_string()).collect();
+    let names: Vec<String> = (0..zip.len()).map(|i| zip.by_index(i).unwrap().name().unwrap().to_string()).collect();
     for wanted in ["Hello Perry/Hello Perry.exe", "Hello Perry/perry_runtime.dll", "Hello Perry/assets/fonts/README.txt"] {
         assert!(names.iter().any(|n| n == wanted), "{wanted} missing from {names:?}");
     }

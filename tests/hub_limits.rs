@@ -66,15 +66,31 @@ async fn job_secrets_never_reach_the_hub() {
         "apple-p12-password-xyz",
         "quote\"and\\backslash-secret",
     ];
+    // Valid PFX credentials plus other platforms' keys (which must be masked too).
     let credentials = json!({
         "windows_pfx_base64": base64::engine::general_purpose::STANDARD.encode("not a real pfx file at all"),
         "windows_pfx_password": secrets[0],
-        "azure_client_secret": secrets[1],
+        "android_keystore_password": secrets[1],
         "apple_p12_password": secrets[2],
+        "ios_api_key": secrets[3],
+    });
+    // Incomplete Azure credentials: rejected, and the rejection must not leak either.
+    let bad_credentials = json!({
+        "azure_client_secret": secrets[1],
         "azure_tenant_id": secrets[3],
+        "windows_pfx_password": secrets[0],
     });
     let hub = TestHub::start().await.unwrap();
     let worker = connected_worker(&hub, &[]).await;
+    hub.assign(
+        "bad-creds",
+        "t-bad",
+        project_tarball(json!({"echo_secrets": true})),
+        manifest(),
+        bad_credentials,
+    )
+    .unwrap();
+    hub.wait_for_complete("bad-creds", WAIT).await.unwrap();
     for (job, fail) in [("leaky-ok", None), ("leaky-fail", Some("SIGNING_FAILED"))] {
         let control = json!({"echo_secrets": true, "fail": fail});
         hub.assign(
@@ -89,6 +105,14 @@ async fn job_secrets_never_reach_the_hub() {
     }
     settle().await;
     assert_failed(&hub, "leaky-fail");
+    assert_failed(&hub, "bad-creds");
+    let ok = hub.wait_for_complete("leaky-ok", WAIT).await.unwrap();
+    assert_eq!(
+        ok.json["success"],
+        true,
+        "{:?}",
+        kinds(&hub.job_frames("leaky-ok"))
+    );
     let frames = hub.frames();
     assert!(
         frames.iter().any(|f| f.raw.contains("[redacted]")),

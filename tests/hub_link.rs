@@ -185,3 +185,48 @@ async fn worker_keeps_retrying_until_the_hub_appears() {
     );
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_hub_is_declared_dead_and_reconnected() {
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    // A hub that accepts the WebSocket, reads the hello, then never reads again (so it
+    // never answers a Ping): the worker must give up on it after `silence_timeout`.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hellos = Arc::new(AtomicU32::new(0));
+    let counter = hellos.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            if let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await {
+                if let Some(Ok(_hello)) = ws.next().await {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                held.push(ws);
+            }
+        }
+    });
+    let unused = TestHub::start().await.unwrap();
+    let started = std::time::Instant::now();
+    let worker = start_worker(&unused, &[], |c| {
+        c.hub_url = format!("ws://{addr}/ws");
+        c.link.ping_interval = Duration::from_millis(200);
+        c.link.silence_timeout = Duration::from_millis(800);
+    });
+    while hellos.load(Ordering::SeqCst) < 2 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        hellos.load(Ordering::SeqCst),
+        2,
+        "the worker reconnected after the silence"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "not before the silence timeout"
+    );
+    worker.shutdown.cancel();
+}

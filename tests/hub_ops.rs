@@ -38,6 +38,10 @@ async fn shutdown_drains_the_running_job_and_starts_no_new_one() {
         "a job assigned during drain is not started"
     );
     assert!(!hub.tarball_requests().contains(&"latecomer".to_string()));
+    let closed_by = Instant::now() + Duration::from_secs(2);
+    while hub.is_connected() && Instant::now() < closed_by {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(!hub.is_connected(), "the worker closed the link");
     assert_work_dir_clean(worker.work_dir.path());
 }

@@ -4,7 +4,8 @@
 use perry_ship_windows::job::credentials::{Credentials, CredentialsError, SigningMethod};
 use serde_json::{json, Value};
 
-const KMS_KEY: &str = "projects/p1/locations/global/keyRings/ring/cryptoKeys/key/cryptoKeyVersions/3";
+const KMS_KEY: &str =
+    "projects/p1/locations/global/keyRings/ring/cryptoKeys/key/cryptoKeyVersions/3";
 
 fn pfx() -> Value {
     json!({"windows_pfx_base64": "TUlJQ0FBQUFB\nQUFBQQ==", "windows_pfx_password": "hunter2-pass"})
@@ -45,7 +46,10 @@ fn err(v: Value) -> CredentialsError {
 }
 
 fn secrets(c: &Credentials) -> Vec<String> {
-    c.secret_values.iter().map(|s| s.expose().to_string()).collect()
+    c.secret_values
+        .iter()
+        .map(|s| s.expose().to_string())
+        .collect()
 }
 
 #[test]
@@ -80,8 +84,18 @@ fn each_method_parses() {
 
 #[test]
 fn precedence_is_pfx_then_azure_then_kms() {
-    assert_eq!(Credentials::from_json(&merge(&[kms(), azure(), pfx()])).unwrap().method(), Some(SigningMethod::Pfx));
-    assert_eq!(Credentials::from_json(&merge(&[kms(), azure()])).unwrap().method(), Some(SigningMethod::Azure));
+    assert_eq!(
+        Credentials::from_json(&merge(&[kms(), azure(), pfx()]))
+            .unwrap()
+            .method(),
+        Some(SigningMethod::Pfx)
+    );
+    assert_eq!(
+        Credentials::from_json(&merge(&[kms(), azure()]))
+            .unwrap()
+            .method(),
+        Some(SigningMethod::Azure)
+    );
 }
 
 #[test]
@@ -95,8 +109,14 @@ fn partial_methods_name_the_missing_field() {
     a["azure_signing_profile"] = json!("   ");
     assert_eq!(err(a).field, "azure_signing_profile");
 
-    assert_eq!(err(json!({"windows_pfx_password": "pw"})).field, "windows_pfx_base64");
-    assert_eq!(err(json!({"gcloud_kms_key": KMS_KEY})).field, "gcloud_kms_cert_base64");
+    assert_eq!(
+        err(json!({"windows_pfx_password": "pw"})).field,
+        "windows_pfx_base64"
+    );
+    assert_eq!(
+        err(json!({"gcloud_kms_key": KMS_KEY})).field,
+        "gcloud_kms_cert_base64"
+    );
 
     // A PFX without a password is allowed.
     let c = Credentials::from_json(&json!({"windows_pfx_base64": "QUJD"})).unwrap();
@@ -104,7 +124,8 @@ fn partial_methods_name_the_missing_field() {
     assert!(c.pfx.unwrap().password.is_empty());
 
     // Blank fields of unused methods are ignored.
-    let c = Credentials::from_json(&json!({"azure_client_secret": "", "gcloud_kms_key": null})).unwrap();
+    let c = Credentials::from_json(&json!({"azure_client_secret": "", "gcloud_kms_key": null}))
+        .unwrap();
     assert_eq!(c.method(), None);
 }
 
@@ -135,7 +156,10 @@ fn invalid_values_are_refused_without_echoing_them() {
     assert_eq!(err(p).field, "windows_timestamp_url");
     let mut p = pfx();
     p["windows_timestamp_url"] = json!("http://ts.example/rfc3161");
-    assert_eq!(Credentials::from_json(&p).unwrap().timestamp_url(), "http://ts.example/rfc3161");
+    assert_eq!(
+        Credentials::from_json(&p).unwrap().timestamp_url(),
+        "http://ts.example/rfc3161"
+    );
 }
 
 #[test]
@@ -168,10 +192,22 @@ fn every_non_public_string_is_collected_for_masking() {
         "  spaced-secret  ",
         "spaced-secret",
     ] {
-        assert!(s.iter().any(|x| x == expected), "{expected:?} not collected");
+        assert!(
+            s.iter().any(|x| x == expected),
+            "{expected:?} not collected"
+        );
     }
-    for public in ["http://timestamp.example", "https://eus.codesigning.azure.net", "acct", "prof", KMS_KEY] {
-        assert!(!s.iter().any(|x| x == public), "{public:?} should stay public");
+    for public in [
+        "http://timestamp.example",
+        "https://eus.codesigning.azure.net",
+        "acct",
+        "prof",
+        KMS_KEY,
+    ] {
+        assert!(
+            !s.iter().any(|x| x == public),
+            "{public:?} should stay public"
+        );
     }
 }
 
@@ -180,7 +216,10 @@ fn debug_output_never_shows_secrets() {
     let c = Credentials::from_json(&merge(&[pfx(), azure(), kms()])).unwrap();
     let printed = format!("{c:?}");
     for secret in secrets(&c) {
-        assert!(!printed.contains(secret.as_str()), "Debug leaked {secret:?}");
+        assert!(
+            !printed.contains(secret.as_str()),
+            "Debug leaked {secret:?}"
+        );
     }
     assert!(printed.contains("[redacted]"));
 }

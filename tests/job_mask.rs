@@ -13,7 +13,10 @@ fn masker(values: &[&str]) -> Masker {
 #[test]
 fn raw_value_is_replaced_everywhere() {
     let m = masker(&["s3cr3t-pa55"]);
-    assert_eq!(m.mask("pw=s3cr3t-pa55 and again s3cr3t-pa55."), "pw=[redacted] and again [redacted].");
+    assert_eq!(
+        m.mask("pw=s3cr3t-pa55 and again s3cr3t-pa55."),
+        "pw=[redacted] and again [redacted]."
+    );
     assert_eq!(m.mask("nothing here"), "nothing here");
     assert!(!m.is_empty());
 }
@@ -51,7 +54,10 @@ fn url_and_json_forms_are_replaced() {
     let m = masker(&[secret]);
     let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
     assert_eq!(m.mask(&format!("?pw={form}")), "?pw=[redacted]");
-    assert_eq!(m.mask(&format!("?pw={}", form.replace('+', "%20"))), "?pw=[redacted]");
+    assert_eq!(
+        m.mask(&format!("?pw={}", form.replace('+', "%20"))),
+        "?pw=[redacted]"
+    );
     let json = serde_json::to_string(&serde_json::json!({ "password": secret })).unwrap();
     assert_eq!(m.mask(&json), r#"{"password":"[redacted]"}"#);
 }
@@ -69,7 +75,10 @@ fn each_line_of_a_multiline_value_is_replaced() {
 #[test]
 fn longest_match_wins_and_overlaps_merge() {
     let m = masker(&["secret", "secret-extended-value"]);
-    assert_eq!(m.mask("x secret-extended-value y secret z"), "x [redacted] y [redacted] z");
+    assert_eq!(
+        m.mask("x secret-extended-value y secret z"),
+        "x [redacted] y [redacted] z"
+    );
     let m = masker(&["aaaa1111", "1111bbbb"]);
     assert_eq!(m.mask("aaaa1111bbbb"), "[redacted]");
 }
@@ -94,7 +103,10 @@ fn a_secret_split_across_chunks_is_caught() {
         let mut out = stream.push(&text[..split]);
         out += &stream.push(&text[split..]);
         out += &stream.finish();
-        assert_eq!(out, "begin [redacted] middle ü [redacted] end", "split at {split}");
+        assert_eq!(
+            out, "begin [redacted] middle ü [redacted] end",
+            "split at {split}"
+        );
     }
     // Byte-by-byte feeding also works and releases text early.
     let mut stream = MaskingStream::new(&m);
@@ -111,4 +123,26 @@ fn a_secret_split_across_chunks_is_caught() {
 fn debug_does_not_print_patterns() {
     let m = masker(&["very-secret-thing"]);
     assert!(!format!("{m:?}").contains("very-secret"));
+}
+
+#[test]
+fn decoded_base64_secrets_and_their_json_strings_are_replaced() {
+    let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
+    let account = serde_json::json!({
+        "type": "service_account",
+        "private_key_id": "0123456789abcdef",
+        "private_key": key,
+        "token_uri": "https://oauth2.googleapis.com/token",
+    });
+    let account_text = serde_json::to_string_pretty(&account).unwrap();
+    let m = masker(&[&STANDARD.encode(&account_text)]);
+    // The decoded JSON, one of its secrets printed alone, and a line of the key.
+    assert!(!m.mask(&account_text).contains("0123456789abcdef"));
+    assert_eq!(m.mask("key id 0123456789abcdef"), "key id [redacted]");
+    assert_eq!(m.mask("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"), "[redacted]");
+    // URLs inside the JSON stay readable.
+    assert_eq!(
+        m.mask("POST https://oauth2.googleapis.com/token"),
+        "POST https://oauth2.googleapis.com/token"
+    );
 }

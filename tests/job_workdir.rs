@@ -1,5 +1,7 @@
 //! Job work folders and the free-disk check.
 
+#![cfg(unix)]
+
 use perry_ship_windows::job::workdir::{ensure_free_disk, free_disk_bytes, JobWorkDir};
 use std::os::unix::fs::PermissionsExt;
 
@@ -14,7 +16,11 @@ fn work_folder_is_private_named_by_job_and_attempt_and_removed() {
     std::fs::create_dir_all(dir.project_dir().join("a/b")).unwrap();
     std::fs::write(dir.project_dir().join("a/b/f.txt"), "x").unwrap();
     // A read-only folder inside (as a tarball could create) does not block removal.
-    std::fs::set_permissions(dir.project_dir().join("a"), std::fs::Permissions::from_mode(0o500)).unwrap();
+    std::fs::set_permissions(
+        dir.project_dir().join("a"),
+        std::fs::Permissions::from_mode(0o500),
+    )
+    .unwrap();
     let path = dir.path().to_path_buf();
     dir.remove().unwrap();
     assert!(!path.exists());
@@ -34,7 +40,12 @@ fn drop_removes_the_folder() {
 #[test]
 fn hostile_job_ids_stay_inside_the_root() {
     let root = tempfile::tempdir().unwrap();
-    for (id, expected) in [("../../etc", "______etc-a1"), ("..", "job-a1"), ("/abs", "_abs-a1"), ("a b/c\0", "a_b_c_-a1")] {
+    for (id, expected) in [
+        ("../../etc", "______etc-a1"),
+        ("..", "job-a1"),
+        ("/abs", "_abs-a1"),
+        ("a b/c\0", "a_b_c_-a1"),
+    ] {
         let dir = JobWorkDir::create(root.path(), id, 1).unwrap();
         assert_eq!(dir.path(), root.path().join(expected), "{id:?}");
     }
@@ -59,7 +70,12 @@ fn free_disk_is_measured_and_enforced() {
     ensure_free_disk(root.path(), 1).unwrap();
     // A path that does not exist yet is measured on its nearest existing parent.
     ensure_free_disk(&root.path().join("not/yet"), 1).unwrap();
-    let e = ensure_free_disk(root.path(), u64::MAX).unwrap_err().to_string();
+    let e = ensure_free_disk(root.path(), u64::MAX)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(&root.path().display().to_string()), "{e}");
-    assert!(e.contains("free") && e.contains("required") && e.contains("TiB"), "{e}");
+    assert!(
+        e.contains("free") && e.contains("required") && e.contains("TiB"),
+        "{e}"
+    );
 }

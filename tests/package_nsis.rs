@@ -6,6 +6,7 @@ mod package_support;
 use package_support::*;
 use perry_ship_windows::package::nsis::{build_installer, render_installer_script};
 use perry_ship_windows::package::resources::read_resources;
+use perry_ship_windows::sandbox::host::HostRunner;
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,9 +20,9 @@ async fn installer_builds_and_lists_every_file_and_the_uninstaller() {
     let app = app_info();
     let out_dir = tmp.path().join("out");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let ctx = step_context(&out_dir);
+    let (ctx, sink) = step_context(&out_dir);
     let setup = build_installer(
-        &LocalRunner,
+        &HostRunner::new(),
         &ctx,
         "unused",
         "makensis",
@@ -33,6 +34,12 @@ async fn installer_builds_and_lists_every_file_and_the_uninstaller() {
     .await
     .expect("installer builds");
     assert_eq!(setup, out_dir.join("Demo App-1.2.3-Setup.exe"));
+    let warnings: Vec<String> = sink
+        .lines()
+        .into_iter()
+        .filter(|l| l.to_lowercase().contains("warning"))
+        .collect();
+    assert!(warnings.is_empty(), "makensis warned: {warnings:?}");
     assert!(
         !tmp.path().join("scratch/nsis-input").exists(),
         "staging folder is removed"
@@ -123,7 +130,7 @@ fn script_installs_and_removes_exactly_the_bundle() {
     for f in BUNDLE_FILES {
         let del = format!(
             "Delete \"$INSTDIR\\{}\"",
-            f.replace('/', "\\").replace('$', "$$")
+            f.replace('/', "\\").replace('$', "${U+24}${U+24}")
         );
         assert_eq!(script.matches(&del).count(), 1, "{del}");
     }
@@ -165,4 +172,143 @@ fn script_installs_and_removes_exactly_the_bundle() {
     ] {
         assert!(script.contains(&format!("\"{key}\"")), "{key}");
     }
+}
+
+/// Signs with osslsigncode and a throwaway self-signed certificate; counts its calls.
+struct OsslSigner {
+    dir: std::path::PathBuf,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl perry_ship_windows::package::nsis_uninstaller::UninstallerSigner for OsslSigner {
+    async fn sign_uninstaller(
+        &self,
+        exe: &std::path::Path,
+    ) -> Result<(), perry_ship_windows::package::PackageError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let signed = exe.with_extension("tmp-signed");
+        run(Command::new("osslsigncode")
+            .current_dir(&self.dir)
+            .args([
+                "sign", "-certs", "c.pem", "-key", "k.pem", "-h", "sha256", "-in",
+            ])
+            .arg(exe)
+            .arg("-out")
+            .arg(&signed));
+        std::fs::rename(&signed, exe).unwrap();
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn two_pass_build_embeds_a_signed_uninstaller() {
+    for tool in [
+        "makensis",
+        "7z",
+        "x86_64-w64-mingw32-gcc",
+        "osslsigncode",
+        "openssl",
+    ] {
+        if !require_tool(tool) {
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = make_bundle(tmp.path());
+    run(Command::new("openssl").current_dir(tmp.path()).args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "k.pem",
+        "-out",
+        "c.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Uninstaller Test",
+    ]));
+    let signer = OsslSigner {
+        dir: tmp.path().to_path_buf(),
+        calls: Default::default(),
+    };
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let (ctx, sink) = step_context(&out_dir);
+    let setup = perry_ship_windows::package::nsis::build_installer_with_signed_uninstaller(
+        &HostRunner::new(),
+        &ctx,
+        "unused",
+        "makensis",
+        &bundle,
+        &app_info(),
+        &tmp.path().join("scratch"),
+        Duration::from_secs(120),
+        Some(&signer),
+    )
+    .await
+    .expect("two-pass build");
+    assert_eq!(signer.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(
+        sink.lines()
+            .iter()
+            .all(|l| !l.to_lowercase().contains("warning")),
+        "{:?}",
+        sink.lines()
+    );
+    let mut left: Vec<_> = std::fs::read_dir(tmp.path().join("scratch"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "scratch cleaned: {left:?}");
+
+    let x = tmp.path().join("x");
+    run(Command::new("7z")
+        .arg("x")
+        .arg(format!("-o{}", x.display()))
+        .arg(&setup));
+    let out = run(Command::new("osslsigncode")
+        .current_dir(tmp.path())
+        .args(["verify", "-CAfile", "c.pem", "-in"])
+        .arg(x.join("Uninstall.exe")));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Signature verification: ok"));
+    for f in BUNDLE_FILES {
+        assert_eq!(
+            sha256_hex(&x.join(f)),
+            sha256_hex(&bundle.root.join(f)),
+            "{f}"
+        );
+    }
+    // The unsigned single-pass build embeds an unsigned uninstaller (the check above can fail).
+    let plain = build_installer(
+        &HostRunner::new(),
+        &ctx,
+        "unused",
+        "makensis",
+        &bundle,
+        &app_info(),
+        &tmp.path().join("scratch"),
+        Duration::from_secs(120),
+    )
+    .await
+    .unwrap();
+    let y = tmp.path().join("y");
+    run(Command::new("7z")
+        .arg("x")
+        .arg(format!("-o{}", y.display()))
+        .arg(&plain));
+    let status = Command::new("osslsigncode")
+        .current_dir(tmp.path())
+        .args(["verify", "-CAfile", "c.pem", "-in"])
+        .arg(y.join("Uninstall.exe"))
+        .output()
+        .unwrap();
+    assert!(
+        !status.status.success(),
+        "unsigned uninstaller must not verify"
+    );
 }

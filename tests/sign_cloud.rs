@@ -10,13 +10,16 @@ mod servers;
 use base64::Engine as _;
 use fixtures::*;
 use perry_ship_windows::config::SigningEndpoints;
-use perry_ship_windows::job::credentials::{AzureCredentials, Credentials, KmsCredentials, Secret, SigningMethod};
+use perry_ship_windows::job::credentials::{
+    AzureCredentials, Credentials, KmsCredentials, Secret, SigningMethod,
+};
 use perry_ship_windows::sign::{verify_pe, HttpPolicy, SignError, SigningSession};
 use servers::{Fault, TestKey};
 use std::time::Duration;
 
 const TOOLS: &[&str] = &["openssl", "osslsigncode", "x86_64-w64-mingw32-gcc"];
-const KMS_KEY: &str = "projects/perry/locations/global/keyRings/ring/cryptoKeys/code/cryptoKeyVersions/1";
+const KMS_KEY: &str =
+    "projects/perry/locations/global/keyRings/ring/cryptoKeys/code/cryptoKeyVersions/1";
 const AZURE_TENANT: &str = "0f1e2d3c-tenant-4b5a";
 const AZURE_CLIENT: &str = "a1b2c3d4-client-id";
 const AZURE_SECRET: &str = "Azure~Client~Secret~0123456789";
@@ -50,11 +53,20 @@ async fn env() -> Env {
     let work = tmp.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let tsa = servers::start_tsa(pki.dir.clone()).await;
-    Env { _tmp: tmp, pki, work, tsa }
+    Env {
+        _tmp: tmp,
+        pki,
+        work,
+        tsa,
+    }
 }
 
 fn secrets(creds: &Credentials) -> Vec<String> {
-    creds.secret_values.iter().map(|s| s.expose().to_string()).collect()
+    creds
+        .secret_values
+        .iter()
+        .map(|s| s.expose().to_string())
+        .collect()
 }
 
 fn assert_error(err: &SignError, method: &str, expect: &[&str], creds: &Credentials) {
@@ -83,7 +95,10 @@ struct KmsSetup {
 async fn kms_setup(e: &Env, key_file: &str, cert_file: &str) -> KmsSetup {
     let sa_pem = std::fs::read_to_string(e.pki.path("other.key")).unwrap();
     let sa_pub = String::from_utf8(
-        run(std::process::Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(e.pki.path("other.key"))).stdout,
+        run(std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(e.pki.path("other.key")))
+        .stdout,
     )
     .unwrap();
     let server = servers::start_kms(sa_pub, TestKey::from_pem_file(&e.pki.path(key_file))).await;
@@ -104,7 +119,11 @@ async fn kms_setup(e: &Env, key_file: &str, cert_file: &str) -> KmsSetup {
             service_account_base64: Secret::new(sa_b64.clone()),
         }),
         timestamp_url: Some(e.tsa.url.clone()),
-        secret_values: vec![Secret::new(sa_b64), Secret::new(sa_pem), Secret::new(cert_b64)],
+        secret_values: vec![
+            Secret::new(sa_b64),
+            Secret::new(sa_pem),
+            Secret::new(cert_b64),
+        ],
         ..Default::default()
     };
     let endpoints = SigningEndpoints {
@@ -112,11 +131,17 @@ async fn kms_setup(e: &Env, key_file: &str, cert_file: &str) -> KmsSetup {
         gcloud_token: format!("{}/token", server.url),
         ..SigningEndpoints::default()
     };
-    KmsSetup { creds, endpoints, server }
+    KmsSetup {
+        creds,
+        endpoints,
+        server,
+    }
 }
 
 async fn kms_session(k: &KmsSetup) -> Result<SigningSession, SignError> {
-    SigningSession::with_policy(&k.creds, &reqwest::Client::new(), &k.endpoints, policy()).await.map(Option::unwrap)
+    SigningSession::with_policy(&k.creds, &reqwest::Client::new(), &k.endpoints, policy())
+        .await
+        .map(Option::unwrap)
 }
 
 #[tokio::test]
@@ -126,7 +151,11 @@ async fn kms_rsa_and_ecdsa_signatures_verify_with_osslsigncode() {
     }
     let e = env().await;
     for (key, cert, subject) in [
-        ("rsa.key", "rsa.crt", "CN=Perry Test Signer, O=Perry Test, C=US"),
+        (
+            "rsa.key",
+            "rsa.crt",
+            "CN=Perry Test Signer, O=Perry Test, C=US",
+        ),
         ("ec.key", "ec.crt", "CN=Perry EC Signer, O=Perry Test, C=US"),
     ] {
         let k = kms_setup(&e, key, cert).await;
@@ -137,10 +166,17 @@ async fn kms_rsa_and_ecdsa_signatures_verify_with_osslsigncode() {
         s.sign_pe(&exe).await.unwrap();
         assert_osslsigncode_ok(&e.pki, &exe);
         assert_eq!(verify_pe(&exe).unwrap().signer_subject, subject);
-        assert_eq!(k.server.keys_seen.lock().unwrap().as_slice(), &[KMS_KEY.to_string()]);
+        assert_eq!(
+            k.server.keys_seen.lock().unwrap().as_slice(),
+            &[KMS_KEY.to_string()]
+        );
         for file in files_under(&e.work) {
             let s = secrets(&k.creds);
-            assert_no_secret(&file.display().to_string(), &std::fs::read(&file).unwrap(), &s.iter().map(String::as_str).collect::<Vec<_>>());
+            assert_no_secret(
+                &file.display().to_string(),
+                &std::fs::read(&file).unwrap(),
+                &s.iter().map(String::as_str).collect::<Vec<_>>(),
+            );
         }
         flip_byte(&exe);
         assert!(!osslsigncode_verify(&e.pki, &exe).0);
@@ -167,17 +203,32 @@ async fn kms_error_paths_name_method_and_status_without_secrets() {
     let s = kms_session(&k).await.unwrap();
     k.server.sign.set(Fault::Status(403));
     let before = k.server.sign.hits();
-    assert_error(&s.sign_pe(&exe).await.unwrap_err(), M, &["asymmetricSign", "403"], &k.creds);
+    assert_error(
+        &s.sign_pe(&exe).await.unwrap_err(),
+        M,
+        &["asymmetricSign", "403"],
+        &k.creds,
+    );
     assert_eq!(k.server.sign.hits() - before, 1, "403 is not retried");
 
     k.server.sign.set(Fault::Status(500));
     let before = k.server.sign.hits();
-    assert_error(&s.sign_pe(&exe).await.unwrap_err(), M, &["asymmetricSign", "500", "3 attempts"], &k.creds);
+    assert_error(
+        &s.sign_pe(&exe).await.unwrap_err(),
+        M,
+        &["asymmetricSign", "500", "3 attempts"],
+        &k.creds,
+    );
     assert_eq!(k.server.sign.hits() - before, 3, "500 is retried");
 
     k.server.sign.set(Fault::Hang);
     let started = std::time::Instant::now();
-    assert_error(&s.sign_pe(&exe).await.unwrap_err(), M, &["asymmetricSign", "timed out"], &k.creds);
+    assert_error(
+        &s.sign_pe(&exe).await.unwrap_err(),
+        M,
+        &["asymmetricSign", "timed out"],
+        &k.creds,
+    );
     assert!(started.elapsed() < Duration::from_secs(8));
 
     k.server.sign.set(Fault::StatusTimes(429, 2));
@@ -190,14 +241,30 @@ async fn kms_error_paths_name_method_and_status_without_secrets() {
     let wrong = kms_setup(&e, "rsa.key", "ec.crt").await;
     let s = kms_session(&wrong).await.unwrap();
     let exe2 = mingw_exe(&e.work, "kms_wrong_cert");
-    assert_error(&s.sign_pe(&exe2).await.unwrap_err(), M, &["does not match the certificate"], &wrong.creds);
+    assert_error(
+        &s.sign_pe(&exe2).await.unwrap_err(),
+        M,
+        &["does not match the certificate"],
+        &wrong.creds,
+    );
 
     // malformed inputs
     let mut bad = kms_setup(&e, "rsa.key", "rsa.crt").await;
-    bad.creds.kms.as_mut().unwrap().service_account_base64 = Secret::new(b64(b"{\"client_email\":\"x\"}"));
-    assert_error(&kms_session(&bad).await.err().unwrap(), M, &["private_key"], &bad.creds);
+    bad.creds.kms.as_mut().unwrap().service_account_base64 =
+        Secret::new(b64(b"{\"client_email\":\"x\"}"));
+    assert_error(
+        &kms_session(&bad).await.err().unwrap(),
+        M,
+        &["private_key"],
+        &bad.creds,
+    );
     bad.creds.kms.as_mut().unwrap().cert_base64 = Secret::new(b64(b"not a certificate"));
-    assert_error(&kms_session(&bad).await.err().unwrap(), M, &["gcloud_kms_cert_base64"], &bad.creds);
+    assert_error(
+        &kms_session(&bad).await.err().unwrap(),
+        M,
+        &["gcloud_kms_cert_base64"],
+        &bad.creds,
+    );
 }
 
 // ------------------------------------------------------------------ Azure
@@ -227,25 +294,45 @@ async fn azure_setup(e: &Env) -> AzureSetup {
             profile: "perry-profile".into(),
         }),
         timestamp_url: Some(e.tsa.url.clone()),
-        secret_values: vec![Secret::new(AZURE_TENANT), Secret::new(AZURE_CLIENT), Secret::new(AZURE_SECRET)],
+        secret_values: vec![
+            Secret::new(AZURE_TENANT),
+            Secret::new(AZURE_CLIENT),
+            Secret::new(AZURE_SECRET),
+        ],
         ..Default::default()
     };
-    let endpoints = SigningEndpoints { azure_authority: server.url.clone(), ..SigningEndpoints::default() };
-    AzureSetup { creds, endpoints, server }
+    let endpoints = SigningEndpoints {
+        azure_authority: server.url.clone(),
+        ..SigningEndpoints::default()
+    };
+    AzureSetup {
+        creds,
+        endpoints,
+        server,
+    }
 }
 
 async fn azure_session(a: &AzureSetup) -> Result<SigningSession, SignError> {
-    SigningSession::with_policy(&a.creds, &reqwest::Client::new(), &a.endpoints, policy()).await.map(Option::unwrap)
+    SigningSession::with_policy(&a.creds, &reqwest::Client::new(), &a.endpoints, policy())
+        .await
+        .map(Option::unwrap)
 }
 
 #[tokio::test]
 async fn azure_trusted_signing_signs_exe_and_nsis_installer() {
-    if !require_tools(&["openssl", "osslsigncode", "x86_64-w64-mingw32-gcc", "makensis"]) {
+    if !require_tools(&[
+        "openssl",
+        "osslsigncode",
+        "x86_64-w64-mingw32-gcc",
+        "makensis",
+    ]) {
         return;
     }
     let e = env().await;
     let a = azure_setup(&e).await;
-    a.server.polls_before_done.store(2, std::sync::atomic::Ordering::SeqCst);
+    a.server
+        .polls_before_done
+        .store(2, std::sync::atomic::Ordering::SeqCst);
     let s = azure_session(&a).await.unwrap();
     assert_eq!(s.method(), SigningMethod::Azure);
     assert_eq!(s.publisher_dn(), "CN=Perry Test Signer, O=Perry Test, C=US");
@@ -255,10 +342,17 @@ async fn azure_trusted_signing_signs_exe_and_nsis_installer() {
         s.sign_pe(file).await.unwrap();
         assert_osslsigncode_ok(&e.pki, file);
     }
-    assert!(a.server.poll.hits() >= 6, "operations were polled until Succeeded");
+    assert!(
+        a.server.poll.hits() >= 6,
+        "operations were polled until Succeeded"
+    );
     for file in files_under(&e.work) {
         let s = secrets(&a.creds);
-        assert_no_secret(&file.display().to_string(), &std::fs::read(&file).unwrap(), &s.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_no_secret(
+            &file.display().to_string(),
+            &std::fs::read(&file).unwrap(),
+            &s.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
     }
     flip_byte(&setup);
     assert!(!osslsigncode_verify(&e.pki, &setup).0);
@@ -274,27 +368,56 @@ async fn azure_error_paths_name_method_and_status_without_secrets() {
     const M: &str = "Azure Trusted Signing";
 
     a.server.token.set(Fault::Status(401));
-    assert_error(&azure_session(&a).await.err().unwrap(), M, &["Entra ID token", "401"], &a.creds);
+    assert_error(
+        &azure_session(&a).await.err().unwrap(),
+        M,
+        &["Entra ID token", "401"],
+        &a.creds,
+    );
     a.server.token.set(Fault::None);
 
     let mut wrong_secret = azure_setup(&e).await;
-    wrong_secret.creds.azure.as_mut().unwrap().client_secret = Secret::new("Not-The-Right-Secret-42");
-    wrong_secret.creds.secret_values.push(Secret::new("Not-The-Right-Secret-42"));
-    assert_error(&azure_session(&wrong_secret).await.err().unwrap(), M, &["401"], &wrong_secret.creds);
+    wrong_secret.creds.azure.as_mut().unwrap().client_secret =
+        Secret::new("Not-The-Right-Secret-42");
+    wrong_secret
+        .creds
+        .secret_values
+        .push(Secret::new("Not-The-Right-Secret-42"));
+    assert_error(
+        &azure_session(&wrong_secret).await.err().unwrap(),
+        M,
+        &["401"],
+        &wrong_secret.creds,
+    );
 
     let s = azure_session(&a).await.unwrap();
     let exe = mingw_exe(&e.work, "azure_errors");
     a.server.sign.set(Fault::Status(403));
-    assert_error(&s.sign_pe(&exe).await.unwrap_err(), M, &["sign", "403"], &a.creds);
+    assert_error(
+        &s.sign_pe(&exe).await.unwrap_err(),
+        M,
+        &["sign", "403"],
+        &a.creds,
+    );
 
     a.server.sign.set(Fault::Status(500));
     let before = a.server.sign.hits();
-    assert_error(&s.sign_pe(&exe).await.unwrap_err(), M, &["sign", "500"], &a.creds);
+    assert_error(
+        &s.sign_pe(&exe).await.unwrap_err(),
+        M,
+        &["sign", "500"],
+        &a.creds,
+    );
     assert_eq!(a.server.sign.hits() - before, 3);
 
     a.server.sign.set(Fault::None);
     a.server.poll.set(Fault::Hang);
-    assert_error(&s.sign_pe(&exe).await.unwrap_err(), M, &["poll", "timed out"], &a.creds);
+    assert_error(
+        &s.sign_pe(&exe).await.unwrap_err(),
+        M,
+        &["poll", "timed out"],
+        &a.creds,
+    );
 
     a.server.poll.set(Fault::None);
     a.server.sign.set(Fault::StatusTimes(429, 1));

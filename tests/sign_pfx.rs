@@ -14,7 +14,12 @@ use perry_ship_windows::job::credentials::{Credentials, PfxCredentials, Secret, 
 use perry_ship_windows::sign::{verify_pe, HttpPolicy, SignError, SigningSession};
 use std::time::Duration;
 
-const TOOLS: &[&str] = &["openssl", "osslsigncode", "x86_64-w64-mingw32-gcc", "makensis"];
+const TOOLS: &[&str] = &[
+    "openssl",
+    "osslsigncode",
+    "x86_64-w64-mingw32-gcc",
+    "makensis",
+];
 const PASSWORD: &str = "Pfx-Secret-pa55word!";
 
 fn fast_policy() -> HttpPolicy {
@@ -32,7 +37,10 @@ fn fast_policy() -> HttpPolicy {
 fn pfx_creds(pfx: &[u8], password: &str, tsa_url: &str) -> Credentials {
     let b64 = base64::engine::general_purpose::STANDARD.encode(pfx);
     Credentials {
-        pfx: Some(PfxCredentials { pfx_base64: Secret::new(b64.clone()), password: Secret::new(password) }),
+        pfx: Some(PfxCredentials {
+            pfx_base64: Secret::new(b64.clone()),
+            password: Secret::new(password),
+        }),
         timestamp_url: Some(tsa_url.to_string()),
         secret_values: vec![Secret::new(b64), Secret::new(password)],
         ..Default::default()
@@ -40,13 +48,22 @@ fn pfx_creds(pfx: &[u8], password: &str, tsa_url: &str) -> Credentials {
 }
 
 async fn session(creds: &Credentials) -> Result<SigningSession, SignError> {
-    SigningSession::with_policy(creds, &reqwest::Client::new(), &SigningEndpoints::default(), fast_policy())
-        .await
-        .map(|s| s.expect("credentials carry a method"))
+    SigningSession::with_policy(
+        creds,
+        &reqwest::Client::new(),
+        &SigningEndpoints::default(),
+        fast_policy(),
+    )
+    .await
+    .map(|s| s.expect("credentials carry a method"))
 }
 
 fn secrets_of(creds: &Credentials) -> Vec<String> {
-    creds.secret_values.iter().map(|s| s.expose().to_string()).collect()
+    creds
+        .secret_values
+        .iter()
+        .map(|s| s.expose().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -71,9 +88,16 @@ async fn pfx_signs_mingw_exe_and_nsis_installer_and_osslsigncode_verifies() {
     let mut f = std::fs::File::open(&exe).unwrap();
     let layout = perry_ship_windows::sign::pe::read_layout(&mut f).unwrap();
     let ours = perry_ship_windows::sign::pe::authenticode_digest(&mut f, &layout).unwrap();
-    assert_eq!(ours.as_slice(), sha2::Digest::finalize(reference).as_slice());
+    assert_eq!(
+        ours.as_slice(),
+        sha2::Digest::finalize(reference).as_slice()
+    );
 
-    let creds = pfx_creds(&pki.pfx("rsa", "rsa.key", "rsa.crt", PASSWORD, &[]), PASSWORD, &tsa.url);
+    let creds = pfx_creds(
+        &pki.pfx("rsa", "rsa.key", "rsa.crt", PASSWORD, &[]),
+        PASSWORD,
+        &tsa.url,
+    );
     let s = session(&creds).await.unwrap();
     assert_eq!(s.method(), SigningMethod::Pfx);
     assert_eq!(s.publisher_dn(), "CN=Perry Test Signer, O=Perry Test, C=US");
@@ -92,11 +116,21 @@ async fn pfx_signs_mingw_exe_and_nsis_installer_and_osslsigncode_verifies() {
     s.sign_pe(&exe).await.unwrap();
     assert_osslsigncode_ok(&pki, &exe);
     let len_after = std::fs::metadata(&exe).unwrap().len();
-    assert!(len_after.abs_diff(len_before) < 64, "{len_before} -> {len_after}");
+    assert!(
+        len_after.abs_diff(len_before) < 64,
+        "{len_before} -> {len_after}"
+    );
 
     // no credential value in any file left in the work dir
     for file in files_under(&work) {
-        assert_no_secret(&file.display().to_string(), &std::fs::read(&file).unwrap(), &secrets_of(&creds).iter().map(String::as_str).collect::<Vec<_>>());
+        assert_no_secret(
+            &file.display().to_string(),
+            &std::fs::read(&file).unwrap(),
+            &secrets_of(&creds)
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
     }
 
     // one flipped byte: osslsigncode and our verifier both reject the file
@@ -105,7 +139,10 @@ async fn pfx_signs_mingw_exe_and_nsis_installer_and_osslsigncode_verifies() {
         let (ok, text) = osslsigncode_verify(&pki, file);
         assert!(!ok, "osslsigncode accepted a modified file:\n{text}");
         let err = verify_pe(file).unwrap_err();
-        assert!(err.message.contains("digest") || err.message.contains("checksum"), "{err}");
+        assert!(
+            err.message.contains("digest") || err.message.contains("checksum"),
+            "{err}"
+        );
     }
 }
 
@@ -118,7 +155,11 @@ async fn ecdsa_key_in_legacy_rc2_3des_pfx_signs_and_verifies() {
     let pki = Pki::create(&tmp.path().join("pki"));
     let exe = mingw_exe(tmp.path(), "ec");
     let tsa = servers::start_tsa(pki.dir.clone()).await;
-    let creds = pfx_creds(&pki.pfx("ec", "ec.key", "ec.crt", PASSWORD, &["-legacy"]), PASSWORD, &tsa.url);
+    let creds = pfx_creds(
+        &pki.pfx("ec", "ec.key", "ec.crt", PASSWORD, &["-legacy"]),
+        PASSWORD,
+        &tsa.url,
+    );
     let s = session(&creds).await.unwrap();
     assert_eq!(s.publisher_dn(), "CN=Perry EC Signer, O=Perry Test, C=US");
     s.sign_pe(&exe).await.unwrap();
@@ -128,9 +169,26 @@ async fn ecdsa_key_in_legacy_rc2_3des_pfx_signs_and_verifies() {
 fn assert_clean_error(err: &SignError, expect: &str, creds: &Credentials) {
     assert_eq!(err.method, "PFX");
     let text = err.to_string();
-    assert!(text.to_lowercase().contains(expect), "expected {expect:?} in {text:?}");
-    assert_no_secret("SignError", text.as_bytes(), &secrets_of(creds).iter().map(String::as_str).collect::<Vec<_>>());
-    assert_no_secret("SignError debug", format!("{err:?}").as_bytes(), &secrets_of(creds).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        text.to_lowercase().contains(expect),
+        "expected {expect:?} in {text:?}"
+    );
+    assert_no_secret(
+        "SignError",
+        text.as_bytes(),
+        &secrets_of(creds)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_no_secret(
+        "SignError debug",
+        format!("{err:?}").as_bytes(),
+        &secrets_of(creds)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
 }
 
 #[tokio::test]
@@ -153,29 +211,60 @@ async fn corrupt_wrong_password_mismatched_and_expired_pfx_fail_clearly() {
 
     let mut creds = pfx_creds(&good, PASSWORD, url);
     creds.pfx.as_mut().unwrap().pfx_base64 = Secret::new("%%% not base64 %%%");
-    assert_clean_error(&session(&creds).await.err().unwrap(), "not valid base64", &creds);
+    assert_clean_error(
+        &session(&creds).await.err().unwrap(),
+        "not valid base64",
+        &creds,
+    );
 
     let creds = pfx_creds(&good, "Wrong-password-123", url);
-    assert_clean_error(&session(&creds).await.err().unwrap(), "wrong pfx password", &creds);
+    assert_clean_error(
+        &session(&creds).await.err().unwrap(),
+        "wrong pfx password",
+        &creds,
+    );
 
     // a PFX whose certificate belongs to another key (openssl refuses to build one)
-    let other_der = run(std::process::Command::new("openssl").args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"]).arg(pki.path("other.key"))).stdout;
-    let cert_der = run(std::process::Command::new("openssl").args(["x509", "-outform", "DER", "-in"]).arg(pki.path("rsa.crt"))).stdout;
+    let other_der = run(std::process::Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
+        .arg(pki.path("other.key")))
+    .stdout;
+    let cert_der = run(std::process::Command::new("openssl")
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(pki.path("rsa.crt")))
+    .stdout;
     let mut store = p12_keystore::KeyStore::new();
-    store.add_entry("mismatch", p12_keystore::KeyStoreEntry::PrivateKeyChain(p12_keystore::PrivateKeyChain::new(
-        vec![1u8, 2, 3],
-        p12_keystore::PrivateKey::from_der(&other_der).unwrap(),
-        [p12_keystore::Certificate::from_der(&cert_der).unwrap()],
-    )));
+    store.add_entry(
+        "mismatch",
+        p12_keystore::KeyStoreEntry::PrivateKeyChain(p12_keystore::PrivateKeyChain::new(
+            vec![1u8, 2, 3],
+            p12_keystore::PrivateKey::from_der(&other_der).unwrap(),
+            [p12_keystore::Certificate::from_der(&cert_der).unwrap()],
+        )),
+    );
     let mismatched = store.writer(PASSWORD).write().unwrap();
     let creds = pfx_creds(&mismatched, PASSWORD, url);
-    assert_clean_error(&session(&creds).await.err().unwrap(), "does not match its private key", &creds);
+    assert_clean_error(
+        &session(&creds).await.err().unwrap(),
+        "does not match its private key",
+        &creds,
+    );
 
-    let creds = pfx_creds(&pki.pfx("expired", "rsa.key", "expired.crt", PASSWORD, &[]), PASSWORD, url);
+    let creds = pfx_creds(
+        &pki.pfx("expired", "rsa.key", "expired.crt", PASSWORD, &[]),
+        PASSWORD,
+        url,
+    );
     assert_clean_error(&session(&creds).await.err().unwrap(), "expired", &creds);
 
     // no credentials: ship unsigned
-    let none = SigningSession::from_credentials(&Credentials::default(), &reqwest::Client::new(), &SigningEndpoints::default()).await.unwrap();
+    let none = SigningSession::from_credentials(
+        &Credentials::default(),
+        &reqwest::Client::new(),
+        &SigningEndpoints::default(),
+    )
+    .await
+    .unwrap();
     assert!(none.is_none());
 }
 
@@ -189,14 +278,25 @@ async fn timestamp_failures_are_retried_then_fail_the_signing() {
     let exe = mingw_exe(tmp.path(), "ts");
     let original = std::fs::read(&exe).unwrap();
     let tsa = servers::start_tsa(pki.dir.clone()).await;
-    let creds = pfx_creds(&pki.pfx("rsa", "rsa.key", "rsa.crt", PASSWORD, &[]), PASSWORD, &tsa.url);
+    let creds = pfx_creds(
+        &pki.pfx("rsa", "rsa.key", "rsa.crt", PASSWORD, &[]),
+        PASSWORD,
+        &tsa.url,
+    );
     let s = session(&creds).await.unwrap();
 
     tsa.endpoint.set(servers::Fault::Status(500));
     let err = s.sign_pe(&exe).await.unwrap_err();
-    assert!(err.to_string().contains("timestamp") && err.to_string().contains("500"), "{err}");
+    assert!(
+        err.to_string().contains("timestamp") && err.to_string().contains("500"),
+        "{err}"
+    );
     assert_eq!(tsa.endpoint.hits(), 3, "three attempts");
-    assert_eq!(std::fs::read(&exe).unwrap(), original, "a failed signing leaves the file untouched");
+    assert_eq!(
+        std::fs::read(&exe).unwrap(),
+        original,
+        "a failed signing leaves the file untouched"
+    );
 
     tsa.endpoint.set(servers::Fault::StatusTimes(503, 2));
     s.sign_pe(&exe).await.unwrap();
@@ -205,6 +305,11 @@ async fn timestamp_failures_are_retried_then_fail_the_signing() {
     // an unreachable TSA fails too
     let mut dead = creds.clone();
     dead.timestamp_url = Some("http://127.0.0.1:9/".into());
-    let err = session(&dead).await.unwrap().sign_pe(&exe).await.unwrap_err();
+    let err = session(&dead)
+        .await
+        .unwrap()
+        .sign_pe(&exe)
+        .await
+        .unwrap_err();
     assert!(err.message.contains("timestamp"), "{err}");
 }

@@ -108,15 +108,15 @@ pub async fn run_job(
         control.silenced.clone(),
     ));
 
-    let job = run_stages(
+    // Boxed so that dropping it below really drops the job (and its work folder) now.
+    let mut job = Box::pin(run_stages(
         env,
         assign,
         attempt,
         credentials,
         sink.clone(),
         control.cancel.clone(),
-    );
-    tokio::pin!(job);
+    ));
     let timeout = env.config.job_timeout;
     let result = tokio::select! {
         r = &mut job => r,
@@ -232,7 +232,13 @@ async fn run_stages(
             )
         })?;
     let _ = std::fs::remove_file(&archive);
-    sink.info(Stage::Extracting, &format!("project extracted ({stats:?})"));
+    sink.info(
+        Stage::Extracting,
+        &format!(
+            "project extracted: {} entries, {} bytes",
+            stats.entries, stats.bytes
+        ),
+    );
     sink.progress(Stage::Extracting, 100, None);
 
     // The Windows work.
@@ -263,11 +269,10 @@ async fn run_stages(
     for artifact in &artifacts {
         let progress_sink = sink.clone();
         let on_progress = move |sent: u64, total: u64| {
-            let percent = if total == 0 {
-                100
-            } else {
-                (sent.saturating_mul(100) / total).min(100) as u8
-            };
+            let percent = sent
+                .saturating_mul(100)
+                .checked_div(total)
+                .map_or(100, |p| p.min(100) as u8);
             progress_sink.progress(Stage::Uploading, percent, None);
         };
         let done = transfer::upload_artifact(

@@ -136,7 +136,10 @@ pub struct CredentialsError {
 }
 
 fn fail(field: &str, problem: impl Into<String>) -> CredentialsError {
-    CredentialsError { field: field.to_string(), problem: problem.into() }
+    CredentialsError {
+        field: field.to_string(),
+        problem: problem.into(),
+    }
 }
 
 /// Keys whose values are public identifiers and are not masked.
@@ -157,7 +160,11 @@ const AZURE_FIELDS: &[&str] = &[
     "azure_signing_account",
     "azure_signing_profile",
 ];
-const KMS_FIELDS: &[&str] = &["gcloud_kms_key", "gcloud_kms_cert_base64", "gcloud_service_account_base64"];
+const KMS_FIELDS: &[&str] = &[
+    "gcloud_kms_key",
+    "gcloud_kms_cert_base64",
+    "gcloud_service_account_base64",
+];
 
 /// Longest accepted public value (URLs, account names, key names).
 const MAX_PUBLIC_LEN: usize = 2048;
@@ -211,7 +218,13 @@ impl Credentials {
             Some(_) => Some(fields.http_url("windows_timestamp_url")?),
         };
 
-        Ok(Credentials { pfx, azure, kms, timestamp_url, secret_values })
+        Ok(Credentials {
+            pfx,
+            azure,
+            kms,
+            timestamp_url,
+            secret_values,
+        })
     }
 }
 
@@ -246,7 +259,12 @@ impl Fields<'_> {
     }
 
     fn required(&self, field: &str) -> Result<&str, CredentialsError> {
-        self.string(field)?.ok_or_else(|| fail(field, "is required by the signing method but missing or empty"))
+        self.string(field)?.ok_or_else(|| {
+            fail(
+                field,
+                "is required by the signing method but missing or empty",
+            )
+        })
     }
 
     /// Whether a method is in use: `false` when none of `all` is set, `true` when every one of
@@ -272,9 +290,11 @@ impl Fields<'_> {
     /// A base64 secret: only base64 characters and whitespace.
     fn base64(&self, field: &str) -> Result<Secret, CredentialsError> {
         let v = self.required(field)?;
-        let valid = v
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_') || b.is_ascii_whitespace());
+        let valid = v.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')
+                || b.is_ascii_whitespace()
+        });
         if !valid {
             return Err(fail(field, "is not base64 text"));
         }
@@ -284,7 +304,10 @@ impl Fields<'_> {
     fn public_name(&self, field: &str) -> Result<String, CredentialsError> {
         let v = self.required(field)?;
         if v.len() > MAX_PUBLIC_LEN || v.chars().any(char::is_control) {
-            return Err(fail(field, format!("must be at most {MAX_PUBLIC_LEN} printable characters")));
+            return Err(fail(
+                field,
+                format!("must be at most {MAX_PUBLIC_LEN} printable characters"),
+            ));
         }
         Ok(v.to_string())
     }
@@ -301,7 +324,10 @@ impl Fields<'_> {
         let v = self.public_name(field)?;
         let parsed = url::Url::parse(&v).map_err(|_| fail(field, "is not a URL"))?;
         if !schemes.contains(&parsed.scheme()) || parsed.host_str().is_none_or(str::is_empty) {
-            return Err(fail(field, format!("must be a {} URL with a host", schemes.join(" or "))));
+            return Err(fail(
+                field,
+                format!("must be a {} URL with a host", schemes.join(" or ")),
+            ));
         }
         Ok(v)
     }
@@ -310,11 +336,19 @@ impl Fields<'_> {
     fn kms_key(&self, field: &str) -> Result<String, CredentialsError> {
         let v = self.public_name(field)?;
         let parts: Vec<&str> = v.split('/').collect();
-        let labels = ["projects", "locations", "keyRings", "cryptoKeys", "cryptoKeyVersions"];
+        let labels = [
+            "projects",
+            "locations",
+            "keyRings",
+            "cryptoKeys",
+            "cryptoKeyVersions",
+        ];
         let shape_ok = parts.len() == 10
             && parts.iter().step_by(2).zip(labels).all(|(p, l)| *p == l)
             && parts.iter().skip(1).step_by(2).all(|p| {
-                !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
             })
             && parts[9].bytes().all(|b| b.is_ascii_digit());
         if !shape_ok {

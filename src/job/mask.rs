@@ -7,7 +7,9 @@
 //!   stable middle part of its encoding when it sits at any byte offset inside a larger
 //!   base64 blob;
 //! - its URL-encoded forms (`+` and `%20` for spaces) and its JSON-escaped form;
-//! - each line of a multi-line value (PEM blocks, service-account JSON).
+//! - each line of a multi-line value (PEM blocks, service-account JSON);
+//! - when the value is base64 of text (a service-account JSON, a PEM): that text, and for
+//!   JSON every string in it except URLs, each again in all the forms above.
 //!
 //! Values and derived forms shorter than [`MIN_SECRET_LEN`] characters are ignored: masking
 //! every `ab` or `1` in a build log would destroy the log and reveal nothing useful anyway.
@@ -40,23 +42,31 @@ impl std::fmt::Debug for Masker {
 impl Masker {
     pub fn new(secrets: &[Secret]) -> Masker {
         let mut patterns: Vec<Zeroizing<String>> = Vec::new();
+        let mut values: Vec<Zeroizing<String>> = Vec::new();
         for secret in secrets {
-            if secret.expose().trim().chars().count() < MIN_SECRET_LEN {
+            values.push(Zeroizing::new(secret.expose().to_string()));
+            values.extend(decoded_values(secret.expose()));
+        }
+        for value in &values {
+            if value.trim().chars().count() < MIN_SECRET_LEN {
                 continue;
             }
-            for form in forms_of(secret.expose()) {
-                if form.chars().count() >= MIN_SECRET_LEN && !patterns.iter().any(|p| **p == *form) {
+            for form in forms_of(value) {
+                if form.chars().count() >= MIN_SECRET_LEN && !patterns.iter().any(|p| **p == *form)
+                {
                     patterns.push(form);
                 }
             }
         }
-        patterns.sort_by(|a, b| b.len().cmp(&a.len()));
+        patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
         Masker { patterns }
     }
 
     /// A masker that masks nothing.
     pub fn empty() -> Masker {
-        Masker { patterns: Vec::new() }
+        Masker {
+            patterns: Vec::new(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -92,7 +102,10 @@ impl Masker {
             if pattern.len() > text.len() {
                 continue;
             }
-            ranges.extend(text.match_indices(pattern.as_str()).map(|(i, m)| (i, i + m.len())));
+            ranges.extend(
+                text.match_indices(pattern.as_str())
+                    .map(|(i, m)| (i, i + m.len())),
+            );
         }
         ranges.sort_unstable();
         let mut merged: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
@@ -104,6 +117,42 @@ impl Masker {
         }
         merged
     }
+}
+
+/// When `value` is base64 of UTF-8 text (a service-account JSON, a PEM certificate), that
+/// text; when the text is a JSON object, also every string in it except URLs (so a private
+/// key printed from the decoded JSON is caught too).
+fn decoded_values(value: &str) -> Vec<Zeroizing<String>> {
+    let compact: Zeroizing<String> =
+        Zeroizing::new(value.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    let Some(bytes) = STANDARD
+        .decode(compact.as_bytes())
+        .or_else(|_| URL_SAFE.decode(compact.as_bytes()))
+        .ok()
+        .map(Zeroizing::new)
+    else {
+        return Vec::new();
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Vec::new();
+    };
+    let mut out = vec![Zeroizing::new(text.to_string())];
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) {
+        let mut stack: Vec<&serde_json::Value> = map.values().collect();
+        while let Some(v) = stack.pop() {
+            match v {
+                serde_json::Value::String(s)
+                    if !s.starts_with("http://") && !s.starts_with("https://") =>
+                {
+                    out.push(Zeroizing::new(s.clone()))
+                }
+                serde_json::Value::Array(items) => stack.extend(items),
+                serde_json::Value::Object(m) => stack.extend(m.values()),
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 /// Every printable form of one secret value.
@@ -125,7 +174,11 @@ fn forms_of(value: &str) -> Vec<Zeroizing<String>> {
         push(form.replace('+', "%20"));
         push(form);
         let json = serde_json::to_string(v).unwrap_or_default();
-        push(json.get(1..json.len().saturating_sub(1)).unwrap_or_default().to_string());
+        push(
+            json.get(1..json.len().saturating_sub(1))
+                .unwrap_or_default()
+                .to_string(),
+        );
     }
     if value.contains('\n') {
         for line in value.lines() {
@@ -144,7 +197,10 @@ fn base64_middle(engine: &impl Engine, bytes: &[u8], offset: usize) -> String {
     let encoded = Zeroizing::new(engine.encode(&*shifted));
     let skip = [0, 2, 3][offset];
     let drop_tail = usize::from(shifted.len() % 3 != 0);
-    encoded.get(skip..encoded.len().saturating_sub(drop_tail)).unwrap_or_default().to_string()
+    encoded
+        .get(skip..encoded.len().saturating_sub(drop_tail))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Masks text that arrives in chunks (process output), so that a secret split across two
@@ -157,7 +213,10 @@ pub struct MaskingStream<'m> {
 
 impl<'m> MaskingStream<'m> {
     pub fn new(masker: &'m Masker) -> Self {
-        MaskingStream { masker, pending: String::new() }
+        MaskingStream {
+            masker,
+            pending: String::new(),
+        }
     }
 
     /// Adds a chunk; returns the masked text that is safe to release now.

@@ -20,13 +20,19 @@ impl JobWorkDir {
     /// Creates a fresh work folder. A leftover folder of the same job and attempt (from a
     /// crash) is removed first, so a job never sees another run's files.
     pub fn create(root: &Path, job_id: &str, attempt: u32) -> anyhow::Result<JobWorkDir> {
-        std::fs::create_dir_all(root).with_context(|| format!("creating work root {}", root.display()))?;
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("creating work root {}", root.display()))?;
         let path = root.join(format!("{}-a{attempt}", sanitise_id(job_id)));
         if std::fs::symlink_metadata(&path).is_ok() {
-            remove_any(&path).with_context(|| format!("removing stale work folder {}", path.display()))?;
+            remove_any(&path)
+                .with_context(|| format!("removing stale work folder {}", path.display()))?;
         }
-        create_private_dir(&path).with_context(|| format!("creating work folder {}", path.display()))?;
-        Ok(JobWorkDir { path, removed: false })
+        create_private_dir(&path)
+            .with_context(|| format!("creating work folder {}", path.display()))?;
+        Ok(JobWorkDir {
+            path,
+            removed: false,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -41,7 +47,8 @@ impl JobWorkDir {
     /// Removes the folder and everything in it.
     pub fn remove(mut self) -> anyhow::Result<()> {
         self.removed = true;
-        remove_any(&self.path).with_context(|| format!("removing work folder {}", self.path.display()))
+        remove_any(&self.path)
+            .with_context(|| format!("removing work folder {}", self.path.display()))
     }
 }
 
@@ -64,7 +71,13 @@ fn sanitise_id(job_id: &str) -> String {
     let cleaned: String = job_id
         .chars()
         .take(MAX_ID_LEN)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if cleaned.chars().all(|c| c == '_') {
         "job".to_string()
@@ -115,8 +128,9 @@ fn make_writable(dir: &Path) {
 #[cfg(unix)]
 pub fn free_disk_bytes(path: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains a NUL byte")
+    })?;
     // SAFETY: `c_path` is a valid NUL-terminated string and `stats` a properly sized,
     // zero-initialised out parameter that statvfs fills in.
     let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -135,12 +149,24 @@ pub fn free_disk_bytes(path: &Path) -> std::io::Result<u64> {
 #[cfg(windows)]
 pub fn free_disk_bytes(path: &Path) -> std::io::Result<u64> {
     let absolute = std::path::absolute(path)?;
-    let drive: String = absolute.to_string_lossy().chars().take_while(|c| *c != ':').collect();
+    let drive: String = absolute
+        .to_string_lossy()
+        .chars()
+        .take_while(|c| *c != ':')
+        .collect();
     if drive.len() != 1 || !drive.chars().all(|c| c.is_ascii_alphabetic()) {
-        return Err(std::io::Error::other(format!("cannot tell the drive of {}", path.display())));
+        return Err(std::io::Error::other(format!(
+            "cannot tell the drive of {}",
+            path.display()
+        )));
     }
     let output = std::process::Command::new("powershell")
-        .args(["-NoProfile", "-NonInteractive", "-Command", &format!("(Get-PSDrive -Name {drive}).Free")])
+        .args([
+            "-NoProfile",
+            "-NonInteractive",
+            "-Command",
+            &format!("(Get-PSDrive -Name {drive}).Free"),
+        ])
         .output()?;
     String::from_utf8_lossy(&output.stdout)
         .trim()

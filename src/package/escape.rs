@@ -4,17 +4,35 @@
 
 use super::PackageError;
 
-/// Escapes `value` for use inside an NSIS double-quoted string (`"…"`).
+/// `$` as the NSIS preprocessor emits it without further expansion: `${U+24}` is replaced
+/// by a literal `$`, and the result is not scanned again for `${define}` or `$%ENV%`.
+/// (`$${NAME}` is *not* safe: makensis still expands the define in it.)
+const NSIS_DOLLAR: &str = "${U+24}";
+
+/// Escapes `value` for an NSIS double-quoted *runtime* string (`Name`, `WriteRegStr`,
+/// `CreateShortcut`, `File /oname=`, `Delete`, …).
 ///
-/// `$` → `$$` (no variable, `${define}` or `$(langstring)` expansion), `"` → `$\"`,
-/// CR/LF/TAB → `$\r`/`$\n`/`$\t`. Backticks and single quotes are plain characters inside
-/// double quotes. Other control characters are refused: NSIS has no escape for them.
-/// Because the value is always inside quotes, a leading `!` or `;` is plain text too.
+/// `$` becomes `${U+24}${U+24}`: the preprocessor turns that into `$$` (so no `${define}`,
+/// `$%ENV%` or `$(lang)` can form) and the runtime turns `$$` into `$` (so no `$VAR`).
+/// `"` → `$\"`, CR/LF/TAB → `$\r`/`$\n`/`$\t`. Backticks and single quotes are plain
+/// characters inside double quotes; other control characters are refused. The value is
+/// always inside quotes, so a leading `!` or `;` is plain text too.
 pub fn nsis_string(field: &str, value: &str) -> Result<String, PackageError> {
+    escape_nsis(field, value, &[NSIS_DOLLAR, NSIS_DOLLAR].concat())
+}
+
+/// Escapes `value` for `VIAddVersionKey`, whose value is a compile-time string: makensis
+/// applies `$\"`/`$\n`-style escapes but keeps `$$` and `$VAR` as written, so `$` is
+/// emitted once, as `${U+24}`.
+pub fn nsis_version_string(field: &str, value: &str) -> Result<String, PackageError> {
+    escape_nsis(field, value, NSIS_DOLLAR)
+}
+
+fn escape_nsis(field: &str, value: &str, dollar: &str) -> Result<String, PackageError> {
     let mut out = String::with_capacity(value.len() + 8);
     for c in value.chars() {
         match c {
-            '$' => out.push_str("$$"),
+            '$' => out.push_str(dollar),
             '"' => out.push_str("$\\\""),
             '\n' => out.push_str("$\\n"),
             '\r' => out.push_str("$\\r"),
@@ -87,8 +105,9 @@ mod tests {
     fn nsis_escapes_variables_quotes_and_newlines() {
         assert_eq!(
             nsis_string("f", "a$INSTDIR\"b\nc\td${X}").unwrap(),
-            "a$$INSTDIR$\\\"b$\\nc$\\td$${X}"
+            "a${U+24}${U+24}INSTDIR$\\\"b$\\nc$\\td${U+24}${U+24}{X}"
         );
+        assert_eq!(nsis_version_string("f", "$X \"").unwrap(), "${U+24}X $\\\"");
         assert_eq!(
             nsis_string("f", "!system `x` 'y'").unwrap(),
             "!system `x` 'y'"

@@ -7,7 +7,10 @@
 //! the script; the real names only appear as escaped runtime strings.
 
 use super::bundle::BundleListing;
-use super::escape::nsis_string;
+use super::escape::{nsis_string, nsis_version_string};
+use super::nsis_uninstaller::{
+    Finalize, UninstallerSigner, SIGNED_UNINSTALLER, UNSIGNED_UNINSTALLER,
+};
 use super::template::{render, INSTALLER_NSI};
 use super::{AppInfo, Bundle, PackageError};
 use crate::sandbox::{Runner, Step, StepContext, StepInput};
@@ -58,7 +61,7 @@ pub fn render_installer_script(
 ) -> Result<String, PackageError> {
     let listing = bundle.list()?;
     let has_icon = bundle.root.join("app.ico").is_file();
-    render_with_listing(bundle, &listing, app, out_name, has_icon)
+    render_with_listing(bundle, &listing, app, out_name, has_icon, Finalize::None)
 }
 
 fn render_with_listing(
@@ -67,8 +70,10 @@ fn render_with_listing(
     app: &AppInfo,
     out_name: &str,
     has_icon: bool,
+    finalize: Finalize,
 ) -> Result<String, PackageError> {
     let q = nsis_string;
+    let vi = nsis_version_string;
     let mut install = String::new();
     let mut uninstall = String::new();
     // Root first, then each folder (sorted, so parents precede children); files by folder.
@@ -136,7 +141,6 @@ fn render_with_listing(
             ("version_display", &q("version", &app.version_display)?),
             ("version4", &app.version_string4()),
             ("publisher", &q("company_name", &app.publisher)?),
-            ("copyright", &q("copyright", &app.copyright)?),
             ("description", &q("file_description", &app.description)?),
             ("exe_name", &q("exe_name", &bundle.exe_name)?),
             ("reg_key", &q("bundle_id", &app.bundle_id)?),
@@ -145,6 +149,12 @@ fn render_with_listing(
             ("uninstall_files", uninstall.trim_end()),
             ("uninstall_dirs", uninstall_dirs.trim_end()),
             ("estimated_size_kib", &estimated_kib.to_string()),
+            ("uninstaller_finalize", finalize.directive()),
+            ("vi_app_name", &vi("app_name", &app.app_name)?),
+            ("vi_publisher", &vi("company_name", &app.publisher)?),
+            ("vi_copyright", &vi("copyright", &app.copyright)?),
+            ("vi_description", &vi("file_description", &app.description)?),
+            ("vi_version_display", &vi("version", &app.version_display)?),
         ],
     )
 }
@@ -157,18 +167,26 @@ pub fn stage_payload(
     out_name: &str,
     dir: &Path,
 ) -> Result<(), PackageError> {
+    stage_payload_with(bundle, app, out_name, dir, Finalize::None)
+}
+
+fn stage_payload_with(
+    bundle: &Bundle,
+    app: &AppInfo,
+    out_name: &str,
+    dir: &Path,
+    finalize: Finalize,
+) -> Result<(), PackageError> {
     let listing = bundle.list()?;
     let icon = bundle.root.join("app.ico");
     let has_icon = icon.is_file();
-    let script = render_with_listing(bundle, &listing, app, out_name, has_icon)?;
     let payload = dir.join(PAYLOAD_DIR);
     std::fs::create_dir_all(&payload)
         .map_err(PackageError::io(format!("creating {}", payload.display())))?;
-    let mut bytes = Vec::with_capacity(script.len() + 3);
-    bytes.extend_from_slice(b"\xEF\xBB\xBF");
-    bytes.extend_from_slice(script.as_bytes());
-    std::fs::write(dir.join(SCRIPT_NAME), bytes)
-        .map_err(PackageError::io("writing installer.nsi"))?;
+    write_script(
+        dir,
+        &render_with_listing(bundle, &listing, app, out_name, has_icon, finalize)?,
+    )?;
     if has_icon {
         link_or_copy(&icon, &dir.join(ICON_NAME))?;
     }
@@ -176,6 +194,13 @@ pub fn stage_payload(
         link_or_copy(&f.source, &dir.join(payload_name(i).replace('\\', "/")))?;
     }
     Ok(())
+}
+
+fn write_script(dir: &Path, script: &str) -> Result<(), PackageError> {
+    let mut bytes = Vec::with_capacity(script.len() + 3);
+    bytes.extend_from_slice(b"\xEF\xBB\xBF");
+    bytes.extend_from_slice(script.as_bytes());
+    std::fs::write(dir.join(SCRIPT_NAME), bytes).map_err(PackageError::io("writing installer.nsi"))
 }
 
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), PackageError> {
@@ -200,62 +225,85 @@ pub async fn build_installer(
     scratch: &Path,
     timeout: Duration,
 ) -> Result<PathBuf, PackageError> {
+    build_installer_with_signed_uninstaller(
+        runner, ctx, image, makensis, bundle, app, scratch, timeout, None,
+    )
+    .await
+}
+
+/// [`build_installer`], and when `signer` is given, with an Authenticode-signed uninstaller
+/// inside (see [`super::nsis_uninstaller`]): pass 1 exports the uninstaller makensis
+/// generates, the host signs it, pass 2 embeds the signed file. Each pass is its own step
+/// with its own `timeout`.
+#[allow(clippy::too_many_arguments)]
+pub async fn build_installer_with_signed_uninstaller(
+    runner: &dyn Runner,
+    ctx: &StepContext,
+    image: &str,
+    makensis: &str,
+    bundle: &Bundle,
+    app: &AppInfo,
+    scratch: &Path,
+    timeout: Duration,
+    signer: Option<&dyn UninstallerSigner>,
+) -> Result<PathBuf, PackageError> {
     let out_name = installer_file_name(app);
     let stage = scratch.join("nsis-input");
-    if stage.exists() {
-        std::fs::remove_dir_all(&stage)
-            .map_err(PackageError::io(format!("clearing {}", stage.display())))?;
+    let result = async {
+        let mk = MakensisStep {
+            runner,
+            image,
+            makensis,
+            stage: &stage,
+            timeout,
+        };
+        match signer {
+            None => {
+                fresh_dir(&stage)?;
+                stage_payload_with(bundle, app, &out_name, &stage, Finalize::None)?;
+                mk.run(ctx, &[], &out_name).await?;
+            }
+            Some(signer) => {
+                fresh_dir(&stage)?;
+                stage_payload_with(bundle, app, &out_name, &stage, Finalize::Export)?;
+                let pass1_out = scratch.join("nsis-uninstaller");
+                fresh_dir(&pass1_out)?;
+                let pass1_ctx = StepContext {
+                    output_dir: pass1_out.clone(),
+                    ..ctx.clone()
+                };
+                mk.run(&pass1_ctx, &[], UNSIGNED_UNINSTALLER).await?;
+                let uninstaller = pass1_out.join(SIGNED_UNINSTALLER);
+                std::fs::rename(pass1_out.join(UNSIGNED_UNINSTALLER), &uninstaller)
+                    .map_err(PackageError::io("moving the exported uninstaller"))?;
+                signer.sign_uninstaller(&uninstaller).await?;
+                let listing = bundle.list()?;
+                let has_icon = stage.join(ICON_NAME).is_file();
+                write_script(
+                    &stage,
+                    &render_with_listing(
+                        bundle,
+                        &listing,
+                        app,
+                        &out_name,
+                        has_icon,
+                        Finalize::Import,
+                    )?,
+                )?;
+                let extra = [StepInput {
+                    host_path: uninstaller,
+                    dest: SIGNED_UNINSTALLER.into(),
+                }];
+                let pass2 = mk.run(ctx, &extra, &out_name).await;
+                let _ = std::fs::remove_dir_all(&pass1_out);
+                pass2?;
+            }
+        }
+        Ok::<(), PackageError>(())
     }
-    std::fs::create_dir_all(&stage)
-        .map_err(PackageError::io(format!("creating {}", stage.display())))?;
-    stage_payload(bundle, app, &out_name, &stage)?;
-    let mut inputs = vec![
-        StepInput {
-            host_path: stage.join(SCRIPT_NAME),
-            dest: SCRIPT_NAME.into(),
-        },
-        StepInput {
-            host_path: stage.join(PAYLOAD_DIR),
-            dest: PAYLOAD_DIR.into(),
-        },
-    ];
-    if stage.join(ICON_NAME).is_file() {
-        inputs.push(StepInput {
-            host_path: stage.join(ICON_NAME),
-            dest: ICON_NAME.into(),
-        });
-    }
-    let step = Step {
-        name: "nsis".into(),
-        image: image.into(),
-        argv: vec![
-            makensis.into(),
-            "-V2".into(),
-            "-INPUTCHARSET".into(),
-            "UTF8".into(),
-            SCRIPT_NAME.into(),
-        ],
-        env: vec![],
-        inputs,
-        outputs: vec![out_name.clone()],
-        cwd: String::new(),
-        timeout,
-    };
-    let result = runner.run(&step, ctx).await;
+    .await;
     let _ = std::fs::remove_dir_all(&stage);
-    let outcome = result.map_err(|e| PackageError::Tool {
-        tool: "makensis",
-        reason: e.to_string(),
-    })?;
-    if outcome.exit_code != 0 {
-        return Err(PackageError::Tool {
-            tool: "makensis",
-            reason: format!(
-                "exited with code {} (its output is in the job log)",
-                outcome.exit_code
-            ),
-        });
-    }
+    result?;
     let out = ctx.output_dir.join(&out_name);
     if !out.is_file() {
         return Err(PackageError::Tool {
@@ -264,4 +312,82 @@ pub async fn build_installer(
         });
     }
     Ok(out)
+}
+
+fn fresh_dir(dir: &Path) -> Result<(), PackageError> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .map_err(PackageError::io(format!("clearing {}", dir.display())))?;
+    }
+    std::fs::create_dir_all(dir).map_err(PackageError::io(format!("creating {}", dir.display())))
+}
+
+/// One makensis invocation over a staged folder.
+struct MakensisStep<'a> {
+    runner: &'a dyn Runner,
+    image: &'a str,
+    makensis: &'a str,
+    stage: &'a Path,
+    timeout: Duration,
+}
+
+impl MakensisStep<'_> {
+    async fn run(
+        &self,
+        ctx: &StepContext,
+        extra: &[StepInput],
+        output: &str,
+    ) -> Result<(), PackageError> {
+        let mut inputs = vec![
+            StepInput {
+                host_path: self.stage.join(SCRIPT_NAME),
+                dest: SCRIPT_NAME.into(),
+            },
+            StepInput {
+                host_path: self.stage.join(PAYLOAD_DIR),
+                dest: PAYLOAD_DIR.into(),
+            },
+        ];
+        if self.stage.join(ICON_NAME).is_file() {
+            inputs.push(StepInput {
+                host_path: self.stage.join(ICON_NAME),
+                dest: ICON_NAME.into(),
+            });
+        }
+        inputs.extend_from_slice(extra);
+        let step = Step {
+            name: "nsis".into(),
+            image: self.image.into(),
+            argv: vec![
+                self.makensis.into(),
+                "-V2".into(),
+                "-INPUTCHARSET".into(),
+                "UTF8".into(),
+                SCRIPT_NAME.into(),
+            ],
+            env: vec![],
+            inputs,
+            outputs: vec![output.to_string()],
+            cwd: String::new(),
+            timeout: self.timeout,
+        };
+        let outcome = self
+            .runner
+            .run(&step, ctx)
+            .await
+            .map_err(|e| PackageError::Tool {
+                tool: "makensis",
+                reason: e.to_string(),
+            })?;
+        if outcome.exit_code != 0 {
+            return Err(PackageError::Tool {
+                tool: "makensis",
+                reason: format!(
+                    "exited with code {} (its output is in the job log)",
+                    outcome.exit_code
+                ),
+            });
+        }
+        Ok(())
+    }
 }

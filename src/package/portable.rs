@@ -2,7 +2,7 @@
 //! the bundle (exe, DLLs, asset folders, recursively), deflated, with each file's mtime.
 //! Files are streamed through the compressor; memory does not grow with their size.
 
-use super::bundle::utc_fields;
+use super::bundle::{utc_fields, BundleListing};
 use super::{AppInfo, Bundle, PackageError};
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
@@ -17,6 +17,23 @@ pub fn write_portable_zip(
     progress: &dyn Fn(u64, u64),
 ) -> Result<(), PackageError> {
     let listing = bundle.list()?;
+    let partial = out.with_extension("zip.partial");
+    let result = write_zip(&listing, app, &partial, progress).and_then(|()| {
+        std::fs::rename(&partial, out)
+            .map_err(PackageError::io(format!("moving ZIP to {}", out.display())))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
+}
+
+fn write_zip(
+    listing: &BundleListing,
+    app: &AppInfo,
+    out: &Path,
+    progress: &dyn Fn(u64, u64),
+) -> Result<(), PackageError> {
     let total = listing.total_size();
     let zip_err = |e: zip::result::ZipError| PackageError::Io {
         context: format!("writing {}", out.display()),

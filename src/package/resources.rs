@@ -69,8 +69,12 @@ pub fn version_strings(
     let mut out = BTreeMap::new();
     for (k, val) in pairs {
         // VERSIONINFO strings are counted UTF-16 with a NUL terminator: any Unicode text
-        // is data, but an embedded NUL or control character would truncate or garble it.
-        if let Some(c) = val.chars().find(|c| c.is_control()) {
+        // (line breaks and tabs included) is data, but an embedded NUL or other control
+        // character would truncate or garble it.
+        if let Some(c) = val
+            .chars()
+            .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
             return Err(PackageError::BadValue {
                 field: k.to_string(),
                 reason: format!(

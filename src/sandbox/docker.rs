@@ -1,13 +1,14 @@
 //! Disposable hardened containers through the Docker Engine API (bollard), one per step.
 //!
-//! Life of a step: create (hardened, labelled, uniquely named; see [`spec`]) → inspect and
-//! refuse to run unless every hardening setting landed → copy inputs in (streamed tar,
-//! [`tar_in`]) → attach → start → stream stdout/stderr lines → wait (a non-zero exit is an
-//! exit code, not an error) → copy outputs out (streamed to a temp file, unpacked with
-//! traversal checks, [`unpack`]) → force-remove with volumes. Every engine call has its own
-//! deadline; the step timeout and cancel kill the container at once; a guard removes it if
-//! the future is dropped; [`DockerRunner::reap_orphans`] removes a crashed worker's leftovers.
-//! Outputs are copied only after exit code 0 (a failed tool usually produced none).
+//! Life of a step: create (hardened, labelled, uniquely named; see [`spec`]) → inspect,
+//! copy inputs in (streamed tar, [`tar_in`]) and attach, concurrently → refuse to run
+//! unless every hardening setting landed → start → stream stdout/stderr lines → wait (a
+//! non-zero exit is an exit code, not an error) → copy outputs out (streamed to a temp
+//! file, unpacked with traversal checks, [`unpack`]) → force-remove with volumes. Every
+//! engine call has its own deadline; the step timeout and cancel kill the container at
+//! once; a guard removes it if the future is dropped; [`DockerRunner::reap_orphans`]
+//! removes a crashed worker's leftovers. Outputs are copied only after exit code 0 (a
+//! failed tool usually produced none).
 
 pub mod cleanup;
 pub mod engine;
@@ -154,10 +155,34 @@ impl DockerRunner {
         }
         *slot = Some(ContainerGuard::new(docker.clone(), id.clone()));
 
-        let inspected = tokio::time::timeout(QUICK_DEADLINE, docker.inspect_container(&id, None))
-            .await
-            .map_err(|_| anyhow!("inspecting container {id} timed out"))?
-            .map_err(|e| engine_error("inspecting the step container", None, e))?;
+        // Inspect, copy-in and attach are independent round trips on a created (not yet
+        // started) container, so they run concurrently; nothing starts before the check.
+        let inspect = async {
+            tokio::time::timeout(QUICK_DEADLINE, docker.inspect_container(&id, None))
+                .await
+                .map_err(|_| anyhow!("inspecting container {id} timed out"))?
+                .map_err(|e| engine_error("inspecting the step container", None, e))
+        };
+        let copy_in = async {
+            if step.inputs.is_empty() {
+                Ok(())
+            } else {
+                self.copy_in(&id, step).await
+            }
+        };
+        let attach = async {
+            let options = AttachContainerOptionsBuilder::new()
+                .stream(true)
+                .stdout(true)
+                .stderr(true)
+                .build();
+            tokio::time::timeout(QUICK_DEADLINE, docker.attach_container(&id, Some(options)))
+                .await
+                .map_err(|_| anyhow!("attaching to container {id} timed out"))?
+                .map_err(|e| engine_error("attaching to the step container", None, e))
+        };
+        let (inspected, copied_in, attached) = tokio::join!(inspect, copy_in, attach);
+        let inspected = inspected?;
         if let Ok(mut audit) = self.audit.lock() {
             audit.push(AuditRecord {
                 id: id.clone(),
@@ -167,24 +192,10 @@ impl DockerRunner {
             });
         }
         verify_hardening(&spec, &inspected, self.os).context("refusing to run the step")?;
-
-        if !step.inputs.is_empty() {
-            self.copy_in(&id, step).await?;
-        }
-
-        let attach = AttachContainerOptionsBuilder::new()
-            .stream(true)
-            .stdout(true)
-            .stderr(true)
-            .build();
-        let attached =
-            tokio::time::timeout(QUICK_DEADLINE, docker.attach_container(&id, Some(attach)))
-                .await
-                .map_err(|_| anyhow!("attaching to container {id} timed out"))?
-                .map_err(|e| engine_error("attaching to the step container", None, e))?;
+        copied_in?;
         let mut pump = JoinSet::new();
         pump.spawn(pump_lines(
-            attached.output,
+            attached?.output,
             ctx.clone(),
             self.max_line_bytes,
         ));

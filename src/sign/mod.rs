@@ -188,24 +188,24 @@ impl SigningSession {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let owned = path.to_path_buf();
-        let (layout, digest) = tokio::task::spawn_blocking(move || {
+        let (layout, scan) = tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::open(&owned).map_err(|e| format!("cannot open: {e}"))?;
             let layout = pe::read_layout(&mut file)?;
-            let digest = pe::authenticode_digest(&mut file, &layout)
-                .map_err(|e| format!("cannot read: {e}"))?;
-            Ok::<_, String>((layout, digest))
+            let scan =
+                pe::scan_content(&mut file, &layout).map_err(|e| format!("cannot read: {e}"))?;
+            Ok::<_, String>((layout, scan))
         })
         .await
         .map_err(|e| self.err(format!("{name}: digest task failed: {e}")))?
         .map_err(|m| self.err(format!("{name}: {m}")))?;
 
-        let content = pkcs7::pe_indirect_data(&digest)
+        let content = pkcs7::pe_indirect_data(&scan.digest)
             .map_err(|e| self.err(format!("encoding failed: {e}")))?;
         let pkcs7 = self.sign_content(content).await?;
 
         let owned = path.to_path_buf();
         let verified = tokio::task::spawn_blocking(move || {
-            pe::embed_signature(&owned, &layout, &pkcs7)
+            pe::embed_signature(&owned, &layout, &scan, &pkcs7)
                 .map_err(|e| format!("cannot write signature: {e}"))?;
             verify_pe(&owned)
                 .map_err(|e| format!("verification after signing failed: {}", e.message))

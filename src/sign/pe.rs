@@ -105,13 +105,13 @@ pub fn read_layout(file: &mut File) -> Result<PeLayout, String> {
     })
 }
 
-/// Streams `len` bytes from the start of `file` into `sink`, with the byte ranges in
-/// `skip` (sorted, non-overlapping) left out.
+/// Streams `len` bytes from the start of `file` into `sink(offset, bytes)`, with the byte
+/// ranges in `skip` (sorted, non-overlapping) left out.
 fn stream_excluding(
     file: &mut File,
     len: u64,
     skip: &[(u64, u64)],
-    mut sink: impl FnMut(&[u8]),
+    mut sink: impl FnMut(u64, &[u8]),
 ) -> std::io::Result<()> {
     file.seek(SeekFrom::Start(0))?;
     let mut buf = vec![0u8; BUF_SIZE];
@@ -126,69 +126,144 @@ fn stream_excluding(
                 continue;
             }
             if start > from {
-                sink(&buf[(from - pos) as usize..(start - pos) as usize]);
+                sink(from, &buf[(from - pos) as usize..(start - pos) as usize]);
             }
             from = end.min(chunk_end);
         }
         if from < chunk_end {
-            sink(&buf[(from - pos) as usize..want]);
+            sink(from, &buf[(from - pos) as usize..want]);
         }
         pos = chunk_end;
     }
     Ok(())
 }
 
-/// SHA-256 Authenticode digest of the file as it will be once padded for signing.
-pub fn authenticode_digest(file: &mut File, layout: &PeLayout) -> std::io::Result<[u8; 32]> {
-    let mut hasher = Sha256::new();
-    let skip = [
-        (layout.checksum_offset, layout.checksum_offset + 4),
-        (layout.security_dir_offset, layout.security_dir_offset + 8),
-    ];
-    stream_excluding(file, layout.content_len(), &skip, |b| hasher.update(b))?;
-    hasher.update(&[0u8; 8][..layout.padding() as usize]);
-    Ok(hasher.finalize().into())
-}
+/// The PE checksum accumulator: little-endian 16-bit words summed by file position, so
+/// pieces can be added in any order; fields being rewritten are simply left out.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WordSum(u64);
 
-/// The PE checksum (16-bit one's-complement word sum plus the file length) of the whole
-/// file, with the checksum field read as zero.
-pub fn pe_checksum(file: &mut File, checksum_offset: u64) -> std::io::Result<u32> {
-    let len = file.metadata()?.len();
-    let mut sum: u64 = 0;
-    let mut odd_byte: Option<u8> = None;
-    let skip = [(checksum_offset, checksum_offset + 4)];
-    // The checksum field is 4 bytes at an even offset in every sane image, so skipping it
-    // keeps words aligned; a pending odd byte carries over between chunks.
-    stream_excluding(file, len, &skip, |mut b| {
-        if let Some(low) = odd_byte.take() {
-            if let Some((&high, rest)) = b.split_first() {
-                sum += u64::from(u16::from_le_bytes([low, high]));
-                b = rest;
-            } else {
-                odd_byte = Some(low);
-                return;
+impl WordSum {
+    pub fn add(&mut self, offset: u64, bytes: &[u8]) {
+        let mut bytes = bytes;
+        if offset % 2 == 1 {
+            if let Some((&high, rest)) = bytes.split_first() {
+                self.0 += u64::from(high) << 8;
+                bytes = rest;
             }
         }
-        let mut words = b.chunks_exact(2);
+        let mut words = bytes.chunks_exact(2);
         for w in &mut words {
-            sum += u64::from(u16::from_le_bytes([w[0], w[1]]));
+            self.0 += u64::from(u16::from_le_bytes([w[0], w[1]]));
         }
-        if let [last] = words.remainder() {
-            odd_byte = Some(*last);
+        if let [low] = words.remainder() {
+            self.0 += u64::from(*low);
+        }
+    }
+
+    /// Folds the carries and adds the file length.
+    pub fn finish(self, file_len: u64) -> u32 {
+        let mut sum = self.0;
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        (sum as u32).wrapping_add(file_len as u32)
+    }
+}
+
+/// One read of the content: its Authenticode digest (with the alignment padding) and the
+/// checksum word sum of the same bytes (checksum field and security entry left out).
+#[derive(Clone, Copy, Debug)]
+pub struct ContentScan {
+    pub digest: [u8; 32],
+    sum: WordSum,
+}
+
+fn skipped_fields(layout: &PeLayout) -> [(u64, u64); 2] {
+    let (c, s) = (layout.checksum_offset, layout.security_dir_offset);
+    let (a, b) = ((c, c + 4), (s, s + 8));
+    if a.0 <= b.0 {
+        [a, b]
+    } else {
+        [b, a]
+    }
+}
+
+/// Reads the content once for the digest and the checksum sum.
+pub fn scan_content(file: &mut File, layout: &PeLayout) -> std::io::Result<ContentScan> {
+    let mut hasher = Sha256::new();
+    let mut sum = WordSum::default();
+    stream_excluding(
+        file,
+        layout.content_len(),
+        &skipped_fields(layout),
+        |offset, b| {
+            hasher.update(b);
+            sum.add(offset, b);
+        },
+    )?;
+    hasher.update(&[0u8; 8][..layout.padding() as usize]);
+    Ok(ContentScan {
+        digest: hasher.finalize().into(),
+        sum,
+    })
+}
+
+/// SHA-256 Authenticode digest of the file as it will be once padded for signing.
+pub fn authenticode_digest(file: &mut File, layout: &PeLayout) -> std::io::Result<[u8; 32]> {
+    Ok(scan_content(file, layout)?.digest)
+}
+
+/// The PE checksum of the whole file (checksum field read as zero), in one pass.
+pub fn pe_checksum(file: &mut File, checksum_offset: u64) -> std::io::Result<u32> {
+    let len = file.metadata()?.len();
+    let mut sum = WordSum::default();
+    stream_excluding(
+        file,
+        len,
+        &[(checksum_offset, checksum_offset + 4)],
+        |o, b| sum.add(o, b),
+    )?;
+    Ok(sum.finish(len))
+}
+
+/// For verification: one pass over a signed file giving the content digest and the PE
+/// checksum of the whole file.
+pub fn scan_signed(file: &mut File, layout: &PeLayout) -> std::io::Result<([u8; 32], u32)> {
+    let content_len = layout.content_len();
+    let (sec_start, sec_end) = (layout.security_dir_offset, layout.security_dir_offset + 8);
+    let mut hasher = Sha256::new();
+    let mut sum = WordSum::default();
+    let skip = [(layout.checksum_offset, layout.checksum_offset + 4)];
+    stream_excluding(file, layout.file_len, &skip, |offset, b| {
+        sum.add(offset, b);
+        let end = offset + b.len() as u64;
+        // hash the part below content_len, minus the security directory entry
+        let hashed_end = end.min(content_len);
+        let mut from = offset;
+        if sec_start < hashed_end && sec_end > from {
+            if sec_start > from {
+                hasher.update(&b[..(sec_start - offset) as usize]);
+            }
+            from = sec_end.min(hashed_end);
+        }
+        if from < hashed_end {
+            hasher.update(&b[(from - offset) as usize..(hashed_end - offset) as usize]);
         }
     })?;
-    if let Some(low) = odd_byte {
-        sum += u64::from(low);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    Ok((sum as u32).wrapping_add(len as u32))
+    hasher.update(&[0u8; 8][..layout.padding() as usize]);
+    Ok((hasher.finalize().into(), sum.finish(layout.file_len)))
 }
 
 /// Replaces any certificate table with `pkcs7` (a DER ContentInfo) wrapped in a
 /// `WIN_CERTIFICATE`, points the security directory at it and fixes the checksum.
-pub fn embed_signature(path: &Path, layout: &PeLayout, pkcs7: &[u8]) -> std::io::Result<()> {
+/// `scan` is the [`scan_content`] of the same file, so the checksum needs no second read.
+pub fn embed_signature(
+    path: &Path,
+    layout: &PeLayout,
+    scan: &ContentScan,
+    pkcs7: &[u8],
+) -> std::io::Result<()> {
     let table_offset = layout.content_len() + layout.padding();
     let padded_len = pkcs7.len().div_ceil(8) * 8;
     let entry_len = 8 + padded_len as u64;
@@ -211,9 +286,14 @@ pub fn embed_signature(path: &Path, layout: &PeLayout, pkcs7: &[u8]) -> std::io:
     tail.resize(tail.len() + padded_len - pkcs7.len(), 0);
     file.write_all(&tail)?;
     file.seek(SeekFrom::Start(layout.security_dir_offset))?;
-    file.write_all(&table_offset32.to_le_bytes())?;
-    file.write_all(&entry_len32.to_le_bytes())?;
-    let checksum = pe_checksum(&mut file, layout.checksum_offset)?;
+    let mut entry = [0u8; 8];
+    entry[..4].copy_from_slice(&table_offset32.to_le_bytes());
+    entry[4..].copy_from_slice(&entry_len32.to_le_bytes());
+    file.write_all(&entry)?;
+    let mut sum = scan.sum;
+    sum.add(layout.security_dir_offset, &entry);
+    sum.add(layout.content_len(), &tail);
+    let checksum = sum.finish(table_offset + entry_len);
     file.seek(SeekFrom::Start(layout.checksum_offset))?;
     file.write_all(&checksum.to_le_bytes())?;
     file.sync_all()
@@ -297,8 +377,8 @@ mod tests {
         std::fs::write(&path, fake_pe(5)).unwrap();
         let mut f = File::open(&path).unwrap();
         let layout = read_layout(&mut f).unwrap();
-        let digest_before = authenticode_digest(&mut f, &layout).unwrap();
-        embed_signature(&path, &layout, &[0x30, 0x03, 1, 2, 3]).unwrap();
+        let scan = scan_content(&mut f, &layout).unwrap();
+        embed_signature(&path, &layout, &scan, &[0x30, 0x03, 1, 2, 3]).unwrap();
         let mut f = File::open(&path).unwrap();
         let signed = read_layout(&mut f).unwrap();
         assert_eq!(signed.cert_table, Some((0x208, 16)));
@@ -306,16 +386,32 @@ mod tests {
             read_signature(&mut f, &signed).unwrap(),
             vec![0x30, 0x03, 1, 2, 3, 0, 0, 0]
         );
-        assert_eq!(authenticode_digest(&mut f, &signed).unwrap(), digest_before);
+        assert_eq!(authenticode_digest(&mut f, &signed).unwrap(), scan.digest);
+        let full_checksum = pe_checksum(&mut f, signed.checksum_offset).unwrap();
+        assert_eq!(stored_checksum(&mut f, &signed).unwrap(), full_checksum);
         assert_eq!(
-            stored_checksum(&mut f, &signed).unwrap(),
-            pe_checksum(&mut f, signed.checksum_offset).unwrap()
+            scan_signed(&mut f, &signed).unwrap(),
+            (scan.digest, full_checksum)
         );
         // signing again replaces the table instead of stacking a second one
-        embed_signature(&path, &signed, &[0x30, 0x00]).unwrap();
+        let rescan = scan_content(&mut f, &signed).unwrap();
+        assert_eq!(rescan.digest, scan.digest);
+        embed_signature(&path, &signed, &rescan, &[0x30, 0x00]).unwrap();
         let mut f = File::open(&path).unwrap();
         let again = read_layout(&mut f).unwrap();
         assert_eq!(again.cert_table, Some((0x208, 16)));
+    }
+
+    #[test]
+    fn word_sum_is_independent_of_how_the_bytes_are_split() {
+        let data: Vec<u8> = (0..1001u32).map(|i| (i * 31 + 7) as u8).collect();
+        let mut whole = WordSum::default();
+        whole.add(0, &data);
+        let mut pieces = WordSum::default();
+        for (start, end) in [(0, 3), (3, 4), (4, 500), (500, 777), (777, 1001)] {
+            pieces.add(start as u64, &data[start..end]);
+        }
+        assert_eq!(whole.finish(1001), pieces.finish(1001));
     }
 
     #[test]

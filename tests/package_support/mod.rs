@@ -1,12 +1,14 @@
 //! Shared fixtures for the package_* tests: real PE files built with the host's mingw gcc,
-//! a test icon, a bundle with nested asset folders, an AppInfo, and a small runner that
-//! runs steps as host processes (until the sandbox HostRunner is merged).
+//! a test icon, a bundle with nested asset folders, an AppInfo, a step context for the
+//! sandbox's HostRunner, and a strict XML reader.
 #![allow(dead_code)]
 
-use perry_ship_windows::events::{NullSink, Stage};
+pub mod msix_verify;
+
+use perry_ship_windows::events::{CollectingSink, Stage};
 use perry_ship_windows::job::manifest::UacLevel;
 use perry_ship_windows::package::{AppInfo, Bundle};
-use perry_ship_windows::sandbox::{Runner, Step, StepContext, StepError, StepOutcome};
+use perry_ship_windows::sandbox::StepContext;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -24,7 +26,7 @@ pub fn require_tool(tool: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
+        if matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1")) {
             panic!("{tool} is required in CI (scripts/setup-host.sh installs it)");
         }
         eprintln!("SKIP: {tool} is not installed");
@@ -128,73 +130,18 @@ pub fn make_bundle(dir: &Path) -> Bundle {
     Bundle::new(root, APP_EXE)
 }
 
-/// Runs a step as a host process in a temp work dir: copies inputs in, runs argv (no
-/// shell), copies outputs to `ctx.output_dir`.
-pub struct LocalRunner;
-
-#[async_trait::async_trait]
-impl Runner for LocalRunner {
-    async fn run(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, StepError> {
-        let work = tempfile::tempdir().map_err(|e| StepError::Infrastructure(e.into()))?;
-        for input in &step.inputs {
-            let dest = work.path().join(&input.dest);
-            copy_tree(&input.host_path, &dest).map_err(|e| StepError::Infrastructure(e.into()))?;
-        }
-        let out = tokio::process::Command::new(&step.argv[0])
-            .args(&step.argv[1..])
-            .current_dir(work.path().join(&step.cwd))
-            .output()
-            .await
-            .map_err(|e| StepError::Infrastructure(e.into()))?;
-        eprint!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for o in &step.outputs {
-            let to = ctx.output_dir.join(o);
-            if let Some(p) = to.parent() {
-                std::fs::create_dir_all(p).unwrap();
-            }
-            if work.path().join(o).exists() {
-                std::fs::copy(work.path().join(o), to)
-                    .map_err(|e| StepError::Infrastructure(e.into()))?;
-            }
-        }
-        Ok(StepOutcome {
-            exit_code: out.status.code().unwrap_or(-1) as i64,
-        })
-    }
-    fn describe(&self) -> String {
-        "test-local".into()
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    if from.is_dir() {
-        std::fs::create_dir_all(to)?;
-        for e in std::fs::read_dir(from)? {
-            let e = e?;
-            copy_tree(&e.path(), &to.join(e.file_name()))?;
-        }
-        Ok(())
-    } else {
-        if let Some(p) = to.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        std::fs::copy(from, to).map(|_| ())
-    }
-}
-
-pub fn step_context(output_dir: &Path) -> StepContext {
-    StepContext {
+/// A packaging-stage step context whose events (makensis output lines) land in the sink.
+pub fn step_context(output_dir: &Path) -> (StepContext, Arc<CollectingSink>) {
+    let sink = CollectingSink::new();
+    let ctx = StepContext {
         job_id: "test-job".into(),
         attempt: 1,
         stage: Stage::Packaging,
-        events: Arc::new(NullSink),
+        events: sink.clone(),
         cancel: CancellationToken::new(),
         output_dir: output_dir.to_path_buf(),
-    }
+    };
+    (ctx, sink)
 }
 
 pub fn sha256_hex(path: &Path) -> String {

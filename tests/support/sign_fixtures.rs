@@ -12,7 +12,10 @@ pub fn require_tools(tools: &[&str]) -> bool {
     let missing: Vec<&str> = tools
         .iter()
         .copied()
-        .filter(|t| Command::new(t).arg("--version").output().is_err() && Command::new(t).arg("-version").output().is_err())
+        .filter(|t| {
+            Command::new(t).arg("--version").output().is_err()
+                && Command::new(t).arg("-version").output().is_err()
+        })
         .collect();
     if missing.is_empty() {
         return true;
@@ -25,7 +28,9 @@ pub fn require_tools(tools: &[&str]) -> bool {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -65,10 +70,32 @@ impl Pki {
         std::fs::write(dir.join("leaf.ext"), LEAF_EXT).unwrap();
         std::fs::write(dir.join("ca.ext"), CA_EXT).unwrap();
         std::fs::write(dir.join("tsa.ext"), TSA_EXT).unwrap();
-        for (key, subject) in [("ca", "/CN=Perry Test Code Signing CA"), ("tsa-ca", "/CN=Perry Test TSA Root")] {
-            openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{key}.key"),
-                "-out", &format!("{key}.crt"), "-subj", subject, "-days", "30", "-extensions", "v3_ca",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+        for (key, subject) in [
+            ("ca", "/CN=Perry Test Code Signing CA"),
+            ("tsa-ca", "/CN=Perry Test TSA Root"),
+        ] {
+            openssl(
+                dir,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    &format!("{key}.key"),
+                    "-out",
+                    &format!("{key}.crt"),
+                    "-subj",
+                    subject,
+                    "-days",
+                    "30",
+                    "-extensions",
+                    "v3_ca",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            );
         }
         let leaf = |name: &str, newkey: &[&str], subject: &str, ca: &str, ext: &str| {
             let mut args = vec!["req", "-new", "-nodes"];
@@ -77,13 +104,61 @@ impl Pki {
             let csr = format!("{name}.csr");
             args.extend_from_slice(&["-keyout", &key, "-out", &csr, "-subj", subject]);
             openssl(dir, &args);
-            openssl(dir, &["x509", "-req", "-in", &csr, "-CA", &format!("{ca}.crt"), "-CAkey", &format!("{ca}.key"),
-                "-CAcreateserial", "-out", &format!("{name}.crt"), "-days", "30", "-sha256", "-extfile", ext]);
+            openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    &format!("{ca}.crt"),
+                    "-CAkey",
+                    &format!("{ca}.key"),
+                    "-CAcreateserial",
+                    "-out",
+                    &format!("{name}.crt"),
+                    "-days",
+                    "30",
+                    "-sha256",
+                    "-extfile",
+                    ext,
+                ],
+            );
         };
-        leaf("rsa", &["-newkey", "rsa:2048"], "/C=US/O=Perry Test/CN=Perry Test Signer", "ca", "leaf.ext");
-        leaf("ec", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/C=US/O=Perry Test/CN=Perry EC Signer", "ca", "leaf.ext");
-        leaf("tsa", &["-newkey", "rsa:2048"], "/CN=Perry Test TSA", "tsa-ca", "tsa.ext");
-        openssl(dir, &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "other.key"]);
+        leaf(
+            "rsa",
+            &["-newkey", "rsa:2048"],
+            "/C=US/O=Perry Test/CN=Perry Test Signer",
+            "ca",
+            "leaf.ext",
+        );
+        leaf(
+            "ec",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            "/C=US/O=Perry Test/CN=Perry EC Signer",
+            "ca",
+            "leaf.ext",
+        );
+        leaf(
+            "tsa",
+            &["-newkey", "rsa:2048"],
+            "/CN=Perry Test TSA",
+            "tsa-ca",
+            "tsa.ext",
+        );
+        openssl(
+            dir,
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                "other.key",
+            ],
+        );
         // an expired certificate for rsa.key, issued with `openssl ca` (x509 -req cannot backdate)
         std::fs::create_dir_all(dir.join("ca-db")).unwrap();
         std::fs::write(dir.join("ca-db/index.txt"), "").unwrap();
@@ -91,23 +166,58 @@ impl Pki {
         std::fs::write(dir.join("ca.cnf"), format!(
             "[ca]\ndefault_ca=test\n[test]\ndir={d}/ca-db\ndatabase=$dir/index.txt\nserial=$dir/serial\nnew_certs_dir=$dir\ncertificate={d}/ca.crt\nprivate_key={d}/ca.key\ndefault_md=sha256\npolicy=any\nunique_subject=no\nx509_extensions=leaf\n[any]\ncommonName=supplied\n[leaf]\nbasicConstraints=CA:FALSE\nextendedKeyUsage=codeSigning\n",
             d = dir.display())).unwrap();
-        openssl(dir, &["ca", "-batch", "-config", "ca.cnf", "-startdate", "20200101000000Z", "-enddate",
-            "20200201000000Z", "-in", "rsa.csr", "-out", "expired.crt", "-notext"]);
+        openssl(
+            dir,
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200201000000Z",
+                "-in",
+                "rsa.csr",
+                "-out",
+                "expired.crt",
+                "-notext",
+            ],
+        );
         std::fs::write(dir.join("tsaserial"), "01\n").unwrap();
         std::fs::write(dir.join("tsa.cnf"), format!(
             "[tsa]\ndefault_tsa=tsa1\n[tsa1]\ndir={d}\nserial=$dir/tsaserial\ncrypto_device=builtin\nsigner_cert=$dir/tsa.crt\ncerts=$dir/tsa-ca.crt\nsigner_key=$dir/tsa.key\nsigner_digest=sha256\ndefault_policy=1.2.3.4.1\ndigests=sha256\naccuracy=secs:1\nordering=no\ntsa_name=no\ness_cert_id_chain=no\ness_cert_id_alg=sha256\n",
             d = dir.display())).unwrap();
-        Pki { dir: dir.to_path_buf() }
+        Pki {
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// Exports `key` + `cert` (+ the CA) as a PFX; the password goes through the environment,
     /// never the command line. `extra` adds options such as the legacy 3DES algorithms.
-    pub fn pfx(&self, name: &str, key: &str, cert: &str, password: &str, extra: &[&str]) -> Vec<u8> {
+    pub fn pfx(
+        &self,
+        name: &str,
+        key: &str,
+        cert: &str,
+        password: &str,
+        extra: &[&str],
+    ) -> Vec<u8> {
         let out = format!("{name}.pfx");
         let mut cmd = Command::new("openssl");
         cmd.current_dir(&self.dir).env("PFX_PASS", password).args([
-            "pkcs12", "-export", "-inkey", key, "-in", cert, "-certfile", "ca.crt", "-passout", "env:PFX_PASS",
-            "-out", &out,
+            "pkcs12",
+            "-export",
+            "-inkey",
+            key,
+            "-in",
+            cert,
+            "-certfile",
+            "ca.crt",
+            "-passout",
+            "env:PFX_PASS",
+            "-out",
+            &out,
         ]);
         cmd.args(extra);
         run(&mut cmd);
@@ -117,7 +227,14 @@ impl Pki {
     /// A certs-only PKCS#7 (DER) holding `certs`, as Trusted Signing returns.
     pub fn pkcs7_bundle(&self, certs: &[&str]) -> Vec<u8> {
         let mut cmd = Command::new("openssl");
-        cmd.current_dir(&self.dir).args(["crl2pkcs7", "-nocrl", "-outform", "DER", "-out", "bundle.p7b"]);
+        cmd.current_dir(&self.dir).args([
+            "crl2pkcs7",
+            "-nocrl",
+            "-outform",
+            "DER",
+            "-out",
+            "bundle.p7b",
+        ]);
         for c in certs {
             cmd.args(["-certfile", c]);
         }
@@ -129,9 +246,17 @@ impl Pki {
 /// Builds a small Windows console exe with mingw.
 pub fn mingw_exe(dir: &Path, name: &str) -> PathBuf {
     let src = dir.join(format!("{name}.c"));
-    std::fs::write(&src, "#include <stdio.h>\nint main(void){puts(\"hello from perry\");return 0;}\n").unwrap();
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\nint main(void){puts(\"hello from perry\");return 0;}\n",
+    )
+    .unwrap();
     let exe = dir.join(format!("{name}.exe"));
-    run(Command::new("x86_64-w64-mingw32-gcc").arg("-O1").arg("-o").arg(&exe).arg(&src));
+    run(Command::new("x86_64-w64-mingw32-gcc")
+        .arg("-O1")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src));
     exe
 }
 
@@ -157,7 +282,11 @@ pub fn osslsigncode_verify(pki: &Pki, file: &Path) -> (bool, String) {
         .arg(file)
         .output()
         .expect("run osslsigncode");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -165,9 +294,16 @@ pub fn osslsigncode_verify(pki: &Pki, file: &Path) -> (bool, String) {
 pub fn assert_osslsigncode_ok(pki: &Pki, file: &Path) {
     let (ok, text) = osslsigncode_verify(pki, file);
     eprintln!("osslsigncode verify {}:\n{text}", file.display());
-    assert!(ok, "osslsigncode verify failed for {}:\n{text}", file.display());
+    assert!(
+        ok,
+        "osslsigncode verify failed for {}:\n{text}",
+        file.display()
+    );
     assert!(text.contains("Signature verification: ok"), "{text}");
-    assert!(text.contains("Timestamp Server Signature verification: ok"), "no verified timestamp:\n{text}");
+    assert!(
+        text.contains("Timestamp Server Signature verification: ok"),
+        "no verified timestamp:\n{text}"
+    );
 }
 
 /// Flips one byte in the middle of the signed content (before the certificate table).
@@ -185,7 +321,11 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
             let p = e.path();
-            if p.is_dir() { stack.push(p) } else { out.push(p) }
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p)
+            }
         }
     }
     out

@@ -54,7 +54,11 @@ impl Endpoint {
             let mut guard = self.fault.lock().unwrap();
             let current = guard.unwrap_or(Fault::None);
             if let Fault::StatusTimes(code, n) = current {
-                *guard = Some(if n <= 1 { Fault::None } else { Fault::StatusTimes(code, n - 1) });
+                *guard = Some(if n <= 1 {
+                    Fault::None
+                } else {
+                    Fault::StatusTimes(code, n - 1)
+                });
             }
             current
         };
@@ -95,12 +99,16 @@ impl TestKey {
         if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(&pem) {
             return TestKey::Rsa(Box::new(k));
         }
-        TestKey::P256(p256::ecdsa::SigningKey::from_pkcs8_pem(&pem).expect("RSA or P-256 PKCS#8 key"))
+        TestKey::P256(
+            p256::ecdsa::SigningKey::from_pkcs8_pem(&pem).expect("RSA or P-256 PKCS#8 key"),
+        )
     }
 
     pub fn sign(&self, digest: &[u8]) -> Vec<u8> {
         match self {
-            TestKey::Rsa(k) => k.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), digest).unwrap(),
+            TestKey::Rsa(k) => k
+                .sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), digest)
+                .unwrap(),
             TestKey::P256(k) => {
                 let s: p256::ecdsa::Signature = k.sign_prehash(digest).unwrap();
                 s.to_der().as_bytes().to_vec()
@@ -151,7 +159,10 @@ pub async fn start_tsa(pki_dir: PathBuf) -> Tsa {
             ([("content-type", "application/timestamp-reply")], data).into_response()
         }
     });
-    Tsa { url: serve(router).await, endpoint }
+    Tsa {
+        url: serve(router).await,
+        endpoint,
+    }
 }
 
 // ---------------------------------------------------------------- Google
@@ -211,7 +222,12 @@ pub async fn start_kms(sa_public_pem: String, key: TestKey) -> Kms {
             (StatusCode::NOT_FOUND, "no such endpoint").into_response()
         }
     });
-    Kms { url: serve(router).await, token, sign, keys_seen }
+    Kms {
+        url: serve(router).await,
+        token,
+        sign,
+        keys_seen,
+    }
 }
 
 fn jwt_is_valid(jwt: &str, key: &rsa::RsaPublicKey) -> bool {
@@ -220,13 +236,21 @@ fn jwt_is_valid(jwt: &str, key: &rsa::RsaPublicKey) -> bool {
         return false;
     }
     let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let Ok(sig) = url.decode(parts[2]) else { return false };
-    let digest = <sha2::Sha256 as sha2::Digest>::digest(format!("{}.{}", parts[0], parts[1]).as_bytes());
-    let claims: serde_json::Value =
-        url.decode(parts[1]).ok().and_then(|c| serde_json::from_slice(&c).ok()).unwrap_or_default();
+    let Ok(sig) = url.decode(parts[2]) else {
+        return false;
+    };
+    let digest =
+        <sha2::Sha256 as sha2::Digest>::digest(format!("{}.{}", parts[0], parts[1]).as_bytes());
+    let claims: serde_json::Value = url
+        .decode(parts[1])
+        .ok()
+        .and_then(|c| serde_json::from_slice(&c).ok())
+        .unwrap_or_default();
     claims["iss"].is_string()
         && claims["aud"].is_string()
-        && key.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &sig).is_ok()
+        && key
+            .verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, &sig)
+            .is_ok()
 }
 
 // ---------------------------------------------------------------- Azure
@@ -245,7 +269,12 @@ pub struct Azure {
 /// Entra ID token at `{url}/{tenant}/oauth2/v2.0/token` (checks client id + secret) and the
 /// Trusted Signing API at `{url}/codesigningaccounts/…` returning `cert_bundle` (base64 as
 /// the service does) with each signature.
-pub async fn start_azure(client_id: String, client_secret: String, key: TestKey, cert_bundle: Vec<u8>) -> Azure {
+pub async fn start_azure(
+    client_id: String,
+    client_secret: String,
+    key: TestKey,
+    cert_bundle: Vec<u8>,
+) -> Azure {
     let token = Arc::new(Endpoint::default());
     let sign = Arc::new(Endpoint::default());
     let poll = Arc::new(Endpoint::default());
@@ -253,84 +282,127 @@ pub async fn start_azure(client_id: String, client_secret: String, key: TestKey,
     let ops: Arc<Mutex<HashMap<String, (Vec<u8>, u32)>>> = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let (t, s, p, before) = (token.clone(), sign.clone(), poll.clone(), polls_before_done.clone());
+    let (t, s, p, before) = (
+        token.clone(),
+        sign.clone(),
+        poll.clone(),
+        polls_before_done.clone(),
+    );
     let base2 = base.clone();
-    let router = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-        let (t, s, p, before, ops, key, bundle, id, secret, base) = (
-            t.clone(), s.clone(), p.clone(), before.clone(), ops.clone(), key.clone(), cert_bundle.clone(),
-            client_id.clone(), client_secret.clone(), base2.clone(),
-        );
-        async move {
-            let path = uri.path().to_string();
-            let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
-                == Some(&format!("Bearer {AZURE_ACCESS_TOKEN}"));
-            if method == Method::POST && path.ends_with("/oauth2/v2.0/token") {
-                if let Some(r) = t.injected().await {
-                    return r;
-                }
-                let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-                let ok = form.get("grant_type").map(String::as_str) == Some("client_credentials")
-                    && form.get("client_id") == Some(&id)
-                    && form.get("client_secret") == Some(&secret)
-                    && form.get("scope").map(String::as_str) == Some("https://codesigning.azure.net/.default");
-                if !ok {
-                    return (StatusCode::UNAUTHORIZED, "invalid_client").into_response();
-                }
-                return axum::Json(serde_json::json!({"access_token": AZURE_ACCESS_TOKEN, "expires_in": 3600})).into_response();
-            }
-            if method == Method::POST && path.starts_with("/codesigningaccounts/") && path.ends_with(":sign") {
-                if let Some(r) = s.injected().await {
-                    return r;
-                }
-                if !authorized {
-                    return (StatusCode::UNAUTHORIZED, "no token").into_response();
-                }
-                if !uri.query().unwrap_or("").contains("api-version=") {
-                    return (StatusCode::BAD_REQUEST, "no api-version").into_response();
-                }
-                let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                let Some(digest) = json["digest"].as_str().and_then(|d| B64.decode(d).ok()) else {
-                    return (StatusCode::BAD_REQUEST, "no digest").into_response();
-                };
-                if json["signatureAlgorithm"] != "RS256" && json["signatureAlgorithm"] != "ES256" {
-                    return (StatusCode::BAD_REQUEST, "bad signatureAlgorithm").into_response();
-                }
-                let op = uuid::Uuid::new_v4().to_string();
-                ops.lock().unwrap().insert(op.clone(), (key.sign(&digest), before.load(Ordering::SeqCst)));
-                let profile_path = path.trim_end_matches(":sign");
-                let location = format!("{base}{profile_path}/sign/{op}?api-version=2022-06-15-preview");
-                return (
-                    StatusCode::ACCEPTED,
-                    [("operation-location", location)],
-                    axum::Json(serde_json::json!({"operationId": op, "status": "InProgress"})),
-                )
+    let router = Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (t, s, p, before, ops, key, bundle, id, secret, base) = (
+                t.clone(),
+                s.clone(),
+                p.clone(),
+                before.clone(),
+                ops.clone(),
+                key.clone(),
+                cert_bundle.clone(),
+                client_id.clone(),
+                client_secret.clone(),
+                base2.clone(),
+            );
+            async move {
+                let path = uri.path().to_string();
+                let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
+                    == Some(&format!("Bearer {AZURE_ACCESS_TOKEN}"));
+                if method == Method::POST && path.ends_with("/oauth2/v2.0/token") {
+                    if let Some(r) = t.injected().await {
+                        return r;
+                    }
+                    let form: HashMap<String, String> =
+                        url::form_urlencoded::parse(&body).into_owned().collect();
+                    let ok = form.get("grant_type").map(String::as_str)
+                        == Some("client_credentials")
+                        && form.get("client_id") == Some(&id)
+                        && form.get("client_secret") == Some(&secret)
+                        && form.get("scope").map(String::as_str)
+                            == Some("https://codesigning.azure.net/.default");
+                    if !ok {
+                        return (StatusCode::UNAUTHORIZED, "invalid_client").into_response();
+                    }
+                    return axum::Json(
+                        serde_json::json!({"access_token": AZURE_ACCESS_TOKEN, "expires_in": 3600}),
+                    )
                     .into_response();
+                }
+                if method == Method::POST
+                    && path.starts_with("/codesigningaccounts/")
+                    && path.ends_with(":sign")
+                {
+                    if let Some(r) = s.injected().await {
+                        return r;
+                    }
+                    if !authorized {
+                        return (StatusCode::UNAUTHORIZED, "no token").into_response();
+                    }
+                    if !uri.query().unwrap_or("").contains("api-version=") {
+                        return (StatusCode::BAD_REQUEST, "no api-version").into_response();
+                    }
+                    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let Some(digest) = json["digest"].as_str().and_then(|d| B64.decode(d).ok())
+                    else {
+                        return (StatusCode::BAD_REQUEST, "no digest").into_response();
+                    };
+                    if json["signatureAlgorithm"] != "RS256"
+                        && json["signatureAlgorithm"] != "ES256"
+                    {
+                        return (StatusCode::BAD_REQUEST, "bad signatureAlgorithm").into_response();
+                    }
+                    let op = uuid::Uuid::new_v4().to_string();
+                    ops.lock().unwrap().insert(
+                        op.clone(),
+                        (key.sign(&digest), before.load(Ordering::SeqCst)),
+                    );
+                    let profile_path = path.trim_end_matches(":sign");
+                    let location =
+                        format!("{base}{profile_path}/sign/{op}?api-version=2022-06-15-preview");
+                    return (
+                        StatusCode::ACCEPTED,
+                        [("operation-location", location)],
+                        axum::Json(serde_json::json!({"operationId": op, "status": "InProgress"})),
+                    )
+                        .into_response();
+                }
+                if method == Method::GET
+                    && path.starts_with("/codesigningaccounts/")
+                    && path.contains("/sign/")
+                {
+                    if let Some(r) = p.injected().await {
+                        return r;
+                    }
+                    if !authorized {
+                        return (StatusCode::UNAUTHORIZED, "no token").into_response();
+                    }
+                    let op = path.rsplit('/').next().unwrap_or_default().to_string();
+                    let mut ops = ops.lock().unwrap();
+                    let Some((sig, remaining)) = ops.get_mut(&op) else {
+                        return (StatusCode::NOT_FOUND, "no such operation").into_response();
+                    };
+                    if *remaining > 0 {
+                        *remaining -= 1;
+                        return axum::Json(
+                            serde_json::json!({"operationId": op, "status": "InProgress"}),
+                        )
+                        .into_response();
+                    }
+                    return axum::Json(serde_json::json!({
+                        "operationId": op, "status": "Succeeded",
+                        "signature": B64.encode(&*sig), "signingCertificate": B64.encode(&bundle),
+                    }))
+                    .into_response();
+                }
+                (StatusCode::NOT_FOUND, "no such endpoint").into_response()
             }
-            if method == Method::GET && path.starts_with("/codesigningaccounts/") && path.contains("/sign/") {
-                if let Some(r) = p.injected().await {
-                    return r;
-                }
-                if !authorized {
-                    return (StatusCode::UNAUTHORIZED, "no token").into_response();
-                }
-                let op = path.rsplit('/').next().unwrap_or_default().to_string();
-                let mut ops = ops.lock().unwrap();
-                let Some((sig, remaining)) = ops.get_mut(&op) else {
-                    return (StatusCode::NOT_FOUND, "no such operation").into_response();
-                };
-                if *remaining > 0 {
-                    *remaining -= 1;
-                    return axum::Json(serde_json::json!({"operationId": op, "status": "InProgress"})).into_response();
-                }
-                return axum::Json(serde_json::json!({
-                    "operationId": op, "status": "Succeeded",
-                    "signature": B64.encode(&*sig), "signingCertificate": B64.encode(&bundle),
-                }))
-                .into_response();
-            }
-            (StatusCode::NOT_FOUND, "no such endpoint").into_response()
-        }
-    });
+        },
+    );
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    Azure { url: base, token, sign, poll, polls_before_done }
+    Azure {
+        url: base,
+        token,
+        sign,
+        poll,
+        polls_before_done,
+    }
 }

@@ -205,7 +205,38 @@ pub fn write_msix(
     }
 
     let partial = out.with_extension("msix.partial");
-    let file = File::create(&partial)
+    let written = write_parts(&payload, &manifest_xml, generated_dos, &partial, will_sign);
+    let (w, entries, data_end, unsigned_cd, digests) = match written {
+        Ok(parts) => parts,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    Ok(PendingMsix {
+        out: out.to_path_buf(),
+        partial,
+        writer: Some(w),
+        entries,
+        data_end,
+        unsigned_cd,
+        digests,
+        will_sign,
+        dos: generated_dos,
+    })
+}
+
+type WrittenParts = (BufWriter<File>, Vec<EntryRecord>, u64, Vec<u8>, AppxDigests);
+
+/// Writes payload, manifest, block map and content types to `partial`.
+fn write_parts(
+    payload: &[(String, PathBuf, (u16, u16))],
+    manifest_xml: &str,
+    generated_dos: (u16, u16),
+    partial: &Path,
+    will_sign: bool,
+) -> Result<WrittenParts, PackageError> {
+    let file = File::create(partial)
         .map_err(PackageError::io(format!("creating {}", partial.display())))?;
     let mut w = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
     let mut entries = Vec::new();
@@ -214,7 +245,7 @@ pub fn write_msix(
     let io_err =
         |what: &str| PackageError::io(format!("writing {what} into {}", partial.display()));
 
-    for (rel, source, dos) in &payload {
+    for (rel, source, dos) in payload {
         let part = manifest::part_name(rel);
         let ext = rel
             .rsplit_once('.')
@@ -283,15 +314,5 @@ pub fn write_msix(
         axct: Sha256::digest(content_types.as_bytes()).into(),
         axbm: Sha256::digest(block_map.as_bytes()).into(),
     };
-    Ok(PendingMsix {
-        out: out.to_path_buf(),
-        partial,
-        writer: Some(w.into_inner()),
-        entries,
-        data_end,
-        unsigned_cd,
-        digests,
-        will_sign,
-        dos: generated_dos,
-    })
+    Ok((w.into_inner(), entries, data_end, unsigned_cd, digests))
 }

@@ -70,11 +70,8 @@ pub struct Worker {
 /// Starts a test hub and a Docker-backed worker connected to it. `None` when the engine or
 /// the toolchain image is missing outside CI (under `CI=true` that panics instead).
 pub async fn start_worker(extra_env: &[(&str, &str)]) -> Option<Worker> {
-    let docker = crate::common::require_docker().await?;
     let image = crate::common::toolchain_image();
-    if !crate::common::require_image(&docker, &image).await {
-        return None;
-    }
+    crate::common::require_image(&image).await?;
     let hub = TestHub::start().await.expect("test hub");
     let work_dir = tempfile::tempdir().unwrap();
     let name = format!("e2e-{}", uuid::Uuid::new_v4().simple());
