@@ -9,6 +9,7 @@ use perry_ship_windows::error::JobError;
 use perry_ship_windows::events::Stage;
 use perry_ship_windows::pipeline::{Artifact, JobContext, Pipeline};
 use sha2::Digest;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,9 +17,18 @@ const JOBS: usize = 8;
 const TARGET_RATIO: f64 = 1.6;
 const CHUNK: usize = 64 * 1024;
 
-/// Hashes `rounds` chunks of 64 KiB.
+/// Hashes `rounds` chunks of 64 KiB; records how many jobs ran at the same time.
 pub struct CpuPipeline {
     pub rounds: u64,
+    running: AtomicU32,
+    pub max_parallel: AtomicU32,
+}
+
+struct Running<'a>(&'a AtomicU32);
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn hash_rounds(rounds: u64) -> [u8; 32] {
@@ -30,9 +40,10 @@ fn hash_rounds(rounds: u64) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// Rounds that take about `target` on one core of this machine now.
+/// Rounds that take about `target` on one core of this machine now (after a warm-up).
 fn calibrate(target: Duration) -> u64 {
     let probe = 2000;
+    std::hint::black_box(hash_rounds(probe));
     let started = Instant::now();
     std::hint::black_box(hash_rounds(probe));
     let per_round = started.elapsed().as_secs_f64() / probe as f64;
@@ -46,6 +57,9 @@ impl Pipeline for CpuPipeline {
             Stage::Compiling,
             "hashing (CPU-bound stand-in for a compile)",
         );
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        let _running = Running(&self.running);
+        self.max_parallel.fetch_max(now, Ordering::SeqCst);
         let rounds = self.rounds;
         let digest = tokio::task::spawn_blocking(move || hash_rounds(rounds))
             .await
@@ -61,11 +75,17 @@ impl Pipeline for CpuPipeline {
     }
 }
 
-/// Runs the 8 jobs with `slots`; returns (wall time, jobs completed successfully and uploaded).
-async fn batch(env: &BenchEnv, rounds: u64, slots: &str) -> (Duration, usize) {
+/// Runs the 8 jobs with `slots`; returns (wall time, jobs completed successfully and
+/// uploaded, most jobs seen inside the pipeline at once).
+async fn batch(env: &BenchEnv, rounds: u64, slots: &str) -> (Duration, usize, u32) {
+    let pipeline = Arc::new(CpuPipeline {
+        rounds,
+        running: AtomicU32::new(0),
+        max_parallel: AtomicU32::new(0),
+    });
     let worker = Worker::start(
         env,
-        Arc::new(CpuPipeline { rounds }),
+        pipeline.clone(),
         &[("PERRY_MAX_CONCURRENT_BUILDS", slots)],
     )
     .await;
@@ -96,22 +116,26 @@ async fn batch(env: &BenchEnv, rounds: u64, slots: &str) -> (Duration, usize) {
     }
     let wall = started.elapsed();
     worker.stop().await;
-    (wall, completed)
+    (
+        wall,
+        completed,
+        pipeline.max_parallel.load(Ordering::SeqCst),
+    )
 }
 
 pub async fn run(env: &BenchEnv, report: &mut Report) {
     let rounds = calibrate(Duration::from_secs(1));
     println!("\n== concurrency: {JOBS} CPU-bound jobs (~1 s of one core each, {rounds} x 64 KiB SHA-256), 1 vs 2 slots");
-    let (one, done_one) = batch(env, rounds, "1").await;
-    let (two, done_two) = batch(env, rounds, "2").await;
+    let (one, done_one, par_one) = batch(env, rounds, "1").await;
+    let (two, done_two, par_two) = batch(env, rounds, "2").await;
     let ratio = one.as_secs_f64() / two.as_secs_f64();
     let no_loss = done_one == JOBS && done_two == JOBS;
     println!(
-        "  PERRY_MAX_CONCURRENT_BUILDS=1: {:>6.2} s, {done_one}/{JOBS} jobs complete",
+        "  PERRY_MAX_CONCURRENT_BUILDS=1: {:>6.2} s, {done_one}/{JOBS} jobs complete, at most {par_one} at once",
         one.as_secs_f64()
     );
     println!(
-        "  PERRY_MAX_CONCURRENT_BUILDS=2: {:>6.2} s, {done_two}/{JOBS} jobs complete",
+        "  PERRY_MAX_CONCURRENT_BUILDS=2: {:>6.2} s, {done_two}/{JOBS} jobs complete, at most {par_two} at once",
         two.as_secs_f64()
     );
     println!("  ratio {ratio:.2}x (expected close to 2x on 2 idle cores; target >= {TARGET_RATIO}x), no job lost: {no_loss}");
@@ -128,6 +152,13 @@ pub async fn run(env: &BenchEnv, report: &mut Report) {
         "s",
         None,
         None,
+    );
+    report.figure(
+        "concurrency: most jobs at once, 2 slots",
+        par_two as f64,
+        "jobs",
+        Some("2 (and 1 with 1 slot)"),
+        Some(par_one == 1 && par_two == 2),
     );
     report.figure(
         "concurrency: wall time 1 slot / 2 slots",
