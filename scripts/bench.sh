@@ -71,6 +71,8 @@ out_dir = sys.argv[1]
 rows = []  # (bench, figure, value, target, status)
 
 def fmt(v, unit=""):
+    if isinstance(v, float) and v.is_integer() and unit != "x":
+        v = int(v)
     if isinstance(v, float):
         v = f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}"
     return f"{v} {unit}".strip()
