@@ -1,0 +1,277 @@
+//! Whole-job overhead (issue 6, figure 2): examples/hello as a signed NSIS installer through
+//! the worker, against the same tool invocations run directly, interleaved in one run.
+//!
+//! Worker side, timed from `job_assign` to `complete`: tarball download + extract, compile
+//! step (DockerRunner), icon + bundle + PE resources, PFX signing of the exe and DLL (our
+//! signer, local TSA), makensis step (DockerRunner), signing of Setup.exe, base64 upload.
+//!
+//! Baseline, the sum of only these timed commands:
+//!   1. `docker run --rm --network=none -v <dir>:/work -w /work/project IMAGE perry compile …`
+//!   2. `osslsigncode sign` of the exe and of perry_runtime.dll (same PFX, same local TSA)
+//!   3. `docker run --rm --network=none -v <dir>:/work -w /work IMAGE makensis … installer.nsi`
+//!   4. `osslsigncode sign` of Setup.exe
+//!
+//! Not timed in the baseline (prepared between the commands): copying the project, the
+//! bundle folder, app.ico and the NSIS script and payload (rendered by our library code).
+//! The baseline bind-mounts folders where the worker copies files in and out of a hardened
+//! container, and it has no download, extract, resource embedding or upload.
+
+use crate::report::Report;
+use crate::support::{self, median, BenchEnv, Worker};
+use perry_ship_windows::job::manifest::Manifest;
+use perry_ship_windows::package::{icon, nsis, AppInfo, Bundle};
+use perry_ship_windows::pipeline::windows::WindowsPipeline;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const EXE_NAME: &str = "Hello Perry.exe";
+const TARGET_RATIO: f64 = 1.05;
+
+pub async fn run(env: &BenchEnv, report: &mut Report) {
+    let runs: usize = std::env::var("BENCH_WORKER_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    println!("== whole job: examples/hello installer + PFX signing, worker vs direct tools ({runs} runs each, interleaved, 1 warm-up)");
+    let worker = Worker::start(env, Arc::new(WindowsPipeline), &[]).await;
+    let tarball = support::tarball_of(&support::example_dir());
+    let manifest_json = support::example_manifest("installer");
+    let manifest = Manifest::from_json(&manifest_json).expect("example manifest");
+    let app = AppInfo::from_manifest(&manifest);
+
+    let mut ours = Vec::new();
+    let mut direct = Vec::new();
+    let mut steps: Vec<Vec<Duration>> = vec![Vec::new(); 4];
+    let mut failures = 0;
+    for i in 0..=runs {
+        let job = format!("whole-{i}");
+        let (ok, took) = worker
+            .run_job(
+                &job,
+                tarball.clone(),
+                manifest_json.clone(),
+                env.credentials.clone(),
+            )
+            .await;
+        let upload_ok = worker
+            .hub
+            .uploads()
+            .iter()
+            .any(|u| u.job_id == job && u.name == nsis::installer_file_name(&app));
+        if !ok || !upload_ok {
+            failures += 1;
+        } else if i == 0 {
+            // Once: the worker's installer really is signed and timestamped.
+            let setup = worker
+                .hub
+                .upload_path(&job, &nsis::installer_file_name(&app));
+            let (verified, text) = crate::fixtures::osslsigncode_verify(&env.pki, &setup);
+            println!(
+                "  warm-up installer: osslsigncode verify {}",
+                if verified { "ok" } else { "FAILED" }
+            );
+            if !verified {
+                eprintln!("{text}");
+                failures += 1;
+            }
+        }
+        let parts = baseline_once(env, &app).await;
+        if i == 0 {
+            continue; // warm-up
+        }
+        ours.push(took);
+        direct.push(parts.iter().sum());
+        for (k, d) in parts.into_iter().enumerate() {
+            steps[k].push(d);
+        }
+    }
+    worker.stop().await;
+
+    let ours_ms = median(ours).as_secs_f64() * 1000.0;
+    let direct_ms = median(direct).as_secs_f64() * 1000.0;
+    let ratio = ours_ms / direct_ms;
+    let names = [
+        "docker run compile",
+        "osslsigncode exe + dll",
+        "docker run makensis",
+        "osslsigncode Setup.exe",
+    ];
+    println!("  worker job (assign → complete), median:      {ours_ms:>9.1} ms");
+    println!("  direct tools (sum of the 4 below), median:   {direct_ms:>9.1} ms");
+    for (name, samples) in names.iter().zip(steps) {
+        println!(
+            "    {name:<28} median {:>9.1} ms",
+            median(samples).as_secs_f64() * 1000.0
+        );
+    }
+    println!(
+        "  ratio {ratio:.2}x, overhead {:+.1} ms (target <= {TARGET_RATIO:.2}x); failed worker jobs: {failures}",
+        ours_ms - direct_ms
+    );
+    report.figure("whole job: worker median", ours_ms, "ms", None, None);
+    report.figure(
+        "whole job: direct tools median",
+        direct_ms,
+        "ms",
+        None,
+        None,
+    );
+    report.figure(
+        "whole job: worker / direct",
+        ratio,
+        "x",
+        Some("<= 1.05"),
+        Some(ratio <= TARGET_RATIO && failures == 0),
+    );
+    report.figure(
+        "whole job: failed worker jobs",
+        failures as f64,
+        "jobs",
+        Some("0"),
+        Some(failures == 0),
+    );
+    report.note(
+        "whole job baseline = docker run compile + osslsigncode (exe, dll) + docker run makensis + osslsigncode \
+         (Setup.exe), bind mounts, same PFX and local TSA; it excludes download/extract, icon, resources, \
+         bundle copying, NSIS script rendering and upload, which the worker figure includes",
+    );
+}
+
+/// One direct run; returns the four timed parts (compile, sign exe+dll, makensis, sign setup).
+async fn baseline_once(env: &BenchEnv, app: &AppInfo) -> Vec<Duration> {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    support::copy_dir(&support::example_dir(), &work.join("project"));
+    std::fs::create_dir_all(work.join("out")).unwrap();
+    open_up(&work);
+    open_up(&work.join("out"));
+    let volume = format!("{}:/work", work.display());
+    let compile = timed(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--network=none",
+            "-v",
+            &volume,
+            "-w",
+            "/work/project",
+            &env.image,
+            "perry",
+            "compile",
+            "src/main.ts",
+            "-o",
+            &format!("../out/{EXE_NAME}"),
+            "--target",
+            "windows",
+        ],
+    )
+    .await;
+
+    let bundle_root = dir.path().join("bundle");
+    std::fs::create_dir_all(&bundle_root).unwrap();
+    std::fs::copy(work.join("out").join(EXE_NAME), bundle_root.join(EXE_NAME)).unwrap();
+    std::fs::copy(
+        work.join("out/perry_runtime.dll"),
+        bundle_root.join("perry_runtime.dll"),
+    )
+    .unwrap();
+    support::copy_dir(
+        &support::example_dir().join("assets"),
+        &bundle_root.join("assets"),
+    );
+    icon::png_to_ico(
+        &support::example_dir().join("icon.png"),
+        &bundle_root.join("app.ico"),
+    )
+    .unwrap();
+    let sign_bins = osslsign(env, &bundle_root.join(EXE_NAME)).await
+        + osslsign(env, &bundle_root.join("perry_runtime.dll")).await;
+
+    let bundle = Bundle {
+        root: bundle_root,
+        exe_name: EXE_NAME.into(),
+    };
+    let setup_name = nsis::installer_file_name(app);
+    let nsis_dir = dir.path().join("nsis");
+    std::fs::create_dir_all(&nsis_dir).unwrap();
+    nsis::stage_payload(&bundle, app, &setup_name, &nsis_dir).unwrap();
+    open_up(&nsis_dir);
+    let volume = format!("{}:/work", nsis_dir.display());
+    let makensis = timed(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--network=none",
+            "-v",
+            &volume,
+            "-w",
+            "/work",
+            &env.image,
+            "makensis",
+            "-V2",
+            "-INPUTCHARSET",
+            "UTF8",
+            "installer.nsi",
+        ],
+    )
+    .await;
+    let sign_setup = osslsign(env, &nsis_dir.join(&setup_name)).await;
+    vec![compile, sign_bins, makensis, sign_setup]
+}
+
+/// The container user (uid 1000) writes into bind-mounted folders.
+fn open_up(dir: &Path) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+}
+
+/// `osslsigncode sign` into a new file (timed), then replaces the input with it.
+async fn osslsign(env: &BenchEnv, file: &Path) -> Duration {
+    let signed = file.with_extension("signed");
+    let (pfx, pass) = (
+        env.pfx_path.display().to_string(),
+        env.pass_file.display().to_string(),
+    );
+    let took = timed(
+        "osslsigncode",
+        &[
+            "sign",
+            "-pkcs12",
+            &pfx,
+            "-readpass",
+            &pass,
+            "-h",
+            "sha256",
+            "-ts",
+            &env.tsa.url,
+            "-in",
+            &file.display().to_string(),
+            "-out",
+            &signed.display().to_string(),
+        ],
+    )
+    .await;
+    std::fs::rename(&signed, file).unwrap();
+    took
+}
+
+async fn timed(program: &str, args: &[&str]) -> Duration {
+    let started = Instant::now();
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
