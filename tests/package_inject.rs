@@ -174,8 +174,8 @@ async fn app_name_and_bundle_id_extremes_build() {
     }
     assert_eq!(
         ascii_file_name("Ünïcødé 日本 App_-", "a_b"),
-        "Uenicode App_-"
+        "Unicode App_-"
     );
     assert_eq!(ascii_file_name("日本", "com.example.demo"), "demo");
-    assert_eq!(ascii_file_name("日本", "日本"), "App");
+    assert_eq!(ascii_file_name("日本", "日本"), "app");
 }

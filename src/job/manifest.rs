@@ -221,14 +221,20 @@ impl Manifest {
     /// other non-ASCII letters are dropped, runs of spaces collapse to one. When nothing is
     /// left, the last usable segment of `bundle_id` is used, and failing that `app`.
     pub fn ascii_app_name(&self) -> String {
-        let from_name = ascii_name(&self.app_name);
-        if !from_name.is_empty() {
-            return from_name;
-        }
-        self.bundle_id
-            .rsplit('.')
-            .map(ascii_name)
-            .find(|s| !s.is_empty())
-            .unwrap_or_else(|| "app".to_string())
+        ascii_file_name(&self.app_name, &self.bundle_id)
     }
+}
+
+/// The ASCII base name for artifact files (see [`Manifest::ascii_app_name`]); also used by
+/// packaging for the exe and package file names, so both always agree.
+pub fn ascii_file_name(app_name: &str, bundle_id: &str) -> String {
+    let from_name = ascii_name(app_name);
+    if !from_name.is_empty() {
+        return from_name;
+    }
+    bundle_id
+        .rsplit('.')
+        .map(ascii_name)
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| "app".to_string())
 }

@@ -73,86 +73,8 @@ impl AppInfo {
     }
 }
 
-/// `app_name` with common Latin accents transliterated and any other non-ASCII character
-/// dropped; runs of spaces collapse. Falls back to the last `bundle_id` segment, then `App`.
-pub fn ascii_file_name(app_name: &str, bundle_id: &str) -> String {
-    let mut out = String::new();
-    for c in app_name.chars() {
-        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-            out.push(c);
-        } else if c.is_whitespace() {
-            if !out.ends_with(' ') && !out.is_empty() {
-                out.push(' ');
-            }
-        } else if let Some(t) = transliterate(c) {
-            out.push_str(t);
-        }
-    }
-    let out = out.trim().to_string();
-    if !out.is_empty() {
-        return out;
-    }
-    let fallback: String = bundle_id
-        .rsplit('.')
-        .next()
-        .unwrap_or("")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
-    if fallback.is_empty() {
-        "App".to_string()
-    } else {
-        fallback
-    }
-}
-
-fn transliterate(c: char) -> Option<&'static str> {
-    const TABLE: &[(&str, &str)] = &[
-        ("àáâãåāă", "a"),
-        ("ÀÁÂÃÅĀĂ", "A"),
-        ("ä", "ae"),
-        ("Ä", "Ae"),
-        ("æ", "ae"),
-        ("Æ", "AE"),
-        ("çćč", "c"),
-        ("ÇĆČ", "C"),
-        ("ďđ", "d"),
-        ("ĎĐ", "D"),
-        ("èéêëēěę", "e"),
-        ("ÈÉÊËĒĚĘ", "E"),
-        ("ìíîïī", "i"),
-        ("ÌÍÎÏĪ", "I"),
-        ("łľ", "l"),
-        ("ŁĽ", "L"),
-        ("ñńň", "n"),
-        ("ÑŃŇ", "N"),
-        ("òóôõøō", "o"),
-        ("ÒÓÔÕØŌ", "O"),
-        ("ö", "oe"),
-        ("Ö", "Oe"),
-        ("œ", "oe"),
-        ("Œ", "OE"),
-        ("řŕ", "r"),
-        ("ŘŔ", "R"),
-        ("śšş", "s"),
-        ("ŚŠŞ", "S"),
-        ("ß", "ss"),
-        ("ťţ", "t"),
-        ("ŤŢ", "T"),
-        ("ùúûůū", "u"),
-        ("ÙÚÛŮŪ", "U"),
-        ("ü", "ue"),
-        ("Ü", "Ue"),
-        ("ýÿ", "y"),
-        ("ÝŸ", "Y"),
-        ("źżž", "z"),
-        ("ŹŻŽ", "Z"),
-    ];
-    TABLE
-        .iter()
-        .find(|(set, _)| set.contains(c))
-        .map(|(_, t)| *t)
-}
+/// The ASCII file name of an app: one rule for the whole crate, owned by the manifest.
+pub use crate::job::manifest::ascii_file_name;
 
 /// Everything that can go wrong while packaging; the pipeline maps all of it to
 /// `PACKAGE_FAILED`, so the message must say what to fix.
