@@ -8,6 +8,8 @@
 mod common;
 #[path = "support/e2e.rs"]
 mod e2e;
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "support/sign_fixtures.rs"]
 mod fixtures;
 #[path = "support/sign_servers.rs"]
@@ -15,6 +17,7 @@ mod servers;
 
 use base64::Engine as _;
 use e2e::*;
+use measure::sha256_file;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

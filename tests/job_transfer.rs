@@ -4,6 +4,8 @@
 //! The 512 MiB round trip also checks that the test process's peak memory (VmHWM) grows by
 //! less than 64 MiB, i.e. neither side holds a whole body.
 
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "job_support/transfer_server.rs"]
 mod transfer_server;
 
@@ -18,16 +20,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use transfer_server::{serve, sha256_file, Pattern, TOKEN};
-
-fn vm_hwm_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM in /proc/self/status");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
+use measure::{sha256_file, status_kib};
+use transfer_server::{serve, Pattern, TOKEN};
 
 fn artifact_at(path: PathBuf) -> Artifact {
     Artifact {
@@ -54,7 +48,7 @@ async fn round_trip_of_512_mib_keeps_memory_flat() {
     let (base, hub) = serve(SIZE).await;
     let client = http_client();
     let cancel = CancellationToken::new();
-    let before = vm_hwm_kib();
+    let before = status_kib("VmHWM");
 
     let last_progress = AtomicU64::new(0);
     let uploaded = upload_artifact(
@@ -122,7 +116,7 @@ async fn round_trip_of_512_mib_keeps_memory_flat() {
     assert_eq!(std::fs::metadata(&dest).unwrap().len(), SIZE);
     assert_eq!(sha256_file(&dest), pattern.sha256(SIZE));
 
-    let growth_mib = (vm_hwm_kib() - before) / 1024;
+    let growth_mib = (status_kib("VmHWM") - before) / 1024;
     println!("peak memory growth over a 512 MiB upload + download: {growth_mib} MiB");
     assert!(growth_mib < 64, "peak memory grew by {growth_mib} MiB");
 }

@@ -4,47 +4,20 @@
 
 mod common;
 
+#[path = "support/measure.rs"]
+mod measure;
+use measure::{sha256_file, status_kib};
 use common::{require_toolchain, step_context, unique_job_id};
 use perry_ship_windows::config::Config;
 use perry_ship_windows::sandbox::docker::DockerRunner;
 use perry_ship_windows::sandbox::{Runner, Step, StepInput};
-use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 const SIZE: usize = 100 << 20;
 /// Allowed growth of peak RSS while the file goes in and out (a buffered copy would need
 /// at least the file size).
 const MAX_RSS_GROWTH_KIB: u64 = 40 << 10;
-
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("{field} missing from /proc/self/status"))
-}
-
-fn sha256_file(path: &std::path::Path) -> String {
-    let mut file = std::fs::File::open(path).unwrap();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    hex::encode(hasher.finalize())
-}
 
 #[tokio::test]
 async fn hundred_mib_round_trip_is_byte_exact_with_flat_memory() {
@@ -97,13 +70,13 @@ async fn hundred_mib_round_trip_is_byte_exact_with_flat_memory() {
         timeout: Duration::from_secs(300),
     };
 
-    let rss_before = status_kib("VmRSS:");
-    let peak_before = status_kib("VmHWM:");
+    let rss_before = status_kib("VmRSS");
+    let peak_before = status_kib("VmHWM");
     let started = Instant::now();
     let outcome = runner.run(&step, &ctx).await.unwrap();
     let took = started.elapsed();
-    let peak_after = status_kib("VmHWM:");
-    let rss_after = status_kib("VmRSS:");
+    let peak_after = status_kib("VmHWM");
+    let rss_after = status_kib("VmRSS");
     assert_eq!(outcome.exit_code, 0, "{:?}", sink.lines());
 
     let inside = sink

@@ -231,15 +231,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A `/proc/self/status` field in KiB (`VmRSS`, `VmHWM`).
-pub fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
+pub use crate::measure::status_kib;
 
 /// Resets the peak RSS (VmHWM) to the current RSS (Linux ≥ 4.0).
 pub fn reset_peak_rss() {

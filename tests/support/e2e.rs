@@ -170,11 +170,3 @@ pub fn seven_zip_paths(archive: &Path) -> Vec<String> {
         .map(|p| p.replace('\\', "/"))
         .collect()
 }
-
-pub fn sha256_file(path: &Path) -> String {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    let mut f = std::fs::File::open(path).unwrap();
-    std::io::copy(&mut f, &mut hasher).unwrap();
-    hex::encode(hasher.finalize())
-}
