@@ -18,6 +18,8 @@
 //! `BENCH_WORKER_SECTIONS=whole_job,memory,…` runs a subset; `BENCH_WORKER_MAX_MIB` sets the
 //! largest artifact (default 1024); `BENCH_WORKER_RUNS` the whole-job runs per side (5).
 
+#[path = "../tests/support/example_project.rs"]
+mod example_project;
 #[path = "../tests/support/measure.rs"]
 mod measure;
 #[path = "../tests/support/sign_fixtures.rs"]

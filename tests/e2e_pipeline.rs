@@ -8,6 +8,8 @@
 mod common;
 #[path = "support/e2e.rs"]
 mod e2e;
+#[path = "support/example_project.rs"]
+mod example_project;
 #[path = "support/measure.rs"]
 mod measure;
 #[path = "support/sign_fixtures.rs"]
@@ -17,6 +19,7 @@ mod servers;
 
 use base64::Engine as _;
 use e2e::*;
+use example_project::*;
 use measure::sha256_file;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -247,7 +250,7 @@ async fn sign_only_bundle_with_kms_gives_a_signed_installer() {
 async fn compile_failure_reports_compile_failed_then_the_next_job_succeeds() {
     let Some(worker) = start_worker(&[]).await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let bad = example_with_marker(dir.path(), "perry-standin: fail");
+    let bad = example_with_marker(&dir.path().join("project"), "perry-standin: fail");
     let job = "e2e-compile-fail";
     worker.hub.assign(job, "tok-f", tarball_of(&bad), example_manifest("portable"), json!({})).unwrap();
     let complete = worker.hub.wait_for_complete(job, JOB_TIMEOUT).await.unwrap();
@@ -277,7 +280,7 @@ async fn compile_failure_reports_compile_failed_then_the_next_job_succeeds() {
 async fn cancel_during_compile_removes_the_container_within_two_seconds() {
     let Some(worker) = start_worker(&[]).await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let slow = example_with_marker(dir.path(), "perry-standin: sleep 120");
+    let slow = example_with_marker(&dir.path().join("project"), "perry-standin: sleep 120");
     let job = "e2e-cancel";
     worker.hub.assign(job, "tok-c", tarball_of(&slow), example_manifest("portable"), json!({})).unwrap();
     // Wait until the compile container exists.

@@ -4,7 +4,6 @@
 
 use crate::{fixtures, servers};
 use base64::Engine as _;
-use flate2::write::GzEncoder;
 use perry_ship_windows::config::Config;
 use perry_ship_windows::hub::run_worker;
 use perry_ship_windows::pipeline::Pipeline;
@@ -190,47 +189,7 @@ impl Worker {
     }
 }
 
-pub fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello")
-}
-
-/// The example's manifest (from its perry.toml) with `windows_distribute` set.
-pub fn example_manifest(distribute: &str) -> Value {
-    let mut m = perry_ship_windows::cli::project::manifest_from_perry_toml(&example_dir()).unwrap();
-    m["windows_distribute"] = Value::from(distribute);
-    m
-}
-
-/// A gzip tarball of `dir` with paths relative to it, like `perry publish`.
-pub fn tarball_of(dir: &Path) -> Vec<u8> {
-    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-    builder.follow_symlinks(false);
-    builder.append_dir_all(".", dir).expect("tar the project");
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
-/// A copy of the example project at `to`, its entry file starting with `// {marker}`.
-pub fn example_with_marker(to: &Path, marker: &str) -> PathBuf {
-    copy_dir(&example_dir(), to);
-    let main = to.join("src/main.ts");
-    let text = std::fs::read_to_string(&main).unwrap();
-    std::fs::write(&main, format!("// {marker}\n{text}")).unwrap();
-    to.to_path_buf()
-}
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
+pub use crate::example_project::{copy_dir, example_dir, example_manifest, example_with_marker, tarball_of};
 pub use crate::measure::status_kib;
 
 /// Resets the peak RSS (VmHWM) to the current RSS (Linux ≥ 4.0).

@@ -2,61 +2,19 @@
 //! `WindowsPipeline` with Docker containers, project tarballs and frame assertions.
 #![allow(dead_code)]
 
-use flate2::write::GzEncoder;
 use perry_ship_windows::config::Config;
 use perry_ship_windows::hub::run_worker;
 use perry_ship_windows::pipeline::windows::WindowsPipeline;
 use perry_ship_windows::sandbox::docker::DockerRunner;
 use perry_ship_windows::testhub::{ReceivedFrame, TestHub};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello")
-}
-
-/// A gzip tarball of `dir` with paths relative to it (no top-level folder), like `perry publish`.
-pub fn tarball_of(dir: &Path) -> Vec<u8> {
-    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-    builder.follow_symlinks(false);
-    builder.append_dir_all(".", dir).expect("tar the project");
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
-/// A copy of the example project whose entry file carries `marker` (for the stand-in compiler).
-pub fn example_with_marker(dir: &Path, marker: &str) -> PathBuf {
-    let project = dir.join("project");
-    copy_dir(&example_dir(), &project);
-    let main = project.join("src/main.ts");
-    let text = std::fs::read_to_string(&main).unwrap();
-    std::fs::write(&main, format!("// {marker}\n{text}")).unwrap();
-    project
-}
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// The example's manifest (from its perry.toml) with `windows_distribute` set.
-pub fn example_manifest(distribute: &str) -> Value {
-    let mut m = perry_ship_windows::cli::project::manifest_from_perry_toml(&example_dir()).unwrap();
-    m["windows_distribute"] = Value::from(distribute);
-    m
-}
 
 pub struct Worker {
     pub hub: TestHub,
