@@ -14,11 +14,18 @@ fn repo() -> &'static Path {
 }
 
 fn host_tools_present() -> bool {
-    let ok = ["makensis", "x86_64-w64-mingw32-gcc"]
-        .iter()
-        .all(|t| Command::new("sh").arg("-c").arg(format!("command -v {t}")).output().is_ok_and(|o| o.status.success()));
+    let ok = ["makensis", "x86_64-w64-mingw32-gcc"].iter().all(|t| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {t}"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
     if !ok {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but makensis/mingw are missing");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but makensis/mingw are missing"
+        );
         eprintln!("SKIPPED: makensis or mingw missing (scripts/setup-host.sh installs them)");
     }
     ok
@@ -38,7 +45,11 @@ fn version_and_help_work() {
 
 #[test]
 fn a_bad_variable_stops_the_worker_with_one_line_naming_it() {
-    for (var, value) in [("PERRY_DOCKER_TIMEOUT", "abc"), ("PERRY_HUB_URL", "http://x"), ("PERRY_MAX_CONCURRENT_BUILDS", "0")] {
+    for (var, value) in [
+        ("PERRY_DOCKER_TIMEOUT", "abc"),
+        ("PERRY_HUB_URL", "http://x"),
+        ("PERRY_MAX_CONCURRENT_BUILDS", "0"),
+    ] {
         let out = bin().arg("run").env(var, value).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{var}={value}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -61,7 +72,14 @@ fn local_build_without_docker_writes_each_package_kind() {
         ("msix", "Hello Perry-1.2.0.msix"),
     ] {
         let out = bin()
-            .args(["build", "examples/hello", "--no-docker", "--distribute", mode, "--out"])
+            .args([
+                "build",
+                "examples/hello",
+                "--no-docker",
+                "--distribute",
+                mode,
+                "--out",
+            ])
             .arg(out_dir.path())
             .current_dir(repo())
             .env("PERRY_BUILD_PERRY_BINARY", &standin)
@@ -73,12 +91,26 @@ fn local_build_without_docker_writes_each_package_kind() {
         assert!(out.status.success(), "{mode}: {stderr}");
         let printed = String::from_utf8_lossy(&out.stdout);
         let artifact = out_dir.path().join(name);
-        assert_eq!(printed.trim(), artifact.display().to_string(), "the artifact path is printed last");
-        assert!(std::fs::metadata(&artifact).unwrap().len() > 10_000, "{name} is too small");
-        assert!(stderr.contains("UNSIGNED"), "an unsigned build says so: {stderr}");
+        assert_eq!(
+            printed.trim(),
+            artifact.display().to_string(),
+            "the artifact path is printed last"
+        );
+        assert!(
+            std::fs::metadata(&artifact).unwrap().len() > 10_000,
+            "{name} is too small"
+        );
+        assert!(
+            stderr.contains("UNSIGNED"),
+            "an unsigned build says so: {stderr}"
+        );
     }
     // Work folders are removed after each build.
-    assert_eq!(std::fs::read_dir(work.path()).unwrap().count(), 0, "work dir left behind");
+    assert_eq!(
+        std::fs::read_dir(work.path()).unwrap().count(),
+        0,
+        "work dir left behind"
+    );
 }
 
 #[test]
@@ -89,13 +121,20 @@ fn local_build_of_a_failing_project_exits_non_zero_with_the_code() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("p");
     std::fs::create_dir_all(project.join("src")).unwrap();
-    std::fs::write(project.join("perry.toml"), "[project]\nname = \"Broken\"\nversion = \"1.0\"\nentry = \"src/main.ts\"\n").unwrap();
+    std::fs::write(
+        project.join("perry.toml"),
+        "[project]\nname = \"Broken\"\nversion = \"1.0\"\nentry = \"src/main.ts\"\n",
+    )
+    .unwrap();
     std::fs::write(project.join("src/main.ts"), "// perry-standin: fail\n").unwrap();
     let out = bin()
         .args(["build", "--no-docker", "--out"])
         .arg(dir.path().join("out"))
         .arg(&project)
-        .env("PERRY_BUILD_PERRY_BINARY", repo().join("images/linux/standin/perry"))
+        .env(
+            "PERRY_BUILD_PERRY_BINARY",
+            repo().join("images/linux/standin/perry"),
+        )
         .env("PERRY_WORK_DIR", dir.path().join("work"))
         .env("PERRY_MIN_FREE_DISK", "1m")
         .output()
@@ -115,7 +154,10 @@ fn doctor_reports_each_check_and_fails_when_perry_is_missing() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "doctor must fail without a compiler: {text}");
+    assert!(
+        !out.status.success(),
+        "doctor must fail without a compiler: {text}"
+    );
     assert!(text.contains("✗ perry"), "{text}");
     assert!(text.contains("✓ configuration"), "{text}");
     assert!(text.contains("work dir"), "{text}");

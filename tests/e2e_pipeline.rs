@@ -10,10 +10,10 @@ mod common;
 mod e2e;
 #[path = "support/example_project.rs"]
 mod example_project;
-#[path = "support/measure.rs"]
-mod measure;
 #[path = "support/sign_fixtures.rs"]
 mod fixtures;
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "support/sign_servers.rs"]
 mod servers;
 
@@ -55,7 +55,11 @@ async fn pfx_signing() -> Signing {
         pki,
         _tsa: tsa,
         credentials,
-        secrets: vec![pfx_b64, PFX_PASSWORD.into(), "other-platform-secret-must-not-leak".into()],
+        secrets: vec![
+            pfx_b64,
+            PFX_PASSWORD.into(),
+            "other-platform-secret-must-not-leak".into(),
+        ],
         _dir: dir,
     }
 }
@@ -63,9 +67,17 @@ async fn pfx_signing() -> Signing {
 fn assert_no_secret_in_frames(worker: &Worker, secrets: &[String]) {
     for frame in worker.hub.frames() {
         for secret in secrets {
-            assert!(!frame.raw.contains(secret.as_str()), "secret leaked in frame {}", frame.raw);
+            assert!(
+                !frame.raw.contains(secret.as_str()),
+                "secret leaked in frame {}",
+                frame.raw
+            );
             let encoded = b64(secret.as_bytes());
-            assert!(!frame.raw.contains(&encoded), "base64 secret leaked in frame {}", frame.raw);
+            assert!(
+                !frame.raw.contains(&encoded),
+                "base64 secret leaked in frame {}",
+                frame.raw
+            );
         }
     }
 }
@@ -77,7 +89,11 @@ async fn assert_no_secret_in_containers(worker: &Worker, secrets: &[String]) {
     for record in audit {
         for secret in secrets {
             let json = record.inspect_json();
-            assert!(!json.contains(secret.as_str()), "secret inside container {}: {json}", record.name);
+            assert!(
+                !json.contains(secret.as_str()),
+                "secret inside container {}: {json}",
+                record.name
+            );
         }
     }
 }
@@ -87,14 +103,26 @@ async fn installer_with_pfx_is_signed_listed_and_follows_the_protocol() {
     if !fixtures::require_tools(TOOLS) {
         return;
     }
-    let Some(worker) = start_worker(&[]).await else { return };
+    let Some(worker) = start_worker(&[]).await else {
+        return;
+    };
     let signing = pfx_signing().await;
     let job = "e2e-installer";
     worker
         .hub
-        .assign(job, "tok-1", tarball_of(&example_dir()), example_manifest("installer"), signing.credentials.clone())
+        .assign(
+            job,
+            "tok-1",
+            tarball_of(&example_dir()),
+            example_manifest("installer"),
+            signing.credentials.clone(),
+        )
         .unwrap();
-    let complete = worker.hub.wait_for_complete(job, JOB_TIMEOUT).await.unwrap();
+    let complete = worker
+        .hub
+        .wait_for_complete(job, JOB_TIMEOUT)
+        .await
+        .unwrap();
     let frames = worker.hub.job_frames(job);
     assert_protocol_sequence(&frames, job, true);
 
@@ -109,10 +137,24 @@ async fn installer_with_pfx_is_signed_listed_and_follows_the_protocol() {
 
     fixtures::assert_osslsigncode_ok(&signing.pki, &setup);
     let listing = seven_zip_paths(&setup);
-    for wanted in ["Hello Perry.exe", "perry_runtime.dll", "app.ico", "assets/strings.json", "assets/fonts/README.txt"] {
-        assert!(listing.iter().any(|p| p.ends_with(wanted)), "{wanted} missing from {listing:?}");
+    for wanted in [
+        "Hello Perry.exe",
+        "perry_runtime.dll",
+        "app.ico",
+        "assets/strings.json",
+        "assets/fonts/README.txt",
+    ] {
+        assert!(
+            listing.iter().any(|p| p.ends_with(wanted)),
+            "{wanted} missing from {listing:?}"
+        );
     }
-    assert!(listing.iter().any(|p| p.to_ascii_lowercase().contains("uninst")), "no uninstaller in {listing:?}");
+    assert!(
+        listing
+            .iter()
+            .any(|p| p.to_ascii_lowercase().contains("uninst")),
+        "no uninstaller in {listing:?}"
+    );
 
     // The exe inside the installer is signed and carries icon + version info.
     let out = tempfile::tempdir().unwrap();
@@ -123,21 +165,45 @@ async fn installer_with_pfx_is_signed_listed_and_follows_the_protocol() {
         .output()
         .unwrap();
     assert!(status.status.success());
-    let exe = walk(out.path()).into_iter().find(|p| p.ends_with("Hello Perry.exe")).expect("exe extracted");
+    let exe = walk(out.path())
+        .into_iter()
+        .find(|p| p.ends_with("Hello Perry.exe"))
+        .expect("exe extracted");
     fixtures::assert_osslsigncode_ok(&signing.pki, &exe);
     let uninstaller = walk(out.path())
         .into_iter()
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().starts_with("uninst")))
+        .find(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy()
+                    .to_ascii_lowercase()
+                    .starts_with("uninst")
+            })
+        })
         .expect("uninstaller extracted");
     fixtures::assert_osslsigncode_ok(&signing.pki, &uninstaller);
     let resources = perry_ship_windows::package::resources::read_resources(&exe).unwrap();
-    assert_eq!(resources.version_strings.get("ProductName").map(String::as_str), Some("Hello Perry"));
-    assert_eq!(resources.version_strings.get("FileVersion").map(String::as_str), Some("1.2.0.0"));
+    assert_eq!(
+        resources
+            .version_strings
+            .get("ProductName")
+            .map(String::as_str),
+        Some("Hello Perry")
+    );
+    assert_eq!(
+        resources
+            .version_strings
+            .get("FileVersion")
+            .map(String::as_str),
+        Some("1.2.0.0")
+    );
     assert!(!resources.icon_sizes.is_empty(), "no icon in the exe");
 
     assert_no_secret_in_frames(&worker, &signing.secrets);
     assert_no_secret_in_containers(&worker, &signing.secrets).await;
-    assert!(containers_of_job(job).await.is_empty(), "containers left behind");
+    assert!(
+        containers_of_job(job).await.is_empty(),
+        "containers left behind"
+    );
     worker.stop().await;
 }
 
@@ -146,14 +212,26 @@ async fn portable_and_msix_are_built_and_the_msix_is_signed() {
     if !fixtures::require_tools(TOOLS) {
         return;
     }
-    let Some(worker) = start_worker(&[]).await else { return };
+    let Some(worker) = start_worker(&[]).await else {
+        return;
+    };
     let signing = pfx_signing().await;
 
     worker
         .hub
-        .assign("e2e-portable", "tok-p", tarball_of(&example_dir()), example_manifest("portable"), json!({}))
+        .assign(
+            "e2e-portable",
+            "tok-p",
+            tarball_of(&example_dir()),
+            example_manifest("portable"),
+            json!({}),
+        )
         .unwrap();
-    let complete = worker.hub.wait_for_complete("e2e-portable", JOB_TIMEOUT).await.unwrap();
+    let complete = worker
+        .hub
+        .wait_for_complete("e2e-portable", JOB_TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(complete.json["success"], json!(true), "{}", complete.raw);
     let frames = worker.hub.job_frames("e2e-portable");
     assert_protocol_sequence(&frames, "e2e-portable", true);
@@ -161,18 +239,39 @@ async fn portable_and_msix_are_built_and_the_msix_is_signed() {
         frames.iter().any(|f| f.raw.contains("UNSIGNED")),
         "an unsigned build must say so"
     );
-    let zip_path = worker.hub.upload_path("e2e-portable", "Hello Perry-1.2.0-portable.zip");
+    let zip_path = worker
+        .hub
+        .upload_path("e2e-portable", "Hello Perry-1.2.0-portable.zip");
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
-    let names: Vec<String> = (0..zip.len()).map(|i| zip.by_index(i).unwrap().name().unwrap().to_string()).collect();
-    for wanted in ["Hello Perry/Hello Perry.exe", "Hello Perry/perry_runtime.dll", "Hello Perry/assets/fonts/README.txt"] {
-        assert!(names.iter().any(|n| n == wanted), "{wanted} missing from {names:?}");
+    let names: Vec<String> = (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
+        .collect();
+    for wanted in [
+        "Hello Perry/Hello Perry.exe",
+        "Hello Perry/perry_runtime.dll",
+        "Hello Perry/assets/fonts/README.txt",
+    ] {
+        assert!(
+            names.iter().any(|n| n == wanted),
+            "{wanted} missing from {names:?}"
+        );
     }
 
     worker
         .hub
-        .assign("e2e-msix", "tok-m", tarball_of(&example_dir()), example_manifest("msix"), signing.credentials.clone())
+        .assign(
+            "e2e-msix",
+            "tok-m",
+            tarball_of(&example_dir()),
+            example_manifest("msix"),
+            signing.credentials.clone(),
+        )
         .unwrap();
-    let complete = worker.hub.wait_for_complete("e2e-msix", JOB_TIMEOUT).await.unwrap();
+    let complete = worker
+        .hub
+        .wait_for_complete("e2e-msix", JOB_TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(complete.json["success"], json!(true), "{}", complete.raw);
     let msix = worker.hub.upload_path("e2e-msix", "Hello Perry-1.2.0.msix");
     fixtures::assert_osslsigncode_ok(&signing.pki, &msix);
@@ -190,13 +289,25 @@ async fn sign_only_bundle_with_kms_gives_a_signed_installer() {
     let tsa = servers::start_tsa(pki.dir.clone()).await;
     let sa_pem = std::fs::read_to_string(pki.path("other.key")).unwrap();
     let sa_pub = String::from_utf8(
-        fixtures::run(std::process::Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(pki.path("other.key")))
-            .stdout,
+        fixtures::run(
+            std::process::Command::new("openssl")
+                .args(["pkey", "-pubout", "-in"])
+                .arg(pki.path("other.key")),
+        )
+        .stdout,
     )
     .unwrap();
-    let kms = servers::start_kms(sa_pub, servers::TestKey::from_pem_file(&pki.path("rsa.key"))).await;
+    let kms = servers::start_kms(
+        sa_pub,
+        servers::TestKey::from_pem_file(&pki.path("rsa.key")),
+    )
+    .await;
     let token_url = format!("{}/token", kms.url);
-    let Some(worker) = start_worker(&[("PERRY_GCLOUD_KMS_URL", kms.url.as_str()), ("PERRY_GCLOUD_TOKEN_URL", token_url.as_str())]).await
+    let Some(worker) = start_worker(&[
+        ("PERRY_GCLOUD_KMS_URL", kms.url.as_str()),
+        ("PERRY_GCLOUD_TOKEN_URL", token_url.as_str()),
+    ])
+    .await
     else {
         return;
     };
@@ -233,12 +344,22 @@ async fn sign_only_bundle_with_kms_gives_a_signed_installer() {
         "windows_timestamp_url": tsa.url,
     });
     let job = "e2e-sign-only";
-    worker.hub.assign(job, "tok-s", tarball_of(&bundle), manifest, credentials).unwrap();
-    let complete = worker.hub.wait_for_complete(job, JOB_TIMEOUT).await.unwrap();
+    worker
+        .hub
+        .assign(job, "tok-s", tarball_of(&bundle), manifest, credentials)
+        .unwrap();
+    let complete = worker
+        .hub
+        .wait_for_complete(job, JOB_TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(complete.json["success"], json!(true), "{}", complete.raw);
     let frames = worker.hub.job_frames(job);
     assert_protocol_sequence(&frames, job, true);
-    assert!(frames.iter().any(|f| f.raw.contains("Precompiled")), "sign-only path not taken");
+    assert!(
+        frames.iter().any(|f| f.raw.contains("Precompiled")),
+        "sign-only path not taken"
+    );
     let setup = worker.hub.upload_path(job, "Hello Perry-1.2.0-Setup.exe");
     fixtures::assert_osslsigncode_ok(&pki, &setup);
     assert!(kms.sign.hits() >= 2, "KMS signed the exe and the installer");
@@ -248,12 +369,27 @@ async fn sign_only_bundle_with_kms_gives_a_signed_installer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compile_failure_reports_compile_failed_then_the_next_job_succeeds() {
-    let Some(worker) = start_worker(&[]).await else { return };
+    let Some(worker) = start_worker(&[]).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let bad = example_with_marker(&dir.path().join("project"), "perry-standin: fail");
     let job = "e2e-compile-fail";
-    worker.hub.assign(job, "tok-f", tarball_of(&bad), example_manifest("portable"), json!({})).unwrap();
-    let complete = worker.hub.wait_for_complete(job, JOB_TIMEOUT).await.unwrap();
+    worker
+        .hub
+        .assign(
+            job,
+            "tok-f",
+            tarball_of(&bad),
+            example_manifest("portable"),
+            json!({}),
+        )
+        .unwrap();
+    let complete = worker
+        .hub
+        .wait_for_complete(job, JOB_TIMEOUT)
+        .await
+        .unwrap();
     let frames = worker.hub.job_frames(job);
     assert_protocol_sequence(&frames, job, false);
     let error = frames.iter().find(|f| f.kind() == "error").unwrap();
@@ -261,45 +397,90 @@ async fn compile_failure_reports_compile_failed_then_the_next_job_succeeds() {
     assert_eq!(error.json["stage"], json!("compiling"));
     assert_eq!(complete.json["artifacts"], json!([]));
     assert!(
-        frames.iter().any(|f| f.kind() == "log" && f.json["stream"] == json!("stderr")),
+        frames
+            .iter()
+            .any(|f| f.kind() == "log" && f.json["stream"] == json!("stderr")),
         "the compiler's stderr reached the hub"
     );
-    assert!(worker.hub.uploads().is_empty(), "nothing uploaded after a failure");
-    assert!(containers_of_job(job).await.is_empty(), "containers left behind");
+    assert!(
+        worker.hub.uploads().is_empty(),
+        "nothing uploaded after a failure"
+    );
+    assert!(
+        containers_of_job(job).await.is_empty(),
+        "containers left behind"
+    );
 
     worker
         .hub
-        .assign("e2e-after-fail", "tok-g", tarball_of(&example_dir()), example_manifest("portable"), json!({}))
+        .assign(
+            "e2e-after-fail",
+            "tok-g",
+            tarball_of(&example_dir()),
+            example_manifest("portable"),
+            json!({}),
+        )
         .unwrap();
-    let next = worker.hub.wait_for_complete("e2e-after-fail", JOB_TIMEOUT).await.unwrap();
+    let next = worker
+        .hub
+        .wait_for_complete("e2e-after-fail", JOB_TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(next.json["success"], json!(true), "{}", next.raw);
     worker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_during_compile_removes_the_container_within_two_seconds() {
-    let Some(worker) = start_worker(&[]).await else { return };
+    let Some(worker) = start_worker(&[]).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let slow = example_with_marker(&dir.path().join("project"), "perry-standin: sleep 120");
     let job = "e2e-cancel";
-    worker.hub.assign(job, "tok-c", tarball_of(&slow), example_manifest("portable"), json!({})).unwrap();
+    worker
+        .hub
+        .assign(
+            job,
+            "tok-c",
+            tarball_of(&slow),
+            example_manifest("portable"),
+            json!({}),
+        )
+        .unwrap();
     // Wait until the compile container exists.
     let deadline = Instant::now() + Duration::from_secs(60);
     while containers_of_job(job).await.is_empty() {
-        assert!(Instant::now() < deadline, "the compile container never appeared");
+        assert!(
+            Instant::now() < deadline,
+            "the compile container never appeared"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sent = Instant::now();
-    worker.hub.send_json(&json!({"type": "cancel", "job_id": job})).unwrap();
+    worker
+        .hub
+        .send_json(&json!({"type": "cancel", "job_id": job}))
+        .unwrap();
     while !containers_of_job(job).await.is_empty() {
-        assert!(sent.elapsed() < Duration::from_secs(2), "container still there 2 s after cancel");
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "container still there 2 s after cancel"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let complete = worker.hub.wait_for_complete(job, Duration::from_secs(20)).await.unwrap();
+    let complete = worker
+        .hub
+        .wait_for_complete(job, Duration::from_secs(20))
+        .await
+        .unwrap();
     assert_eq!(complete.json["success"], json!(false));
     let frames = worker.hub.job_frames(job);
-    assert!(frames.iter().any(|f| f.kind() == "error"), "cancel reports an error");
+    assert!(
+        frames.iter().any(|f| f.kind() == "error"),
+        "cancel reports an error"
+    );
     assert!(worker.hub.uploads().is_empty());
     worker.stop().await;
 }

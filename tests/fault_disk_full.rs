@@ -52,28 +52,51 @@ fn big_tarball(size: usize) -> Vec<u8> {
     }
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
-    for (path, bytes) in [("src/main.ts", b"console.log(1)\n".to_vec()), ("assets/big.bin", data)] {
+    for (path, bytes) in [
+        ("src/main.ts", b"console.log(1)\n".to_vec()),
+        ("assets/big.bin", data),
+    ] {
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        tar.append_data(&mut header, path, bytes.as_slice()).unwrap();
+        tar.append_data(&mut header, path, bytes.as_slice())
+            .unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_work_disk_fails_the_job_cleanly_and_the_next_job_runs() {
-    let Some(disk) = SmallDisk::mount("3m") else { return };
+    let Some(disk) = SmallDisk::mount("3m") else {
+        return;
+    };
     let hub = perry_ship_windows::testhub::TestHub::start().await.unwrap();
     let work = disk.dir.path().to_string_lossy().into_owned();
-    let worker = start_worker(&hub, &[("PERRY_WORK_DIR", work.as_str()), ("PERRY_MIN_FREE_DISK", "1k")], |_| {});
+    let worker = start_worker(
+        &hub,
+        &[
+            ("PERRY_WORK_DIR", work.as_str()),
+            ("PERRY_MIN_FREE_DISK", "1k"),
+        ],
+        |_| {},
+    );
     hub.wait_for_hello(1, WAIT).await.unwrap();
 
-    hub.assign("disk-full", "tok-full", big_tarball(8 << 20), manifest(), json!({})).unwrap();
+    hub.assign(
+        "disk-full",
+        "tok-full",
+        big_tarball(8 << 20),
+        manifest(),
+        json!({}),
+    )
+    .unwrap();
     hub.wait_for_complete("disk-full", WAIT).await.unwrap();
     let error = assert_failed(&hub, "disk-full");
-    let message = error["message"].as_str().unwrap_or_default().to_ascii_lowercase();
+    let message = error["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     assert!(
         message.contains("space") || message.contains("disk"),
         "the error must say the disk is full: {error}"

@@ -11,6 +11,7 @@ mod transfer_server;
 
 use axum::routing::get;
 use axum::Router;
+use measure::{sha256_file, status_kib};
 use perry_ship_windows::job::transfer::{
     download_tarball, download_tarball_with, http_client, upload_artifact, RetryPolicy,
     TransferError,
@@ -20,7 +21,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use measure::{sha256_file, status_kib};
 use transfer_server::{serve, Pattern, TOKEN};
 
 fn artifact_at(path: PathBuf) -> Artifact {

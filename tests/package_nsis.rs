@@ -216,21 +216,7 @@ async fn two_pass_build_embeds_a_signed_uninstaller() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let bundle = make_bundle(tmp.path());
-    run(Command::new("openssl").current_dir(tmp.path()).args([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "k.pem",
-        "-out",
-        "c.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Uninstaller Test",
-    ]));
+    self_signed_cert(tmp.path(), "Uninstaller Test");
     let signer = OsslSigner {
         dir: tmp.path().to_path_buf(),
         calls: Default::default(),

@@ -135,21 +135,7 @@ fn resources_read_back_field_by_field_and_the_exe_stays_signable() {
     assert!(!tmp.path().join(".app.exe.res-tmp").exists());
 
     if require_tool("osslsigncode") && require_tool("openssl") {
-        run(Command::new("openssl").current_dir(tmp.path()).args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "k.pem",
-            "-out",
-            "c.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=Test Signer",
-        ]));
+        self_signed_cert(tmp.path(), "Test Signer");
         run(Command::new("osslsigncode").current_dir(tmp.path()).args([
             "sign",
             "-certs",

@@ -6,8 +6,8 @@ mod common;
 
 #[path = "support/measure.rs"]
 mod measure;
-use measure::{sha256_file, status_kib};
 use common::{require_toolchain, step_context, unique_job_id};
+use measure::{sha256_file, status_kib};
 use perry_ship_windows::config::Config;
 use perry_ship_windows::sandbox::docker::DockerRunner;
 use perry_ship_windows::sandbox::{Runner, Step, StepInput};

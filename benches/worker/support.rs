@@ -189,7 +189,9 @@ impl Worker {
     }
 }
 
-pub use crate::example_project::{copy_dir, example_dir, example_manifest, example_with_marker, tarball_of};
+pub use crate::example_project::{
+    copy_dir, example_dir, example_manifest, example_with_marker, tarball_of,
+};
 pub use crate::measure::status_kib;
 
 /// Resets the peak RSS (VmHWM) to the current RSS (Linux ≥ 4.0).

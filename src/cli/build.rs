@@ -64,7 +64,12 @@ pub async fn build(args: BuildArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(BuildFailure::Job(e)) => {
-            eprintln!("error: {} ({}): {}", e.code, e.stage.map(|s| s.as_str()).unwrap_or("setup"), e.message);
+            eprintln!(
+                "error: {} ({}): {}",
+                e.code,
+                e.stage.map(|s| s.as_str()).unwrap_or("setup"),
+                e.message
+            );
             ExitCode::FAILURE
         }
         Err(BuildFailure::Setup(e)) => {
@@ -85,7 +90,11 @@ impl From<anyhow::Error> for BuildFailure {
     }
 }
 
-async fn build_inner(args: &BuildArgs, config: Arc<Config>, sink: Arc<ConsoleSink>) -> Result<PathBuf, BuildFailure> {
+async fn build_inner(
+    args: &BuildArgs,
+    config: Arc<Config>,
+    sink: Arc<ConsoleSink>,
+) -> Result<PathBuf, BuildFailure> {
     let job_id = format!("local-{}", uuid::Uuid::new_v4().simple());
     std::fs::create_dir_all(&config.work_dir)
         .with_context(|| format!("creating the work dir {}", config.work_dir.display()))?;
@@ -101,7 +110,9 @@ async fn build_inner(args: &BuildArgs, config: Arc<Config>, sink: Arc<ConsoleSin
     }
     let manifest = Manifest::from_json(&manifest_json).map_err(|e| anyhow::anyhow!("{e}"))?;
     let credentials = match &args.credentials {
-        Some(path) => Credentials::from_json(&read_json_file(path)?).map_err(|e| anyhow::anyhow!("{e}"))?,
+        Some(path) => {
+            Credentials::from_json(&read_json_file(path)?).map_err(|e| anyhow::anyhow!("{e}"))?
+        }
         None => Credentials::default(),
     };
 
@@ -120,7 +131,8 @@ async fn build_inner(args: &BuildArgs, config: Arc<Config>, sink: Arc<ConsoleSin
         http: crate::job::transfer::http_client(),
     };
     let artifacts = WindowsPipeline.run(&job).await.map_err(BuildFailure::Job)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let mut last = None;
     for artifact in artifacts {
         let dest = args.out.join(&artifact.name);
@@ -135,7 +147,9 @@ async fn build_inner(args: &BuildArgs, config: Arc<Config>, sink: Arc<ConsoleSin
 /// same checks as a hub job's.
 fn prepare_project(project: &Path, work: &Path, config: &Config) -> Result<PathBuf> {
     if project.is_dir() {
-        return project.canonicalize().with_context(|| format!("resolving {}", project.display()));
+        return project
+            .canonicalize()
+            .with_context(|| format!("resolving {}", project.display()));
     }
     let dest = work.join("project");
     std::fs::create_dir_all(&dest)?;

@@ -25,7 +25,11 @@ impl ConsoleSink {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
-        ConsoleSink { bar, verbose, last_stage: Mutex::new(None) }
+        ConsoleSink {
+            bar,
+            verbose,
+            last_stage: Mutex::new(None),
+        }
     }
 
     fn line(&self, text: &str) {
@@ -54,12 +58,20 @@ impl EventSink for ConsoleSink {
                 }
                 self.line(&format!("[{stage}] {message}"));
             }
-            JobEvent::Log { stage, stream, line } => {
+            JobEvent::Log {
+                stage,
+                stream,
+                line,
+            } => {
                 if self.verbose || stream == LogStream::Stderr {
                     self.line(&format!("  {stage} | {line}"));
                 }
             }
-            JobEvent::Progress { stage, percent, message } => match &self.bar {
+            JobEvent::Progress {
+                stage,
+                percent,
+                message,
+            } => match &self.bar {
                 Some(bar) => {
                     bar.set_prefix(stage.as_str());
                     bar.set_position(percent as u64);

@@ -34,20 +34,35 @@ pub async fn doctor() -> ExitCode {
             c
         }
         Err(e) => {
-            report.fail("configuration", &e.to_string(), "fix the variable named above");
+            report.fail(
+                "configuration",
+                &e.to_string(),
+                "fix the variable named above",
+            );
             return ExitCode::FAILURE;
         }
     };
     report.ok("hub URL", &config.hub_url);
     report.note(
         "mode",
-        if config.docker.enabled { "Docker containers (PERRY_DOCKER_ENABLED=true)" } else { "host processes" },
+        if config.docker.enabled {
+            "Docker containers (PERRY_DOCKER_ENABLED=true)"
+        } else {
+            "host processes"
+        },
     );
 
     if config.docker.enabled {
         check_docker(&config, &mut report).await;
     } else {
-        check_host_tool(&mut report, "makensis", &nsis_binary(&config), &["-VERSION"], "apt-get install nsis (or set PERRY_BUILD_NSIS_PATH)").await;
+        check_host_tool(
+            &mut report,
+            "makensis",
+            &nsis_binary(&config),
+            &["-VERSION"],
+            "apt-get install nsis (or set PERRY_BUILD_NSIS_PATH)",
+        )
+        .await;
     }
     check_perry(&config, &mut report).await;
     check_signing_tools(&mut report).await;
@@ -57,18 +72,29 @@ pub async fn doctor() -> ExitCode {
         println!("this host can build");
         ExitCode::SUCCESS
     } else {
-        println!("{} check(s) failed: this host cannot build in the configured mode", report.failures);
+        println!(
+            "{} check(s) failed: this host cannot build in the configured mode",
+            report.failures
+        );
         ExitCode::FAILURE
     }
 }
 
 fn nsis_binary(config: &Config) -> String {
-    config.nsis_path.as_ref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| "makensis".into())
+    config
+        .nsis_path
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "makensis".into())
 }
 
 async fn check_docker(config: &Config, report: &mut Report) {
     match DockerRunner::new(config) {
-        Err(e) => report.fail("docker engine", &format!("{e:#}"), "start dockerd (scripts/start-docker.sh) or set DOCKER_HOST"),
+        Err(e) => report.fail(
+            "docker engine",
+            &format!("{e:#}"),
+            "start dockerd (scripts/start-docker.sh) or set DOCKER_HOST",
+        ),
         Ok(runner) => match runner.check(&config.docker.image).await {
             Ok(info) => {
                 report.ok(
@@ -94,7 +120,11 @@ async fn check_perry(config: &Config, report: &mut Report) {
     let runner: Arc<dyn Runner> = match super::make_runner(config).await {
         Ok(r) => r,
         Err(e) => {
-            report.fail("perry", &format!("no runner: {e:#}"), "see the docker check above");
+            report.fail(
+                "perry",
+                &format!("no runner: {e:#}"),
+                "see the docker check above",
+            );
             return;
         }
     };
@@ -127,13 +157,34 @@ async fn check_perry(config: &Config, report: &mut Report) {
             let version = sink.lines().join(" ");
             report.ok("perry", version.trim());
         }
-        Ok(o) => report.fail("perry", &format!("`{} --version` exited with {}", config.perry_binary, o.exit_code), "set PERRY_BUILD_PERRY_BINARY"),
-        Err(e) => report.fail("perry", &e.to_string(), "set PERRY_BUILD_PERRY_BINARY to the compiler (inside the image when Docker is on)"),
+        Ok(o) => report.fail(
+            "perry",
+            &format!(
+                "`{} --version` exited with {}",
+                config.perry_binary, o.exit_code
+            ),
+            "set PERRY_BUILD_PERRY_BINARY",
+        ),
+        Err(e) => report.fail(
+            "perry",
+            &e.to_string(),
+            "set PERRY_BUILD_PERRY_BINARY to the compiler (inside the image when Docker is on)",
+        ),
     }
 }
 
-async fn check_host_tool(report: &mut Report, what: &str, program: &str, args: &[&str], hint: &str) {
-    match tokio::process::Command::new(program).args(args).output().await {
+async fn check_host_tool(
+    report: &mut Report,
+    what: &str,
+    program: &str,
+    args: &[&str],
+    hint: &str,
+) {
+    match tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+    {
         Ok(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
             report.ok(what, text.lines().next().unwrap_or("").trim());
@@ -144,14 +195,28 @@ async fn check_host_tool(report: &mut Report, what: &str, program: &str, args: &
 }
 
 async fn check_signing_tools(report: &mut Report) {
-    report.ok("signing", "built-in Authenticode signer (PFX, Azure Trusted Signing, Cloud KMS)");
+    report.ok(
+        "signing",
+        "built-in Authenticode signer (PFX, Azure Trusted Signing, Cloud KMS)",
+    );
     if cfg!(windows) {
-        report.note("signtool", "optional on Windows hosts (PERRY_BUILD_WINDOWS_SDK_PATH)");
+        report.note(
+            "signtool",
+            "optional on Windows hosts (PERRY_BUILD_WINDOWS_SDK_PATH)",
+        );
     } else {
-        match tokio::process::Command::new("osslsigncode").arg("--version").output().await {
+        match tokio::process::Command::new("osslsigncode")
+            .arg("--version")
+            .output()
+            .await
+        {
             Ok(out) => report.note(
                 "osslsigncode",
-                String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("present").trim(),
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("present")
+                    .trim(),
             ),
             Err(_) => report.note("osslsigncode", "not installed (only the tests use it)"),
         }
@@ -160,8 +225,14 @@ async fn check_signing_tools(report: &mut Report) {
 
 fn check_work_dir(config: &Config, report: &mut Report) {
     let dir = &config.work_dir;
-    if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| tempfile::tempfile_in(dir).map(|_| ())) {
-        report.fail("work dir", &format!("{} is not writable: {e}", dir.display()), "set PERRY_WORK_DIR");
+    if let Err(e) =
+        std::fs::create_dir_all(dir).and_then(|_| tempfile::tempfile_in(dir).map(|_| ()))
+    {
+        report.fail(
+            "work dir",
+            &format!("{} is not writable: {e}", dir.display()),
+            "set PERRY_WORK_DIR",
+        );
         return;
     }
     match crate::job::workdir::free_disk_bytes(dir) {
@@ -171,9 +242,18 @@ fn check_work_dir(config: &Config, report: &mut Report) {
         ),
         Ok(free) => report.fail(
             "work dir",
-            &format!("{} has {} MiB free, {} MiB required", dir.display(), free >> 20, config.min_free_disk >> 20),
+            &format!(
+                "{} has {} MiB free, {} MiB required",
+                dir.display(),
+                free >> 20,
+                config.min_free_disk >> 20
+            ),
             "free disk space or lower PERRY_MIN_FREE_DISK",
         ),
-        Err(e) => report.fail("work dir", &format!("cannot read free space: {e}"), "set PERRY_WORK_DIR"),
+        Err(e) => report.fail(
+            "work dir",
+            &format!("cannot read free space: {e}"),
+            "set PERRY_WORK_DIR",
+        ),
     }
 }

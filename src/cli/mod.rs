@@ -44,6 +44,9 @@ pub async fn make_worker_runner(config: &Config) -> anyhow::Result<Arc<dyn Runne
         info.image
     );
     let reaped = runner.reap_orphans(&config.worker_name).await?;
-    tracing::info!("removed {reaped} leftover container(s) of worker {}", config.worker_name);
+    tracing::info!(
+        "removed {reaped} leftover container(s) of worker {}",
+        config.worker_name
+    );
     Ok(Arc::new(runner))
 }

@@ -13,9 +13,15 @@ use std::path::Path;
 /// Builds the manifest JSON for a project folder from its `perry.toml`.
 pub fn manifest_from_perry_toml(project_dir: &Path) -> Result<Value> {
     let path = project_dir.join("perry.toml");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {} (pass --manifest FILE.json instead?)", path.display()))?;
-    let doc: toml::Table = text.parse().with_context(|| format!("parsing {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (pass --manifest FILE.json instead?)",
+            path.display()
+        )
+    })?;
+    let doc: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
 
     let app = doc.get("app").and_then(|v| v.as_table());
     let project = doc.get("project").and_then(|v| v.as_table());
@@ -46,7 +52,10 @@ pub fn manifest_from_perry_toml(project_dir: &Path) -> Result<Value> {
     m.insert("entry".into(), json!(entry));
     m.insert("icon".into(), json!(icon));
     m.insert("targets".into(), json!(["windows"]));
-    if let Some(features) = app.and_then(|t| t.get("features")).and_then(|v| v.as_array()) {
+    if let Some(features) = app
+        .and_then(|t| t.get("features"))
+        .and_then(|v| v.as_array())
+    {
         let list: Vec<&str> = features.iter().filter_map(|f| f.as_str()).collect();
         m.insert("features".into(), json!(list));
     }
@@ -76,7 +85,8 @@ fn default_bundle_id(name: &str) -> String {
 
 /// Reads a JSON file (manifest or credentials).
 pub fn read_json_file(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
@@ -114,8 +124,14 @@ mod tests {
     #[test]
     fn missing_name_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("perry.toml"), "[project]\nversion = \"1\"\n").unwrap();
-        let err = manifest_from_perry_toml(dir.path()).unwrap_err().to_string();
+        std::fs::write(
+            dir.path().join("perry.toml"),
+            "[project]\nversion = \"1\"\n",
+        )
+        .unwrap();
+        let err = manifest_from_perry_toml(dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no `name`"), "{err}");
     }
 }

@@ -16,14 +16,17 @@ pub struct IconSet {
 
 pub fn generate(job: &JobContext, app: &CompiledApp) -> Result<IconSet, JobError> {
     let stage = Stage::GeneratingAssets;
-    let fail = |e: &dyn std::fmt::Display| JobError::new(ErrorCode::PackageFailed, Some(stage), e.to_string());
+    let fail = |e: &dyn std::fmt::Display| {
+        JobError::new(ErrorCode::PackageFailed, Some(stage), e.to_string())
+    };
     let dir = job.work_dir.join("assets");
     std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
     let ico = dir.join("app.ico");
 
     let png = match (&app.icon_png, &app.ico) {
         (Some(png), _) => {
-            job.events.stage(stage, "Generating the icon from the manifest's PNG");
+            job.events
+                .stage(stage, "Generating the icon from the manifest's PNG");
             package::icon::png_to_ico(png, &ico).map_err(|e| fail(&e))?;
             png.clone()
         }
@@ -31,11 +34,13 @@ pub fn generate(job: &JobContext, app: &CompiledApp) -> Result<IconSet, JobError
             job.events.stage(stage, "Using the bundle's app.ico");
             std::fs::copy(bundle_ico, &ico).map_err(|e| fail(&e))?;
             let png = dir.join("icon-from-ico.png");
-            largest_ico_image_as_png(bundle_ico, &png).map_err(|e| fail(&format!("app.ico: {e:#}")))?;
+            largest_ico_image_as_png(bundle_ico, &png)
+                .map_err(|e| fail(&format!("app.ico: {e:#}")))?;
             png
         }
         (None, None) => {
-            job.events.stage(stage, "No icon in the manifest: using the default icon");
+            job.events
+                .stage(stage, "No icon in the manifest: using the default icon");
             let png = dir.join("default-icon.png");
             write_default_icon(&png).map_err(|e| fail(&format!("{e:#}")))?;
             package::icon::png_to_ico(&png, &ico).map_err(|e| fail(&e))?;

@@ -33,11 +33,18 @@ pub fn precompiled_dir(project_dir: &Path) -> Option<PathBuf> {
 }
 
 fn existing_asset_dirs(root: &Path) -> Vec<PathBuf> {
-    ASSET_FOLDERS.iter().map(|f| root.join(f)).filter(|p| p.is_dir()).collect()
+    ASSET_FOLDERS
+        .iter()
+        .map(|f| root.join(f))
+        .filter(|p| p.is_dir())
+        .collect()
 }
 
 fn manifest_icon(job: &JobContext) -> Option<PathBuf> {
-    job.manifest.icon.as_ref().map(|rel| job.project_dir.join(rel))
+    job.manifest
+        .icon
+        .as_ref()
+        .map(|rel| job.project_dir.join(rel))
 }
 
 /// Runs the compiler for a source project.
@@ -57,7 +64,10 @@ pub async fn compile(job: &JobContext, exe_name: &str) -> Result<CompiledApp, Jo
             format!("entry file {entry:?} is not in the project"),
         ));
     }
-    job.events.stage(stage, &format!("Compiling {entry} for Windows ({})", job.runner.describe()));
+    job.events.stage(
+        stage,
+        &format!("Compiling {entry} for Windows ({})", job.runner.describe()),
+    );
 
     let mut argv = vec![
         job.config.perry_binary.clone(),
@@ -77,14 +87,18 @@ pub async fn compile(job: &JobContext, exe_name: &str) -> Result<CompiledApp, Jo
         image: job.config.docker.image.clone(),
         argv,
         env: Vec::new(),
-        inputs: vec![StepInput { host_path: job.project_dir.clone(), dest: "project".into() }],
+        inputs: vec![StepInput {
+            host_path: job.project_dir.clone(),
+            dest: "project".into(),
+        }],
         outputs: vec!["out".into()],
         cwd: "project".into(),
         timeout: job.config.docker.step_timeout,
     };
     let compiled_dir = job.work_dir.join("compiled");
-    std::fs::create_dir_all(&compiled_dir)
-        .map_err(|e| JobError::internal(Some(stage), format!("creating the compile folder: {e}")))?;
+    std::fs::create_dir_all(&compiled_dir).map_err(|e| {
+        JobError::internal(Some(stage), format!("creating the compile folder: {e}"))
+    })?;
     let ctx = job.step_context(stage, compiled_dir.clone());
     job.events.progress(stage, 5, Some("compiler started"));
     match job.runner.run(&step, &ctx).await {
@@ -93,7 +107,10 @@ pub async fn compile(job: &JobContext, exe_name: &str) -> Result<CompiledApp, Jo
             return Err(JobError::new(
                 ErrorCode::CompileFailed,
                 Some(stage),
-                format!("perry compile exited with code {} (see the log above)", outcome.exit_code),
+                format!(
+                    "perry compile exited with code {} (see the log above)",
+                    outcome.exit_code
+                ),
             ))
         }
         Err(err) => return Err(step_error(err, stage, ErrorCode::CompileFailed)),
@@ -121,7 +138,8 @@ pub async fn compile(job: &JobContext, exe_name: &str) -> Result<CompiledApp, Jo
 /// Takes the exe and its files from a precompiled hand-off bundle.
 pub fn from_precompiled(job: &JobContext, dir: &Path) -> Result<CompiledApp, JobError> {
     let stage = Stage::Compiling;
-    job.events.stage(stage, "Precompiled bundle: skipping compilation");
+    job.events
+        .stage(stage, "Precompiled bundle: skipping compilation");
     let wanted = format!("{}.exe", job.manifest.app_name);
     let exe = if dir.join(&wanted).is_file() {
         dir.join(&wanted)
@@ -157,9 +175,11 @@ pub fn from_precompiled(job: &JobContext, dir: &Path) -> Result<CompiledApp, Job
 pub fn step_error(err: StepError, stage: Stage, code: ErrorCode) -> JobError {
     match err {
         StepError::Cancelled { .. } => JobError::cancelled(Some(stage)),
-        StepError::TimedOut { step, secs } => {
-            JobError::new(code, Some(stage), format!("step {step} timed out after {secs} s"))
-        }
+        StepError::TimedOut { step, secs } => JobError::new(
+            code,
+            Some(stage),
+            format!("step {step} timed out after {secs} s"),
+        ),
         StepError::Infrastructure(e) => JobError::internal(Some(stage), format!("{e:#}")),
     }
 }

@@ -7,7 +7,9 @@ use std::path::Path;
 /// resolves inside `root`; one pointing elsewhere is an error naming it. Returns the number
 /// of files copied.
 pub fn copy_tree_inside(src: &Path, dst: &Path, root: &Path) -> Result<u64> {
-    let root = root.canonicalize().with_context(|| format!("resolving {}", root.display()))?;
+    let root = root
+        .canonicalize()
+        .with_context(|| format!("resolving {}", root.display()))?;
     let mut copied = 0;
     copy_dir(src, dst, &root, &mut copied, 0)?;
     Ok(copied)
@@ -31,7 +33,11 @@ fn copy_dir(src: &Path, dst: &Path, root: &Path, copied: &mut u64, depth: usize)
                 .canonicalize()
                 .with_context(|| format!("symlink {} points nowhere", path.display()))?;
             if !real.starts_with(root) {
-                bail!("symlink {} points outside the project (to {})", path.display(), real.display());
+                bail!(
+                    "symlink {} points outside the project (to {})",
+                    path.display(),
+                    real.display()
+                );
             }
             std::fs::metadata(&real)?
         } else {
@@ -62,7 +68,10 @@ mod tests {
         std::fs::write(project.join("assets/a/b/c.txt"), "c").unwrap();
         std::fs::write(project.join("assets/top.txt"), "t").unwrap();
         let out = dir.path().join("out");
-        assert_eq!(copy_tree_inside(&project.join("assets"), &out, &project).unwrap(), 2);
+        assert_eq!(
+            copy_tree_inside(&project.join("assets"), &out, &project).unwrap(),
+            2
+        );
         assert_eq!(std::fs::read_to_string(out.join("a/b/c.txt")).unwrap(), "c");
 
         #[cfg(unix)]

@@ -42,7 +42,11 @@ pub struct JobContext {
 
 impl JobContext {
     /// A [`crate::sandbox::StepContext`] for a step of `stage` whose outputs land in `output_dir`.
-    pub fn step_context(&self, stage: crate::events::Stage, output_dir: PathBuf) -> crate::sandbox::StepContext {
+    pub fn step_context(
+        &self,
+        stage: crate::events::Stage,
+        output_dir: PathBuf,
+    ) -> crate::sandbox::StepContext {
         crate::sandbox::StepContext {
             job_id: self.job_id.clone(),
             attempt: self.attempt,

@@ -11,11 +11,19 @@ use crate::sign::SigningSession;
 use std::path::{Path, PathBuf};
 
 fn signing_failed(e: impl std::fmt::Display) -> JobError {
-    JobError::new(ErrorCode::SigningFailed, Some(Stage::Signing), e.to_string())
+    JobError::new(
+        ErrorCode::SigningFailed,
+        Some(Stage::Signing),
+        e.to_string(),
+    )
 }
 
 fn package_failed(e: impl std::fmt::Display) -> JobError {
-    JobError::new(ErrorCode::PackageFailed, Some(Stage::Packaging), e.to_string())
+    JobError::new(
+        ErrorCode::PackageFailed,
+        Some(Stage::Packaging),
+        e.to_string(),
+    )
 }
 
 /// Signs the exe and every DLL the bundle ships.
@@ -29,16 +37,28 @@ pub async fn sign_bundle_binaries(
     let entries = std::fs::read_dir(&bundle.root).map_err(signing_failed)?;
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_some_and(|x| x.eq_ignore_ascii_case("dll")) {
+        if path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("dll"))
+        {
             binaries.push(path);
         }
     }
     let total = binaries.len();
     for (i, path) in binaries.iter().enumerate() {
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        session.sign_pe(path).await.map_err(|e| signing_failed(format!("{name}: {e}")))?;
-        job.events.info(stage, &format!("signed and verified {name}"));
-        job.events.progress(stage, ((i + 1) * 100 / total) as u8, Some(&name));
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        session
+            .sign_pe(path)
+            .await
+            .map_err(|e| signing_failed(format!("{name}: {e}")))?;
+        job.events
+            .info(stage, &format!("signed and verified {name}"));
+        job.events
+            .progress(stage, ((i + 1) * 100 / total) as u8, Some(&name));
     }
     Ok(())
 }
@@ -60,7 +80,10 @@ pub async fn package(
             let setup = build_installer(job, bundle, app, &out_dir, session).await?;
             if let Some(session) = session {
                 job.events.info(stage, "signing the installer");
-                session.sign_pe(&setup).await.map_err(|e| signing_failed(format!("installer: {e}")))?;
+                session
+                    .sign_pe(&setup)
+                    .await
+                    .map_err(|e| signing_failed(format!("installer: {e}")))?;
             }
             setup
         }
@@ -70,19 +93,35 @@ pub async fn package(
         }
         Distribute::Portable => {
             job.events.stage(stage, "Building the portable ZIP");
-            let out = out_dir.join(format!("{}-{}-portable.zip", app.ascii_name, job.manifest.version));
+            let out = out_dir.join(format!(
+                "{}-{}-portable.zip",
+                app.ascii_name, job.manifest.version
+            ));
             let events = job.events.clone();
             let progress = move |done: u64, total: u64| {
-                let pct = if total == 0 { 100 } else { (done * 100 / total) as u8 };
+                let pct = if total == 0 {
+                    100
+                } else {
+                    (done * 100 / total) as u8
+                };
                 events.progress(stage, pct, None);
             };
-            package::portable::write_portable_zip(bundle, app, &out, &progress).map_err(package_failed)?;
+            package::portable::write_portable_zip(bundle, app, &out, &progress)
+                .map_err(package_failed)?;
             out
         }
     };
-    let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     job.events.progress(stage, 100, Some(&name));
-    Ok(Artifact { path, name, target: "windows".into() })
+    Ok(Artifact {
+        path,
+        name,
+        target: "windows".into(),
+    })
 }
 
 /// Lets the NSIS build sign its uninstaller with the job's session, remembering a signing
@@ -98,7 +137,10 @@ impl package::nsis_uninstaller::UninstallerSigner for UninstallerSigning<'_> {
         self.session.sign_pe(exe).await.map_err(|e| {
             let reason = format!("uninstaller: {e}");
             *self.failure.lock().unwrap() = Some(reason.clone());
-            package::PackageError::Tool { tool: "signer", reason }
+            package::PackageError::Tool {
+                tool: "signer",
+                reason,
+            }
         })
     }
 }
@@ -119,7 +161,10 @@ async fn build_installer(
         .unwrap_or_else(|| "makensis".into());
     let ctx = job.step_context(stage, out_dir.to_path_buf());
     let scratch = job.work_dir.join("nsis");
-    let signer = session.map(|session| UninstallerSigning { session, failure: Default::default() });
+    let signer = session.map(|session| UninstallerSigning {
+        session,
+        failure: Default::default(),
+    });
     package::nsis::build_installer_with_signed_uninstaller(
         job.runner.as_ref(),
         &ctx,
@@ -129,13 +174,18 @@ async fn build_installer(
         app,
         &scratch,
         job.config.docker.step_timeout,
-        signer.as_ref().map(|s| s as &dyn package::nsis_uninstaller::UninstallerSigner),
+        signer
+            .as_ref()
+            .map(|s| s as &dyn package::nsis_uninstaller::UninstallerSigner),
     )
     .await
     .map_err(|e| {
         if job.cancel.is_cancelled() {
             JobError::cancelled(Some(stage))
-        } else if let Some(reason) = signer.as_ref().and_then(|s| s.failure.lock().unwrap().take()) {
+        } else if let Some(reason) = signer
+            .as_ref()
+            .and_then(|s| s.failure.lock().unwrap().take())
+        {
             signing_failed(reason)
         } else {
             package_failed(e)
@@ -153,9 +203,17 @@ async fn build_msix(
 ) -> Result<PathBuf, JobError> {
     let out = out_dir.join(format!("{}-{}.msix", app.ascii_name, job.manifest.version));
     let publisher = session.map(|s| s.publisher_dn());
-    let pending = package::msix::write_msix(bundle, app, publisher.as_deref(), logo_png, &out, session.is_some())
-        .map_err(package_failed)?;
-    job.events.progress(Stage::Packaging, 80, Some("MSIX written"));
+    let pending = package::msix::write_msix(
+        bundle,
+        app,
+        publisher.as_deref(),
+        logo_png,
+        &out,
+        session.is_some(),
+    )
+    .map_err(package_failed)?;
+    job.events
+        .progress(Stage::Packaging, 80, Some("MSIX written"));
     match session {
         None => pending.finish_unsigned().map_err(package_failed),
         Some(session) => {

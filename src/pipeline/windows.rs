@@ -61,9 +61,14 @@ fn assemble_bundle(
 ) -> Result<Bundle, JobError> {
     let stage = Stage::Bundling;
     let fail = |what: &str, e: &dyn std::fmt::Display| {
-        JobError::new(ErrorCode::PackageFailed, Some(stage), format!("{what}: {e}"))
+        JobError::new(
+            ErrorCode::PackageFailed,
+            Some(stage),
+            format!("{what}: {e}"),
+        )
     };
-    job.events.stage(stage, "Bundling the exe, its DLLs, assets and resources");
+    job.events
+        .stage(stage, "Bundling the exe, its DLLs, assets and resources");
     let root = job.work_dir.join("bundle");
     std::fs::create_dir_all(&root).map_err(|e| fail("creating the bundle folder", &e))?;
     let exe = root.join(exe_name);
@@ -80,26 +85,39 @@ fn assemble_bundle(
 
     for dir in &compiled.asset_dirs {
         let name = dir.file_name().expect("asset folders have names");
-        let files = copy_tree_inside(dir, &root.join(name), &compiled.root)
-            .map_err(|e| fail(&format!("copying {}", name.to_string_lossy()), &format!("{e:#}")))?;
-        job.events.info(stage, &format!("bundled {} ({files} files)", name.to_string_lossy()));
+        let files = copy_tree_inside(dir, &root.join(name), &compiled.root).map_err(|e| {
+            fail(
+                &format!("copying {}", name.to_string_lossy()),
+                &format!("{e:#}"),
+            )
+        })?;
+        job.events.info(
+            stage,
+            &format!("bundled {} ({files} files)", name.to_string_lossy()),
+        );
     }
     job.events.progress(stage, 60, Some("assets copied"));
 
     package::resources::embed_resources(&exe, ico, app)
         .map_err(|e| fail("writing icon, version info and manifest into the exe", &e))?;
     job.events.progress(stage, 100, Some("resources embedded"));
-    Ok(Bundle { root, exe_name: exe_name.to_string() })
+    Ok(Bundle {
+        root,
+        exe_name: exe_name.to_string(),
+    })
 }
 
 /// Opens the job's signing session, or says plainly that the build ships unsigned.
 async fn open_signing_session(job: &JobContext) -> Result<Option<SigningSession>, JobError> {
     let stage = Stage::Signing;
-    let session = SigningSession::from_credentials(&job.credentials, &job.http, &job.config.signing)
-        .await
-        .map_err(|e| JobError::new(ErrorCode::SigningFailed, Some(stage), e.to_string()))?;
+    let session =
+        SigningSession::from_credentials(&job.credentials, &job.http, &job.config.signing)
+            .await
+            .map_err(|e| JobError::new(ErrorCode::SigningFailed, Some(stage), e.to_string()))?;
     match &session {
-        Some(s) => job.events.stage(stage, &format!("Signing with {}", s.method().as_str())),
+        Some(s) => job
+            .events
+            .stage(stage, &format!("Signing with {}", s.method().as_str())),
         None => {
             let note = "No signing credentials: the build ships UNSIGNED";
             job.events.stage(stage, note);

@@ -93,7 +93,7 @@ impl AzureSigner {
                 ("client_id", creds.client_id.expose()),
                 ("client_secret", creds.client_secret.expose()),
                 ("scope", SCOPE),
-                    ],
+            ],
         )
         .await?;
         let client = ProfileClient {
@@ -224,12 +224,24 @@ mod tests {
     #[test]
     fn operation_location_must_share_the_endpoint_origin() {
         let origin = "https://eus.codesigning.azure.net";
-        assert!(same_origin("https://eus.codesigning.azure.net/a/sign/1?x=y", origin));
-        assert!(!same_origin("https://eus.codesigning.azure.net.evil.example/a", origin));
+        assert!(same_origin(
+            "https://eus.codesigning.azure.net/a/sign/1?x=y",
+            origin
+        ));
+        assert!(!same_origin(
+            "https://eus.codesigning.azure.net.evil.example/a",
+            origin
+        ));
         assert!(!same_origin("http://eus.codesigning.azure.net/a", origin));
         assert!(!same_origin("not a url", origin));
-        assert!(same_origin("http://127.0.0.1:1234/x", "http://127.0.0.1:1234"));
-        assert!(!same_origin("http://127.0.0.1:12345/x", "http://127.0.0.1:1234"));
+        assert!(same_origin(
+            "http://127.0.0.1:1234/x",
+            "http://127.0.0.1:1234"
+        ));
+        assert!(!same_origin(
+            "http://127.0.0.1:12345/x",
+            "http://127.0.0.1:1234"
+        ));
     }
 
     #[test]

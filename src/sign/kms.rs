@@ -83,10 +83,7 @@ impl KmsSigner {
             policy,
             http,
             &token_url,
-            &[
-                ("grant_type", JWT_BEARER),
-                ("assertion", &assertion),
-                    ],
+            &[("grant_type", JWT_BEARER), ("assertion", &assertion)],
         )
         .await?;
         Ok(KmsSigner {

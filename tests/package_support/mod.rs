@@ -144,9 +144,18 @@ pub fn step_context(output_dir: &Path) -> (StepContext, Arc<CollectingSink>) {
     (ctx, sink)
 }
 
-pub fn sha256_hex(path: &Path) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+#[path = "../support/measure.rs"]
+mod measure;
+#[allow(unused_imports)]
+pub use measure::sha256_file as sha256_hex;
+
+/// A throwaway self-signed RSA certificate for signing tests: `k.pem` + `c.pem` in `dir`.
+pub fn self_signed_cert(dir: &Path, common_name: &str) {
+    let subject = format!("/CN={common_name}");
+    run(Command::new("openssl").current_dir(dir).args([
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "c.pem",
+        "-days", "2", "-subj", &subject,
+    ]));
 }
 
 /// One element of a parsed XML document (flattened, document order).

@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(300);
 
-
 pub struct Worker {
     pub hub: TestHub,
     pub runner: Arc<DockerRunner>,
@@ -54,8 +53,17 @@ pub async fn start_worker(extra_env: &[(&str, &str)]) -> Option<Worker> {
         runner.clone(),
         shutdown.clone(),
     ));
-    hub.wait_for_hello(1, Duration::from_secs(20)).await.expect("worker says hello");
-    Some(Worker { hub, runner, shutdown, task, work_dir, name })
+    hub.wait_for_hello(1, Duration::from_secs(20))
+        .await
+        .expect("worker says hello");
+    Some(Worker {
+        hub,
+        runner,
+        shutdown,
+        task,
+        work_dir,
+        name,
+    })
 }
 
 impl Worker {
@@ -84,8 +92,15 @@ pub fn assert_protocol_sequence(frames: &[ReceivedFrame], job_id: &str, success:
         assert_eq!(f.job_id(), Some(job_id), "frame without job_id: {}", f.raw);
         if f.kind() == "stage" {
             let stage = f.json["stage"].as_str().unwrap();
-            let pos = ORDER.iter().position(|s| *s == stage).unwrap_or_else(|| panic!("unknown stage {stage}"));
-            assert!(pos >= last_stage, "stage {stage} after {}", ORDER[last_stage]);
+            let pos = ORDER
+                .iter()
+                .position(|s| *s == stage)
+                .unwrap_or_else(|| panic!("unknown stage {stage}"));
+            assert!(
+                pos >= last_stage,
+                "stage {stage} after {}",
+                ORDER[last_stage]
+            );
             last_stage = pos;
         }
         if f.kind() == "progress" {
@@ -94,34 +109,64 @@ pub fn assert_protocol_sequence(frames: &[ReceivedFrame], job_id: &str, success:
         }
     }
     let last = frames.last().unwrap();
-    assert_eq!(last.kind(), "complete", "complete is not last: {}", last.raw);
+    assert_eq!(
+        last.kind(),
+        "complete",
+        "complete is not last: {}",
+        last.raw
+    );
     for field in ["job_id", "success", "duration_secs", "artifacts"] {
         assert!(last.json.get(field).is_some(), "complete lacks {field}");
     }
     assert_eq!(last.json["success"], Value::Bool(success), "{}", last.raw);
     let errors: Vec<_> = frames.iter().filter(|f| f.kind() == "error").collect();
     if success {
-        assert!(errors.is_empty(), "error frames in a successful job: {:?}", errors.iter().map(|f| &f.raw).collect::<Vec<_>>());
+        assert!(
+            errors.is_empty(),
+            "error frames in a successful job: {:?}",
+            errors.iter().map(|f| &f.raw).collect::<Vec<_>>()
+        );
     } else {
         assert_eq!(errors.len(), 1, "exactly one error frame expected");
         let pos_err = frames.iter().position(|f| f.kind() == "error").unwrap();
-        assert_eq!(pos_err, frames.len() - 2, "error must come right before complete");
+        assert_eq!(
+            pos_err,
+            frames.len() - 2,
+            "error must come right before complete"
+        );
     }
 }
 
 /// Containers (running or not) that carry this job's label.
 pub async fn containers_of_job(job_id: &str) -> Vec<String> {
     let out = std::process::Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=perry-ship.job={job_id}")])
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=perry-ship.job={job_id}"),
+        ])
         .output()
         .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// `7z l -slt` paths of an archive (NSIS installers included).
 pub fn seven_zip_paths(archive: &Path) -> Vec<String> {
-    let out = std::process::Command::new("7z").arg("l").arg("-slt").arg(archive).output().expect("7z");
-    assert!(out.status.success(), "7z l failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("7z")
+        .arg("l")
+        .arg("-slt")
+        .arg(archive)
+        .output()
+        .expect("7z");
+    assert!(
+        out.status.success(),
+        "7z l failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("Path = "))
