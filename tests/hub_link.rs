@@ -43,7 +43,12 @@ async fn hello_omits_an_unset_secret_and_reports_the_perry_version() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&perry, std::fs::Permissions::from_mode(0o755)).unwrap();
     let hub = TestHub::start().await.unwrap();
-    let worker = start_worker(&hub, &[], |c| c.perry_binary = perry.display().to_string());
+    let worker = start_worker_with_runner(
+        &hub,
+        &[],
+        |c| c.perry_binary = perry.display().to_string(),
+        std::sync::Arc::new(perry_ship_windows::sandbox::host::HostRunner::new()),
+    );
     let hello = hub.wait_for_hello(1, WAIT).await.unwrap().json;
     assert!(hello.get("secret").is_none(), "{hello}");
     assert_eq!(hello["perry_version"], "0.5.3");

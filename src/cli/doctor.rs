@@ -2,12 +2,9 @@
 //! exit when the configured mode cannot build.
 
 use crate::config::Config;
-use crate::events::Stage;
-use crate::sandbox::{docker::DockerRunner, Runner, Step, StepContext};
+use crate::sandbox::{docker::DockerRunner, Runner};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 struct Report {
     failures: usize,
@@ -115,59 +112,21 @@ async fn check_docker(config: &Config, report: &mut Report) {
     }
 }
 
-/// Runs `perry --version` through the configured runner (inside the image with Docker).
+/// Runs `perry --version` through the configured runner (inside the image with Docker),
+/// the same way the worker does for its hello.
 async fn check_perry(config: &Config, report: &mut Report) {
     let runner: Arc<dyn Runner> = match super::make_runner(config).await {
         Ok(r) => r,
         Err(e) => {
-            report.fail(
-                "perry",
-                &format!("no runner: {e:#}"),
-                "see the docker check above",
-            );
+            report.fail("perry", &format!("no runner: {e:#}"), "see the docker check above");
             return;
         }
     };
-    let out = tempfile::tempdir();
-    let Ok(out) = out else {
-        report.fail("perry", "cannot create a temp folder", "check TMPDIR");
-        return;
-    };
-    let sink = crate::events::CollectingSink::new();
-    let step = Step {
-        name: "doctor-perry".into(),
-        image: config.docker.image.clone(),
-        argv: vec![config.perry_binary.clone(), "--version".into()],
-        env: Vec::new(),
-        inputs: Vec::new(),
-        outputs: Vec::new(),
-        cwd: String::new(),
-        timeout: Duration::from_secs(60),
-    };
-    let ctx = StepContext {
-        job_id: "doctor".into(),
-        attempt: 1,
-        stage: Stage::Compiling,
-        events: sink.clone(),
-        cancel: CancellationToken::new(),
-        output_dir: out.path().to_path_buf(),
-    };
-    match runner.run(&step, &ctx).await {
-        Ok(o) if o.exit_code == 0 => {
-            let version = sink.lines().join(" ");
-            report.ok("perry", version.trim());
-        }
-        Ok(o) => report.fail(
+    match crate::hub::update::perry_version(config, runner.as_ref()).await {
+        Some(version) => report.ok("perry", &version),
+        None => report.fail(
             "perry",
-            &format!(
-                "`{} --version` exited with {}",
-                config.perry_binary, o.exit_code
-            ),
-            "set PERRY_BUILD_PERRY_BINARY",
-        ),
-        Err(e) => report.fail(
-            "perry",
-            &e.to_string(),
+            &format!("`{} --version` did not run", config.perry_binary),
             "set PERRY_BUILD_PERRY_BINARY to the compiler (inside the image when Docker is on)",
         ),
     }

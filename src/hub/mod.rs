@@ -49,7 +49,7 @@ pub async fn run_worker(
         status::serve_status(addr, metrics.clone(), status_stop.clone()).await?;
     }
 
-    let perry_version = update::perry_version(&config.perry_binary).await;
+    let perry_version = update::perry_version(&config, runner.as_ref()).await;
     let hello = protocol::WorkerFrame::WorkerHello {
         name: config.worker_name.clone(),
         capabilities: config.capabilities.clone(),

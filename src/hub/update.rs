@@ -6,36 +6,53 @@
 
 use super::protocol::WorkerFrame;
 use crate::config::Config;
+use crate::events::{CollectingSink, Stage};
+use crate::sandbox::host::HostRunner;
+use crate::sandbox::{Runner, Step, StepContext};
 use std::time::Duration;
 use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
 
 const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// `perry --version` with a leading `perry ` stripped; `None` when perry cannot be run.
-pub async fn perry_version(binary: &str) -> Option<String> {
-    let output = tokio::time::timeout(
-        VERSION_TIMEOUT,
-        Command::new(binary)
-            .arg("--version")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    if !output.status.success() {
+/// `perry --version` with a leading `perry ` stripped, run through `runner` so it asks the
+/// compiler that builds actually use (inside the toolchain image when Docker is on);
+/// `None` when perry cannot be run.
+pub async fn perry_version(config: &Config, runner: &dyn Runner) -> Option<String> {
+    let out = tempfile::tempdir().ok()?;
+    let sink = CollectingSink::new();
+    let step = Step {
+        name: "perry-version".into(),
+        image: config.docker.image.clone(),
+        argv: vec![config.perry_binary.clone(), "--version".into()],
+        env: Vec::new(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        cwd: String::new(),
+        timeout: VERSION_TIMEOUT,
+    };
+    let ctx = StepContext {
+        job_id: "perry-version".into(),
+        attempt: 1,
+        stage: Stage::Queued,
+        events: sink.clone(),
+        cancel: CancellationToken::new(),
+        output_dir: out.path().to_path_buf(),
+    };
+    let outcome = runner.run(&step, &ctx).await.ok()?;
+    if outcome.exit_code != 0 {
         return None;
     }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text.lines().next()?.trim();
-    let version = line.strip_prefix("perry ").unwrap_or(line).trim();
+    let line = sink.lines().into_iter().next()?;
+    let version = line.trim();
+    let version = version.strip_prefix("perry ").unwrap_or(version).trim();
     (!version.is_empty() && version.len() <= 64).then(|| version.to_string())
 }
 
 /// Runs the update and builds the `update_result` frame.
 pub async fn update_perry(config: &Config) -> WorkerFrame {
-    let old_version = perry_version(&config.perry_binary).await;
+    let old_version = perry_version(config, &HostRunner::new()).await;
     let fail = |old: Option<String>, error: String| WorkerFrame::UpdateResult {
         success: false,
         new_version: old.clone(),
@@ -81,7 +98,7 @@ pub async fn update_perry(config: &Config) -> WorkerFrame {
         Ok(Ok(_)) => WorkerFrame::UpdateResult {
             success: true,
             old_version,
-            new_version: perry_version(&config.perry_binary).await,
+            new_version: perry_version(config, &HostRunner::new()).await,
             error: None,
         },
     }

@@ -229,6 +229,16 @@ pub fn start_worker(
     extra: &[(&str, &str)],
     tweak: impl FnOnce(&mut Config),
 ) -> Worker {
+    start_worker_with_runner(hub, extra, tweak, Arc::new(NoRunner))
+}
+
+/// [`start_worker`] with a given runner (the worker asks it for `perry --version`).
+pub fn start_worker_with_runner(
+    hub: &TestHub,
+    extra: &[(&str, &str)],
+    tweak: impl FnOnce(&mut Config),
+    runner: Arc<dyn Runner>,
+) -> Worker {
     let work_dir = tempfile::tempdir().unwrap();
     let mut config = test_config(hub, work_dir.path(), extra);
     tweak(&mut config);
@@ -237,7 +247,7 @@ pub fn start_worker(
     let handle = tokio::spawn(perry_ship_windows::hub::run_worker(
         Arc::new(config),
         pipeline.clone(),
-        Arc::new(NoRunner),
+        runner,
         shutdown.clone(),
     ));
     Worker {
