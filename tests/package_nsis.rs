@@ -297,4 +297,18 @@ async fn two_pass_build_embeds_a_signed_uninstaller() {
         !status.status.success(),
         "unsigned uninstaller must not verify"
     );
+    // Pass 1 exported the uninstaller from a build with empty placeholder files: its
+    // Authenticode digest equals the one of the uninstaller built with the real payload.
+    assert_eq!(
+        authenticode_digest(&x.join("Uninstall.exe")),
+        authenticode_digest(&y.join("Uninstall.exe")),
+        "the signed uninstaller is the one makensis builds with the real payload"
+    );
+}
+
+fn authenticode_digest(path: &std::path::Path) -> [u8; 32] {
+    use perry_ship_windows::sign::pe;
+    let mut file = std::fs::File::open(path).unwrap();
+    let layout = pe::read_layout(&mut file).unwrap();
+    pe::authenticode_digest(&mut file, &layout).unwrap()
 }

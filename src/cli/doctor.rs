@@ -118,7 +118,11 @@ async fn check_perry(config: &Config, report: &mut Report) {
     let runner: Arc<dyn Runner> = match super::make_runner(config).await {
         Ok(r) => r,
         Err(e) => {
-            report.fail("perry", &format!("no runner: {e:#}"), "see the docker check above");
+            report.fail(
+                "perry",
+                &format!("no runner: {e:#}"),
+                "see the docker check above",
+            );
             return;
         }
     };

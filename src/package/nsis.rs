@@ -22,6 +22,9 @@ use std::time::Duration;
 pub const SCRIPT_NAME: &str = "installer.nsi";
 const ICON_NAME: &str = "installer.ico";
 const PAYLOAD_DIR: &str = "payload";
+/// Empty files under the payload's names, copied in as `payload` by the uninstaller-export
+/// pass (see [`super::nsis_uninstaller`]).
+const PLACEHOLDER_DIR: &str = "placeholders";
 
 /// `<ascii name>-<version>-Setup.exe`; a version with characters unfit for a file name
 /// falls back to the 4-part version.
@@ -43,9 +46,14 @@ pub fn file_version(app: &AppInfo) -> String {
     }
 }
 
-/// Neutral in-step source name of the `index`-th payload file.
+/// Neutral file name of the `index`-th payload file inside the payload folder.
+fn payload_leaf(index: usize) -> String {
+    format!("f{index:05}")
+}
+
+/// Neutral in-step source name of the `index`-th payload file (as the script spells it).
 fn payload_name(index: usize) -> String {
-    format!("{PAYLOAD_DIR}\\f{index:05}")
+    format!("{PAYLOAD_DIR}\\{}", payload_leaf(index))
 }
 
 fn win_path(rel: &str) -> String {
@@ -159,18 +167,10 @@ fn render_with_listing(
     )
 }
 
-/// Writes `<dir>/installer.nsi` (UTF-8 with BOM), `<dir>/installer.ico` and the payload
-/// under neutral names (hard links where possible, copies otherwise).
+/// Writes `<dir>/installer.nsi` (UTF-8 with BOM) for `finalize`, `<dir>/installer.ico`
+/// and the payload under neutral names (hard links where possible, copies otherwise); for
+/// [`Finalize::Export`] also empty placeholders under the same names.
 pub fn stage_payload(
-    bundle: &Bundle,
-    app: &AppInfo,
-    out_name: &str,
-    dir: &Path,
-) -> Result<(), PackageError> {
-    stage_payload_with(bundle, app, out_name, dir, Finalize::None)
-}
-
-fn stage_payload_with(
     bundle: &Bundle,
     app: &AppInfo,
     out_name: &str,
@@ -191,9 +191,35 @@ fn stage_payload_with(
         link_or_copy(&icon, &dir.join(ICON_NAME))?;
     }
     for (i, f) in listing.files.iter().enumerate() {
-        link_or_copy(&f.source, &dir.join(payload_name(i).replace('\\', "/")))?;
+        link_or_copy(&f.source, &payload.join(payload_leaf(i)))?;
+    }
+    if finalize == Finalize::Export {
+        let placeholders = dir.join(PLACEHOLDER_DIR);
+        std::fs::create_dir_all(&placeholders)
+            .map_err(PackageError::io("creating the payload placeholders"))?;
+        for i in 0..listing.files.len() {
+            std::fs::write(placeholders.join(payload_leaf(i)), b"")
+                .map_err(PackageError::io("creating the payload placeholders"))?;
+        }
     }
     Ok(())
+}
+
+/// Replaces the staged `<dir>/installer.nsi` by the script for another `finalize` mode
+/// (pass 2 of the signed-uninstaller build), keeping the staged payload.
+pub fn restage_script(
+    bundle: &Bundle,
+    app: &AppInfo,
+    out_name: &str,
+    dir: &Path,
+    finalize: Finalize,
+) -> Result<(), PackageError> {
+    let listing = bundle.list()?;
+    let has_icon = dir.join(ICON_NAME).is_file();
+    write_script(
+        dir,
+        &render_with_listing(bundle, &listing, app, out_name, has_icon, finalize)?,
+    )
 }
 
 fn write_script(dir: &Path, script: &str) -> Result<(), PackageError> {
@@ -260,41 +286,30 @@ pub async fn build_installer_with_signed_uninstaller(
         match signer {
             None => {
                 fresh_dir(&stage)?;
-                stage_payload_with(bundle, app, &out_name, &stage, Finalize::None)?;
-                mk.run(ctx, &[], &out_name).await?;
+                stage_payload(bundle, app, &out_name, &stage, Finalize::None)?;
+                mk.run(ctx, Finalize::None, &[], &out_name).await?;
             }
             Some(signer) => {
                 fresh_dir(&stage)?;
-                stage_payload_with(bundle, app, &out_name, &stage, Finalize::Export)?;
+                stage_payload(bundle, app, &out_name, &stage, Finalize::Export)?;
                 let pass1_out = scratch.join("nsis-uninstaller");
                 fresh_dir(&pass1_out)?;
                 let pass1_ctx = StepContext {
                     output_dir: pass1_out.clone(),
                     ..ctx.clone()
                 };
-                mk.run(&pass1_ctx, &[], UNSIGNED_UNINSTALLER).await?;
+                mk.run(&pass1_ctx, Finalize::Export, &[], UNSIGNED_UNINSTALLER)
+                    .await?;
                 let uninstaller = pass1_out.join(SIGNED_UNINSTALLER);
                 std::fs::rename(pass1_out.join(UNSIGNED_UNINSTALLER), &uninstaller)
                     .map_err(PackageError::io("moving the exported uninstaller"))?;
                 signer.sign_uninstaller(&uninstaller).await?;
-                let listing = bundle.list()?;
-                let has_icon = stage.join(ICON_NAME).is_file();
-                write_script(
-                    &stage,
-                    &render_with_listing(
-                        bundle,
-                        &listing,
-                        app,
-                        &out_name,
-                        has_icon,
-                        Finalize::Import,
-                    )?,
-                )?;
+                restage_script(bundle, app, &out_name, &stage, Finalize::Import)?;
                 let extra = [StepInput {
                     host_path: uninstaller,
                     dest: SIGNED_UNINSTALLER.into(),
                 }];
-                let pass2 = mk.run(ctx, &extra, &out_name).await;
+                let pass2 = mk.run(ctx, Finalize::Import, &extra, &out_name).await;
                 let _ = std::fs::remove_dir_all(&pass1_out);
                 pass2?;
             }
@@ -335,19 +350,22 @@ impl MakensisStep<'_> {
     async fn run(
         &self,
         ctx: &StepContext,
+        finalize: Finalize,
         extra: &[StepInput],
         output: &str,
     ) -> Result<(), PackageError> {
-        let mut inputs = vec![
-            StepInput {
-                host_path: self.stage.join(SCRIPT_NAME),
-                dest: SCRIPT_NAME.into(),
-            },
-            StepInput {
-                host_path: self.stage.join(PAYLOAD_DIR),
-                dest: PAYLOAD_DIR.into(),
-            },
-        ];
+        let mut inputs = vec![StepInput {
+            host_path: self.stage.join(SCRIPT_NAME),
+            dest: SCRIPT_NAME.into(),
+        }];
+        let payload_source = match finalize {
+            Finalize::Export => PLACEHOLDER_DIR,
+            Finalize::None | Finalize::Import => PAYLOAD_DIR,
+        };
+        inputs.push(StepInput {
+            host_path: self.stage.join(payload_source),
+            dest: PAYLOAD_DIR.into(),
+        });
         if self.stage.join(ICON_NAME).is_file() {
             inputs.push(StepInput {
                 host_path: self.stage.join(ICON_NAME),

@@ -4,13 +4,15 @@
 //! afterwards. `!uninstfinalize` runs a command on it (`%1`) before embedding. Because
 //! signing happens on the host (keys never enter a container) while makensis may run in
 //! one, the build takes two passes of the same script:
-//! 1. [`Finalize::Export`]: the command copies the uninstaller out as a step output;
+//! 1. [`Finalize::Export`]: the command copies the uninstaller out as a step output. This
+//!    pass gets empty placeholder files instead of the payload: the uninstaller does not
+//!    contain the payload (it comes out byte-identical), and compressing the payload twice
+//!    would double the build time of a large app;
 //! 2. the host signs that file ([`UninstallerSigner`]);
 //! 3. [`Finalize::Import`]: the command copies the signed file over `%1`.
 //!
-//! NSIS output is deterministic for the same script and payload (`SetDateSave off`), so
-//! the uninstaller of pass 2 is the one signed in pass 1. The copy command is the step's
-//! OS shell (`cp` on Linux hosts and images, `cmd /c copy` on Windows); it never contains
+//! NSIS output is deterministic for the same script (`SetDateSave off`), so the uninstaller
+//! of pass 2 is the one signed in pass 1. The copy command is the step's OS shell (`cp` on Linux hosts and images, `cmd /c copy` on Windows); it never contains
 //! user input.
 
 use super::PackageError;
