@@ -22,7 +22,8 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 
 log "starting dockerd in the background (log: /var/log/perry-dockerd.log)"
-nohup dockerd >/var/log/perry-dockerd.log 2>&1 &
+# setsid: the engine outlives the shell, test or CI job that started it.
+setsid nohup dockerd </dev/null >/var/log/perry-dockerd.log 2>&1 &
 
 for _ in $(seq 1 120); do
   if [ -S /var/run/docker.sock ] && engine_answers; then

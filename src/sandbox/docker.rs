@@ -6,9 +6,11 @@
 //! non-zero exit is an exit code, not an error) → copy outputs out (streamed to a temp
 //! file, unpacked with traversal checks, [`unpack`]) → force-remove with volumes. Every
 //! engine call has its own deadline; the step timeout and cancel kill the container at
-//! once; a guard removes it if the future is dropped; [`DockerRunner::reap_orphans`]
-//! removes a crashed worker's leftovers. Outputs are copied only after exit code 0 (a
-//! failed tool usually produced none).
+//! once; a guard removes it if the future is dropped; a container the engine could not
+//! remove (it was down or restarting) is retried before every later step;
+//! [`DockerRunner::reap_orphans`] removes a crashed worker's leftovers. A step killed
+//! because the engine stopped is an infrastructure error naming the engine, not an exit
+//! code. Outputs are copied only after exit code 0 (a failed tool usually produced none).
 
 pub mod cleanup;
 pub mod engine;
@@ -16,7 +18,7 @@ pub mod spec;
 mod tar_in;
 pub mod unpack;
 
-use self::cleanup::ContainerGuard;
+use self::cleanup::{ContainerGuard, Leftovers};
 use self::engine::{engine_error, EngineInfo, QUICK_DEADLINE};
 use self::spec::{verify_hardening, ContainerSpec, Hardening, Owner, TargetOs};
 use super::lines::{LineAssembler, DEFAULT_MAX_LINE_BYTES};
@@ -43,6 +45,9 @@ use tokio::task::JoinSet;
 const CREATE_DEADLINE: Duration = Duration::from_secs(30);
 /// How long the output stream may lag behind the container's exit.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// Exit statuses of a process killed by SIGKILL and SIGTERM (128 + signal number).
+const EXIT_SIGKILL: i64 = 137;
+const EXIT_SIGTERM: i64 = 143;
 
 /// Runs each step in its own hardened container.
 #[derive(Clone)]
@@ -56,6 +61,7 @@ pub struct DockerRunner {
     extract_limits: ExtractLimits,
     created: Arc<Mutex<Vec<String>>>,
     audit: Arc<Mutex<Vec<AuditRecord>>>,
+    leftovers: Leftovers,
 }
 
 /// What the engine reported for one created container, right after create (the container
@@ -91,6 +97,7 @@ impl DockerRunner {
             extract_limits: config.extract_limits,
             created: Arc::new(Mutex::new(Vec::new())),
             audit: Arc::new(Mutex::new(Vec::new())),
+            leftovers: Leftovers::default(),
         })
     }
 
@@ -124,6 +131,11 @@ impl DockerRunner {
         self.created.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
+    /// Containers whose removal failed (engine down); retried before each step.
+    pub fn pending_removals(&self) -> Vec<String> {
+        self.leftovers.pending()
+    }
+
     /// `docker inspect` of every container this runner created, taken right after create.
     pub fn audit(&self) -> Vec<AuditRecord> {
         self.audit.lock().map(|a| a.clone()).unwrap_or_default()
@@ -153,7 +165,11 @@ impl DockerRunner {
         if let Ok(mut ids) = self.created.lock() {
             ids.push(id.clone());
         }
-        *slot = Some(ContainerGuard::new(docker.clone(), id.clone()));
+        *slot = Some(ContainerGuard::new(
+            docker.clone(),
+            id.clone(),
+            self.leftovers.clone(),
+        ));
 
         // Inspect, copy-in and attach are independent round trips on a created (not yet
         // started) container, so they run concurrently; nothing starts before the check.
@@ -206,6 +222,9 @@ impl DockerRunner {
             .map_err(|e| engine_error("starting the step container", None, e))?;
         let exit_code = self.wait_exit(&id).await?;
         let _ = tokio::time::timeout(DRAIN_GRACE, pump.join_next()).await;
+        if exit_code == EXIT_SIGKILL || exit_code == EXIT_SIGTERM {
+            self.explain_signal_exit(&id, step, ctx).await?;
+        }
 
         if exit_code == 0 {
             for output in &step.outputs {
@@ -236,6 +255,37 @@ impl DockerRunner {
                 e,
             )),
             (Ok(()), Err(e)) => Err(e),
+        }
+    }
+
+    /// A step killed by a signal we did not send (timeout and cancel never get here): the
+    /// engine stopping its containers because it is shutting down or restarting is an
+    /// infrastructure error, not the tool's; the memory limit is said in the job log.
+    async fn explain_signal_exit(&self, id: &str, step: &Step, ctx: &StepContext) -> Result<()> {
+        let inspected =
+            tokio::time::timeout(QUICK_DEADLINE, self.docker.inspect_container(id, None)).await;
+        match inspected {
+            Ok(Ok(info)) => {
+                if info.state.and_then(|s| s.oom_killed) == Some(true) {
+                    ctx.events.log(
+                        ctx.stage,
+                        LogStream::Stderr,
+                        &format!(
+                            "step {} was killed for going over its memory limit \
+                             (PERRY_DOCKER_MEMORY)",
+                            step.name
+                        ),
+                    );
+                }
+                Ok(())
+            }
+            Ok(Err(bollard::errors::Error::DockerResponseServerError { .. })) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(anyhow!(
+                "the Docker engine at {} stopped while step {} was running (shut down or \
+                 restarted), and the step was killed with it",
+                engine::endpoint(),
+                step.name
+            )),
         }
     }
 
@@ -317,6 +367,9 @@ impl DockerRunner {
 #[async_trait::async_trait]
 impl Runner for DockerRunner {
     async fn run(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, StepError> {
+        if !self.leftovers.pending().is_empty() {
+            self.leftovers.retry(&self.docker).await;
+        }
         let owner = Owner {
             worker: &self.worker_name,
             job_id: &ctx.job_id,

@@ -1,7 +1,10 @@
 //! Getting rid of containers: kill and force-remove (with volumes) under our own
 //! deadlines, a guard that removes the container if the step future is dropped
-//! (cancel, panic), and the start-up reaper for a crashed worker's leftovers.
+//! (cancel, panic), the list of containers whose removal failed (the engine was down or
+//! restarting), retried before every later step, and the start-up reaper for a crashed
+//! worker's leftovers.
 
+use super::engine::engine_error;
 use super::spec::LABEL_WORKER;
 use anyhow::{Context, Result};
 use bollard::query_parameters::{
@@ -9,6 +12,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Deadline for one kill request (cancel must take effect within 2 s).
@@ -39,7 +43,7 @@ pub async fn remove(docker: &Docker, id: &str) -> Result<()> {
         }
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) if is_gone(&e) => Ok(()),
-        Ok(Err(e)) => Err(e).with_context(|| format!("removing container {id}")),
+        Ok(Err(e)) => Err(engine_error(&format!("removing container {id}"), None, e)),
     }
 }
 
@@ -90,21 +94,61 @@ pub async fn reap(docker: &Docker, worker: &str) -> Result<usize> {
     Ok(removed)
 }
 
-/// Removes the container when dropped unless [`ContainerGuard::disarm`] was called after
-/// a successful removal. Removal runs on a spawned task (Drop cannot await); if no
-/// runtime is left, the next start's reaper removes it.
+/// Containers that could not be removed when their step ended (engine unreachable or
+/// restarting). [`Leftovers::retry`] runs before each step, so they disappear as soon as
+/// the engine answers again, without waiting for the next start's reaper.
+#[derive(Clone, Default)]
+pub struct Leftovers(Arc<Mutex<Vec<String>>>);
+
+impl Leftovers {
+    pub fn add(&self, id: String) {
+        if let Ok(mut ids) = self.0.lock() {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+
+    /// Ids still waiting for removal.
+    pub fn pending(&self) -> Vec<String> {
+        self.0.lock().map(|ids| ids.clone()).unwrap_or_default()
+    }
+
+    /// Tries to remove every pending container once; keeps the ones that still fail.
+    pub async fn retry(&self, docker: &Docker) {
+        let pending = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for id in pending {
+            let _ = kill(docker, &id).await;
+            match remove(docker, &id).await {
+                Ok(()) => {
+                    tracing::info!(container = %id, "removed a step container left by an engine outage")
+                }
+                Err(e) => {
+                    tracing::debug!(container = %id, "still cannot remove: {e:#}");
+                    self.add(id);
+                }
+            }
+        }
+    }
+}
+
+/// Removes the container when dropped unless it was removed successfully first. Removal
+/// runs on a spawned task (Drop cannot await); a container that cannot be removed then
+/// goes to the [`Leftovers`]; if no runtime is left, the next start's reaper removes it.
 pub struct ContainerGuard {
     docker: Docker,
     id: String,
     armed: bool,
+    leftovers: Leftovers,
 }
 
 impl ContainerGuard {
-    pub fn new(docker: Docker, id: String) -> Self {
+    pub fn new(docker: Docker, id: String, leftovers: Leftovers) -> Self {
         ContainerGuard {
             docker,
             id,
             armed: true,
+            leftovers,
         }
     }
 
@@ -135,12 +179,14 @@ impl Drop for ContainerGuard {
         }
         let docker = self.docker.clone();
         let id = std::mem::take(&mut self.id);
+        let leftovers = self.leftovers.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {
                     let _ = kill(&docker, &id).await;
                     if let Err(e) = remove(&docker, &id).await {
-                        tracing::warn!(container = %id, "container left behind for the reaper: {e:#}");
+                        tracing::warn!(container = %id, "container not removed yet, retried before the next step: {e:#}");
+                        leftovers.add(id);
                     }
                 });
             }
