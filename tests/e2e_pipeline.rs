@@ -217,21 +217,7 @@ async fn portable_and_msix_are_built_and_the_msix_is_signed() {
     };
     let signing = pfx_signing().await;
 
-    worker
-        .hub
-        .assign(
-            "e2e-portable",
-            "tok-p",
-            tarball_of(&example_dir()),
-            example_manifest("portable"),
-            json!({}),
-        )
-        .unwrap();
-    let complete = worker
-        .hub
-        .wait_for_complete("e2e-portable", JOB_TIMEOUT)
-        .await
-        .unwrap();
+    let complete = run_example_job(&worker, "e2e-portable", "portable", json!({})).await;
     assert_eq!(complete.json["success"], json!(true), "{}", complete.raw);
     let frames = worker.hub.job_frames("e2e-portable");
     assert_protocol_sequence(&frames, "e2e-portable", true);
@@ -257,21 +243,7 @@ async fn portable_and_msix_are_built_and_the_msix_is_signed() {
         );
     }
 
-    worker
-        .hub
-        .assign(
-            "e2e-msix",
-            "tok-m",
-            tarball_of(&example_dir()),
-            example_manifest("msix"),
-            signing.credentials.clone(),
-        )
-        .unwrap();
-    let complete = worker
-        .hub
-        .wait_for_complete("e2e-msix", JOB_TIMEOUT)
-        .await
-        .unwrap();
+    let complete = run_example_job(&worker, "e2e-msix", "msix", signing.credentials.clone()).await;
     assert_eq!(complete.json["success"], json!(true), "{}", complete.raw);
     let msix = worker.hub.upload_path("e2e-msix", "Hello Perry-1.2.0.msix");
     fixtures::assert_osslsigncode_ok(&signing.pki, &msix);
@@ -411,21 +383,7 @@ async fn compile_failure_reports_compile_failed_then_the_next_job_succeeds() {
         "containers left behind"
     );
 
-    worker
-        .hub
-        .assign(
-            "e2e-after-fail",
-            "tok-g",
-            tarball_of(&example_dir()),
-            example_manifest("portable"),
-            json!({}),
-        )
-        .unwrap();
-    let next = worker
-        .hub
-        .wait_for_complete("e2e-after-fail", JOB_TIMEOUT)
-        .await
-        .unwrap();
+    let next = run_example_job(&worker, "e2e-after-fail", "portable", json!({})).await;
     assert_eq!(next.json["success"], json!(true), "{}", next.raw);
     worker.stop().await;
 }
@@ -435,29 +393,8 @@ async fn cancel_during_compile_removes_the_container_within_two_seconds() {
     let Some(worker) = start_worker(&[]).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let slow = example_with_marker(&dir.path().join("project"), "perry-standin: sleep 120");
     let job = "e2e-cancel";
-    worker
-        .hub
-        .assign(
-            job,
-            "tok-c",
-            tarball_of(&slow),
-            example_manifest("portable"),
-            json!({}),
-        )
-        .unwrap();
-    // Wait until the compile container exists.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while containers_of_job(job).await.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the compile container never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _project = assign_long_compile(&worker, job).await;
     let sent = Instant::now();
     worker
         .hub

@@ -17,7 +17,6 @@ mod e2e;
 mod example_project;
 
 use e2e::*;
-use example_project::*;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
@@ -67,28 +66,8 @@ async fn engine_restart_mid_step_fails_the_job_clearly_and_the_next_job_succeeds
         return;
     };
     let _engine_guard = EngineBackOnDrop;
-    let dir = tempfile::tempdir().unwrap();
-    let slow = example_with_marker(&dir.path().join("project"), "perry-standin: sleep 300");
     let job = "fault-engine-restart";
-    worker
-        .hub
-        .assign(
-            job,
-            "tok-r",
-            tarball_of(&slow),
-            example_manifest("portable"),
-            json!({}),
-        )
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while containers_of_job(job).await.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the compile container never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _project = assign_long_compile(&worker, job).await;
 
     let restarted = Instant::now();
     let status = tokio::task::spawn_blocking(|| Command::new(script("restart-docker.sh")).status())
@@ -122,21 +101,7 @@ async fn engine_restart_mid_step_fails_the_job_clearly_and_the_next_job_succeeds
     // The worker never dropped the hub link for this.
     assert_eq!(worker.hub.connections(), 1, "the worker stayed connected");
 
-    worker
-        .hub
-        .assign(
-            "fault-after-engine-restart",
-            "tok-s",
-            tarball_of(&example_dir()),
-            example_manifest("portable"),
-            json!({}),
-        )
-        .unwrap();
-    let next = worker
-        .hub
-        .wait_for_complete("fault-after-engine-restart", JOB_TIMEOUT)
-        .await
-        .unwrap();
+    let next = run_example_job(&worker, "fault-after-engine-restart", "portable", json!({})).await;
     assert_eq!(next.json["success"], json!(true), "{}", next.raw);
     assert_eq!(worker.hub.uploads().len(), 1);
 

@@ -179,17 +179,13 @@ pub fn stage_payload(
 ) -> Result<(), PackageError> {
     let listing = bundle.list()?;
     let icon = bundle.root.join("app.ico");
-    let has_icon = icon.is_file();
+    if icon.is_file() {
+        link_or_copy(&icon, &dir.join(ICON_NAME))?;
+    }
+    write_script_for(bundle, &listing, app, out_name, dir, finalize)?;
     let payload = dir.join(PAYLOAD_DIR);
     std::fs::create_dir_all(&payload)
         .map_err(PackageError::io(format!("creating {}", payload.display())))?;
-    write_script(
-        dir,
-        &render_with_listing(bundle, &listing, app, out_name, has_icon, finalize)?,
-    )?;
-    if has_icon {
-        link_or_copy(&icon, &dir.join(ICON_NAME))?;
-    }
     for (i, f) in listing.files.iter().enumerate() {
         link_or_copy(&f.source, &payload.join(payload_leaf(i)))?;
     }
@@ -214,12 +210,21 @@ pub fn restage_script(
     dir: &Path,
     finalize: Finalize,
 ) -> Result<(), PackageError> {
-    let listing = bundle.list()?;
+    write_script_for(bundle, &bundle.list()?, app, out_name, dir, finalize)
+}
+
+/// Renders and writes the script; the icon is used when it is already staged in `dir`.
+fn write_script_for(
+    bundle: &Bundle,
+    listing: &BundleListing,
+    app: &AppInfo,
+    out_name: &str,
+    dir: &Path,
+    finalize: Finalize,
+) -> Result<(), PackageError> {
     let has_icon = dir.join(ICON_NAME).is_file();
-    write_script(
-        dir,
-        &render_with_listing(bundle, &listing, app, out_name, has_icon, finalize)?,
-    )
+    let script = render_with_listing(bundle, listing, app, out_name, has_icon, finalize)?;
+    write_script(dir, &script)
 }
 
 fn write_script(dir: &Path, script: &str) -> Result<(), PackageError> {

@@ -137,6 +137,62 @@ pub fn assert_protocol_sequence(frames: &[ReceivedFrame], job_id: &str, success:
     }
 }
 
+/// Runs `job` on the unchanged example project with `distribute` and `credentials`, and
+/// returns its `complete` frame.
+pub async fn run_example_job(
+    worker: &Worker,
+    job: &str,
+    distribute: &str,
+    credentials: Value,
+) -> ReceivedFrame {
+    worker
+        .hub
+        .assign(
+            job,
+            &format!("tok-{job}"),
+            crate::example_project::tarball_of(&crate::example_project::example_dir()),
+            crate::example_project::example_manifest(distribute),
+            credentials,
+        )
+        .unwrap();
+    worker
+        .hub
+        .wait_for_complete(job, JOB_TIMEOUT)
+        .await
+        .unwrap()
+}
+
+/// Assigns `job`: the example project with a compile step that sleeps 300 s (portable, no
+/// signing). Returns once its compile container exists and has had half a second to start;
+/// keep the returned folder alive until the job ends.
+pub async fn assign_long_compile(worker: &Worker, job: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = crate::example_project::example_with_marker(
+        &dir.path().join("project"),
+        "perry-standin: sleep 300",
+    );
+    worker
+        .hub
+        .assign(
+            job,
+            &format!("tok-{job}"),
+            crate::example_project::tarball_of(&slow),
+            crate::example_project::example_manifest("portable"),
+            serde_json::json!({}),
+        )
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while containers_of_job(job).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the compile container of {job} never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    dir
+}
+
 /// Containers (running or not) that carry this job's label.
 pub async fn containers_of_job(job_id: &str) -> Vec<String> {
     let out = std::process::Command::new("docker")
