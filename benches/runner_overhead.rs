@@ -4,8 +4,9 @@
 //!   - our DockerRunner running `true` (create + inspect/verify + copy-in of a small file +
 //!     attach + start + wait + copy-out + remove with volume),
 //!   - `docker run --rm --network=none IMAGE true` (the CLI, as the reference),
-//!   - the same CLI run with our hardening flags (for information),
-//! and prints the ratio and the absolute overhead. Writes the numbers as JSON to
+//!   - the same CLI run with our hardening flags (for information).
+//!
+//! It prints the ratio and the absolute overhead, and writes the numbers as JSON to
 //! `$CARGO_TARGET_DIR/bench/runner_overhead.json` (or `target/bench/…`).
 //!
 //! Run: `cargo bench --bench runner_overhead` (needs scripts/setup-host.sh).

@@ -6,10 +6,8 @@
 //! `cargo bench --bench signing` (needs openssl, osslsigncode, x86_64-w64-mingw32-gcc).
 
 #[path = "../tests/support/sign_fixtures.rs"]
-#[allow(dead_code)]
 mod fixtures;
 #[path = "../tests/support/sign_servers.rs"]
-#[allow(dead_code)]
 mod servers;
 
 use std::io::Write;
@@ -138,6 +136,8 @@ fn big_pe(dir: &Path) -> PathBuf {
 }
 
 /// Runs `cmd` to completion; returns wall time and the child's peak RSS in KiB.
+// The child is reaped by `wait4` (which also gives its rusage), not `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn measure(cmd: &mut Command) -> (Duration, u64) {
     let started = Instant::now();
     let child = cmd.spawn().expect("spawn");

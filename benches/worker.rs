@@ -21,12 +21,10 @@
 #[path = "../tests/support/example_project.rs"]
 mod example_project;
 #[path = "../tests/support/sign_fixtures.rs"]
-#[allow(dead_code)]
 mod fixtures;
 #[path = "../tests/support/measure.rs"]
 mod measure;
 #[path = "../tests/support/sign_servers.rs"]
-#[allow(dead_code)]
 mod servers;
 
 #[path = "worker/concurrency.rs"]

@@ -99,11 +99,7 @@ pub async fn package(
             ));
             let events = job.events.clone();
             let progress = move |done: u64, total: u64| {
-                let pct = if total == 0 {
-                    100
-                } else {
-                    (done * 100 / total) as u8
-                };
+                let pct = (done * 100).checked_div(total).map_or(100, |p| p as u8);
                 events.progress(stage, pct, None);
             };
             package::portable::write_portable_zip(bundle, app, &out, &progress)

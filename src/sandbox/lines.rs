@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn long_line_is_cut_marked_and_rest_skipped() {
-        let long = vec![b'x'; 100];
+        let long = [b'x'; 100];
         let lines = LineAssembler::split_all(20, [&long[..50], &long[50..], b"\nnext\n"]);
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0], format!("{}{}", "x".repeat(20), TRUNCATION_MARK));

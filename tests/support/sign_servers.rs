@@ -279,7 +279,9 @@ pub async fn start_azure(
     let sign = Arc::new(Endpoint::default());
     let poll = Arc::new(Endpoint::default());
     let polls_before_done = Arc::new(AtomicU32::new(1));
-    let ops: Arc<Mutex<HashMap<String, (Vec<u8>, u32)>>> = Arc::default();
+    // operation id → (signature, polls answered so far)
+    type Operations = Arc<Mutex<HashMap<String, (Vec<u8>, u32)>>>;
+    let ops: Operations = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (t, s, p, before) = (

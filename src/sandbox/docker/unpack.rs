@@ -283,7 +283,9 @@ mod tests {
 
     #[test]
     fn traversal_and_special_files_are_refused() {
-        let cases: &[&[(&str, tar::EntryType, &str, &[u8])]] = &[
+        /// (path, entry type, link target, contents)
+        type Entry<'a> = (&'a str, tar::EntryType, &'a str, &'a [u8]);
+        let cases: &[&[Entry]] = &[
             &[("/etc/evil", Regular, "", b"x")],
             &[("dist/../../evil", Regular, "", b"x")],
             &[("other/file", Regular, "", b"x")],
