@@ -184,6 +184,30 @@ async fn kms_rsa_and_ecdsa_signatures_verify_with_osslsigncode() {
 }
 
 #[tokio::test]
+async fn kms_access_token_is_renewed_before_it_expires() {
+    if !require_tools(TOOLS) {
+        return;
+    }
+    let e = env().await;
+    let k = kms_setup(&e, "rsa.key", "rsa.crt").await;
+    // Tokens live 2 s: the signer renews at half-life, the server refuses them after 2 s.
+    *k.server.token_lifetime.lock().unwrap() = Duration::from_secs(2);
+    let s = kms_session(&k).await.unwrap();
+    assert_eq!(k.server.token.hits(), 1);
+    let first = mingw_exe(&e.work, "before_expiry");
+    s.sign_pe(&first).await.unwrap();
+    assert_eq!(k.server.token.hits(), 1, "a fresh token is reused");
+
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let second = mingw_exe(&e.work, "after_expiry");
+    s.sign_pe(&second)
+        .await
+        .expect("the expired token was renewed, not sent");
+    assert_eq!(k.server.token.hits(), 2, "one renewal");
+    assert_osslsigncode_ok(&e.pki, &second);
+}
+
+#[tokio::test]
 async fn kms_error_paths_name_method_and_status_without_secrets() {
     if !require_tools(TOOLS) {
         return;

@@ -4,7 +4,7 @@
 //! copy inputs in (streamed tar, [`tar_in`]) and attach, concurrently → refuse to run
 //! unless every hardening setting landed → start → stream stdout/stderr lines → wait (a
 //! non-zero exit is an exit code, not an error) → copy outputs out (streamed to a temp
-//! file, unpacked with traversal checks, [`unpack`]) → force-remove with volumes. Every
+//! file, unpacked with traversal checks; see `copy`) → force-remove with volumes. Every
 //! engine call has its own deadline; the step timeout and cancel kill the container at
 //! once; a guard removes it if the future is dropped; a container the engine could not
 //! remove (it was down or restarting) is retried before every later step;
@@ -13,6 +13,7 @@
 //! code. Outputs are copied only after exit code 0 (a failed tool usually produced none).
 
 pub mod cleanup;
+mod copy;
 pub mod engine;
 pub mod spec;
 mod tar_in;
@@ -22,23 +23,18 @@ use self::cleanup::{ContainerGuard, Leftovers};
 use self::engine::{engine_error, EngineInfo, QUICK_DEADLINE};
 use self::spec::{verify_hardening, ContainerSpec, Hardening, Owner, TargetOs};
 use super::lines::{LineAssembler, DEFAULT_MAX_LINE_BYTES};
-use super::paths::step_relative;
 use super::{Runner, Step, StepContext, StepError, StepOutcome};
 use crate::config::{Config, ExtractLimits};
 use crate::events::LogStream;
 use anyhow::{anyhow, Context, Result};
 use bollard::container::LogOutput;
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder,
-    DownloadFromContainerOptionsBuilder, UploadToContainerOptionsBuilder,
-    WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 
 /// Deadline for create and start requests.
@@ -183,7 +179,7 @@ impl DockerRunner {
             if step.inputs.is_empty() {
                 Ok(())
             } else {
-                self.copy_in(&id, step).await
+                copy::copy_in(docker, self.os, &id, &step.inputs).await
             }
         };
         let attach = async {
@@ -228,34 +224,18 @@ impl DockerRunner {
 
         if exit_code == 0 {
             for output in &step.outputs {
-                self.copy_out(&id, output, &ctx.output_dir).await?;
+                copy::copy_out(
+                    docker,
+                    self.os,
+                    self.extract_limits,
+                    &id,
+                    output,
+                    &ctx.output_dir,
+                )
+                .await?;
             }
         }
         Ok(StepOutcome { exit_code })
-    }
-
-    async fn copy_in(&self, id: &str, step: &Step) -> Result<()> {
-        let (stream, writer) = tar_in::input_tar_stream(&step.inputs);
-        let options = UploadToContainerOptionsBuilder::new()
-            .path(self.os.work_dir())
-            .build();
-        let upload = self
-            .docker
-            .upload_to_container(id, Some(options), bollard::body_try_stream(stream))
-            .await;
-        let written = writer.await.context("input archive task")?;
-        match (upload, written) {
-            (Ok(()), Ok(())) => Ok(()),
-            // The writer's own error (missing input, special file) explains a failure best,
-            // unless it only saw the engine hang up.
-            (_, Err(e)) if !is_broken_pipe(&e) => Err(e),
-            (Err(e), _) => Err(engine_error(
-                "copying the inputs into the container",
-                None,
-                e,
-            )),
-            (Ok(()), Err(e)) => Err(e),
-        }
     }
 
     /// A step killed by a signal we did not send (timeout and cancel never get here): the
@@ -306,61 +286,6 @@ impl DockerRunner {
                     .ok_or_else(|| anyhow!("container {id} ended without an exit code"))
             }
         }
-    }
-
-    /// Streams `/work/<output>` into a temp file, then unpacks it into `output_dir`.
-    async fn copy_out(&self, id: &str, output: &str, output_dir: &Path) -> Result<()> {
-        let parts = step_relative(output)?;
-        let Some((top, parents)) = parts.split_last() else {
-            anyhow::bail!("step output {output:?} names the whole work dir");
-        };
-        let target_root: PathBuf = parents
-            .iter()
-            .fold(output_dir.to_path_buf(), |p, part| p.join(part));
-        let container_path = self.os.container_path(output)?;
-        let options = DownloadFromContainerOptionsBuilder::new()
-            .path(&container_path)
-            .build();
-        let mut body = self.docker.download_from_container(id, Some(options));
-
-        let spool_dir = output_dir
-            .parent()
-            .filter(|p| p.is_dir())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(std::env::temp_dir);
-        let spool = tempfile::NamedTempFile::new_in(&spool_dir)
-            .context("creating the output spool file")?;
-        let mut file = tokio::fs::File::from_std(spool.reopen()?);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| match e {
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                } => {
-                    anyhow!("step output {output:?} was not produced")
-                }
-                other => engine_error(
-                    &format!("copying output {output:?} out of the container"),
-                    None,
-                    other,
-                ),
-            })?;
-            file.write_all(&chunk).await?;
-        }
-        file.flush().await?;
-        drop(file);
-
-        let limits = self.extract_limits;
-        let top = top.to_string();
-        let spool_path = spool.path().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            let reader = std::io::BufReader::new(std::fs::File::open(&spool_path)?);
-            unpack::unpack_checked(reader, &target_root, &top, limits)
-        })
-        .await
-        .context("output unpack task")?
-        .with_context(|| format!("unpacking step output {output:?}"))?;
-        drop(spool);
-        Ok(())
     }
 }
 
@@ -428,13 +353,6 @@ impl DockerRunner {
             TargetOs::Windows => "windows",
         }
     }
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 /// Demultiplexed container output → one [`LineAssembler`] per stream → the job's sink.

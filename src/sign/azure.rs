@@ -6,6 +6,7 @@
 
 use super::http;
 use super::signer::{parse_certificates, CertChain, DigestSignature, DigestSigner};
+use super::token::{RenewingToken, TokenRequest};
 use super::{HttpPolicy, SignError};
 use crate::config::SigningEndpoints;
 use crate::job::credentials::AzureCredentials;
@@ -34,7 +35,7 @@ struct ProfileClient {
     /// `{endpoint}/codesigningaccounts/{account}/certificateprofiles/{profile}`
     profile_url: String,
     origin: String,
-    access_token: Zeroizing<String>,
+    token: RenewingToken,
 }
 
 fn same_origin(url: &str, origin: &str) -> bool {
@@ -82,20 +83,26 @@ impl AzureSigner {
             "{}/{tenant}/oauth2/v2.0/token",
             endpoints.azure_authority.trim_end_matches('/')
         );
-        let access_token = http::fetch_access_token(
-            METHOD,
-            "Entra ID token request",
-            policy,
-            http,
-            &token_url,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", creds.client_id.expose()),
-                ("client_secret", creds.client_secret.expose()),
-                ("scope", SCOPE),
-            ],
-        )
-        .await?;
+        let client_id = Zeroizing::new(creds.client_id.expose().to_string());
+        let client_secret = Zeroizing::new(creds.client_secret.expose().to_string());
+        let form = move || {
+            Ok(vec![
+                (
+                    "grant_type",
+                    Zeroizing::new("client_credentials".to_string()),
+                ),
+                ("client_id", client_id.clone()),
+                ("client_secret", client_secret.clone()),
+                ("scope", Zeroizing::new(SCOPE.to_string())),
+            ])
+        };
+        let request = TokenRequest {
+            method: METHOD,
+            step: "Entra ID token request",
+            token_url,
+            form: Box::new(form),
+        };
+        let token = RenewingToken::fetch(request, http, policy).await?;
         let client = ProfileClient {
             http: http.clone(),
             policy: policy.clone(),
@@ -103,7 +110,7 @@ impl AzureSigner {
                 "{base}/codesigningaccounts/{account}/certificateprofiles/{profile}"
             ),
             origin,
-            access_token,
+            token,
         };
         let probe: [u8; 32] =
             <sha2::Sha256 as sha2::Digest>::digest(b"perry-ship-windows certificate probe").into();
@@ -152,16 +159,13 @@ impl ProfileClient {
                 )));
             }
             tokio::time::sleep(self.policy.poll_interval).await;
+            let bearer = self.token.bearer().await?;
             let resp = http::send(
                 METHOD,
                 "sign operation poll",
                 &self.policy,
                 self.policy.attempts,
-                || {
-                    self.http
-                        .get(&poll_url)
-                        .bearer_auth(self.access_token.as_str())
-                },
+                || self.http.get(&poll_url).bearer_auth(bearer.as_str()),
             )
             .await?;
             json = http::json_body(METHOD, "sign operation poll", resp).await?;
@@ -185,10 +189,11 @@ impl ProfileClient {
         let b64 = base64::engine::general_purpose::STANDARD;
         let body = serde_json::json!({"signatureAlgorithm": "RS256", "digest": b64.encode(digest)});
         let url = format!("{}:sign?api-version={API_VERSION}", self.profile_url);
+        let bearer = self.token.bearer().await?;
         let resp = http::send(METHOD, "sign", &self.policy, self.policy.attempts, || {
             self.http
                 .post(&url)
-                .bearer_auth(self.access_token.as_str())
+                .bearer_auth(bearer.as_str())
                 .json(&body)
         })
         .await?;

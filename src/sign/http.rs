@@ -127,7 +127,7 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 /// POSTs a form to an OAuth token endpoint (with the shared retry rules) and returns its
-/// `access_token`, zeroed on drop.
+/// `access_token` (zeroed on drop) and `expires_in`, when given.
 pub async fn fetch_access_token(
     method: &'static str,
     step: &str,
@@ -135,7 +135,7 @@ pub async fn fetch_access_token(
     http: &reqwest::Client,
     token_url: &str,
     pairs: &[(&str, &str)],
-) -> Result<zeroize::Zeroizing<String>, SignError> {
+) -> Result<(zeroize::Zeroizing<String>, Option<Duration>), SignError> {
     let body = zeroize::Zeroizing::new(form(pairs));
     let resp = send(method, step, policy, policy.attempts, || {
         http.post(token_url)
@@ -147,7 +147,12 @@ pub async fn fetch_access_token(
     })
     .await?;
     let json = json_body(method, step, resp).await?;
-    Ok(zeroize::Zeroizing::new(
-        field(method, step, &json, "access_token")?.to_string(),
-    ))
+    let token = zeroize::Zeroizing::new(field(method, step, &json, "access_token")?.to_string());
+    // Entra ID and Google send a number; some endpoints send it as a string.
+    let expires_in = match &json["expires_in"] {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    Ok((token, expires_in.map(Duration::from_secs)))
 }

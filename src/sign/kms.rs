@@ -5,6 +5,7 @@
 use super::http;
 use super::pfx::decode_base64;
 use super::signer::{parse_certificates, CertChain, DigestSignature, DigestSigner};
+use super::token::{RenewingToken, TokenRequest};
 use super::{HttpPolicy, SignError};
 use crate::config::SigningEndpoints;
 use crate::job::credentials::KmsCredentials;
@@ -25,7 +26,7 @@ pub struct KmsSigner {
     http: reqwest::Client,
     policy: HttpPolicy,
     sign_url: String,
-    access_token: Zeroizing<String>,
+    token: RenewingToken,
     chain: CertChain,
 }
 
@@ -76,16 +77,22 @@ impl KmsSigner {
         };
         drop(sa);
 
-        let assertion = jwt_assertion(&client_email, &private_key, &token_url)?;
-        let access_token = http::fetch_access_token(
-            METHOD,
-            "OAuth token request",
-            policy,
-            http,
-            &token_url,
-            &[("grant_type", JWT_BEARER), ("assertion", &assertion)],
-        )
-        .await?;
+        // Each token request presents a freshly signed JWT (they expire too).
+        let audience = token_url.clone();
+        let form = move || {
+            let assertion = jwt_assertion(&client_email, &private_key, &audience)?;
+            Ok(vec![
+                ("grant_type", Zeroizing::new(JWT_BEARER.to_string())),
+                ("assertion", assertion),
+            ])
+        };
+        let request = TokenRequest {
+            method: METHOD,
+            step: "OAuth token request",
+            token_url,
+            form: Box::new(form),
+        };
+        let token = RenewingToken::fetch(request, http, policy).await?;
         Ok(KmsSigner {
             http: http.clone(),
             policy: policy.clone(),
@@ -93,7 +100,7 @@ impl KmsSigner {
                 "{}/v1/{key}:asymmetricSign",
                 endpoints.gcloud_kms.trim_end_matches('/')
             ),
-            access_token,
+            token,
             chain,
         })
     }
@@ -147,6 +154,7 @@ impl DigestSigner for KmsSigner {
     async fn sign_digest(&self, digest: &[u8; 32]) -> Result<DigestSignature, SignError> {
         let b64 = base64::engine::general_purpose::STANDARD;
         let body = serde_json::json!({"digest": {"sha256": b64.encode(digest)}});
+        let bearer = self.token.bearer().await?;
         let resp = http::send(
             METHOD,
             "asymmetricSign",
@@ -155,7 +163,7 @@ impl DigestSigner for KmsSigner {
             || {
                 self.http
                     .post(&self.sign_url)
-                    .bearer_auth(self.access_token.as_str())
+                    .bearer_auth(bearer.as_str())
                     .json(&body)
             },
         )

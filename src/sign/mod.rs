@@ -19,6 +19,7 @@ pub mod pfx;
 pub mod pkcs7;
 pub mod signer;
 pub mod timestamp;
+mod token;
 pub mod verify;
 
 use crate::config::SigningEndpoints;

@@ -175,6 +175,36 @@ pub struct Kms {
     pub sign: Arc<Endpoint>,
     /// Key names seen in asymmetricSign calls.
     pub keys_seen: Arc<Mutex<Vec<String>>>,
+    /// `expires_in` of the tokens issued from now on (default 3600 s).
+    pub token_lifetime: Arc<Mutex<Duration>>,
+}
+
+/// Access tokens a test server issued, each `{prefix}-{n}` valid for its lifetime.
+#[derive(Clone, Default)]
+struct IssuedTokens(Arc<Mutex<HashMap<String, std::time::Instant>>>);
+
+impl IssuedTokens {
+    fn issue(&self, prefix: &str, lifetime: Duration) -> String {
+        let mut tokens = self.0.lock().unwrap();
+        let token = format!("{prefix}-{}", tokens.len() + 1);
+        tokens.insert(token.clone(), std::time::Instant::now() + lifetime);
+        token
+    }
+
+    /// The `Authorization` header carries a token we issued that has not expired.
+    fn accepts(&self, headers: &HeaderMap) -> bool {
+        let bearer = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        bearer.is_some_and(|t| {
+            self.0
+                .lock()
+                .unwrap()
+                .get(t)
+                .is_some_and(|expiry| std::time::Instant::now() < *expiry)
+        })
+    }
 }
 
 /// Token endpoint at `{url}/token` (checks the RS256 JWT with the service account's public
@@ -183,10 +213,18 @@ pub async fn start_kms(sa_public_pem: String, key: TestKey) -> Kms {
     let token = Arc::new(Endpoint::default());
     let sign = Arc::new(Endpoint::default());
     let keys_seen = Arc::new(Mutex::new(Vec::new()));
+    let token_lifetime = Arc::new(Mutex::new(Duration::from_secs(3600)));
+    let issued = IssuedTokens::default();
     let sa_key = rsa::RsaPublicKey::from_public_key_pem(&sa_public_pem).unwrap();
-    let (t, s, seen) = (token.clone(), sign.clone(), keys_seen.clone());
+    let (t, s, seen, life) = (
+        token.clone(),
+        sign.clone(),
+        keys_seen.clone(),
+        token_lifetime.clone(),
+    );
     let router = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
         let (t, s, seen, sa_key, key) = (t.clone(), s.clone(), seen.clone(), sa_key.clone(), key.clone());
+        let (life, issued) = (life.clone(), issued.clone());
         async move {
             let path = uri.path().to_string();
             if method == Method::POST && path == "/token" {
@@ -200,14 +238,16 @@ pub async fn start_kms(sa_public_pem: String, key: TestKey) -> Kms {
                 if !jwt_is_valid(form.get("assertion").map(String::as_str).unwrap_or(""), &sa_key) {
                     return (StatusCode::UNAUTHORIZED, "invalid assertion").into_response();
                 }
-                return axum::Json(serde_json::json!({"access_token": KMS_ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"})).into_response();
+                let lifetime = *life.lock().unwrap();
+                let token = issued.issue(KMS_ACCESS_TOKEN, lifetime);
+                return axum::Json(serde_json::json!({"access_token": token, "expires_in": lifetime.as_secs(), "token_type": "Bearer"})).into_response();
             }
             if method == Method::POST && path.starts_with("/v1/") && path.ends_with(":asymmetricSign") {
                 if let Some(r) = s.injected().await {
                     return r;
                 }
-                if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {KMS_ACCESS_TOKEN}")) {
-                    return (StatusCode::UNAUTHORIZED, "no token").into_response();
+                if !issued.accepts(&headers) {
+                    return (StatusCode::UNAUTHORIZED, "no valid token").into_response();
                 }
                 seen.lock().unwrap().push(path["/v1/".len()..path.len() - ":asymmetricSign".len()].to_string());
                 let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -227,6 +267,7 @@ pub async fn start_kms(sa_public_pem: String, key: TestKey) -> Kms {
         token,
         sign,
         keys_seen,
+        token_lifetime,
     }
 }
 
