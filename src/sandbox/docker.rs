@@ -293,7 +293,9 @@ impl DockerRunner {
 impl Runner for DockerRunner {
     async fn run(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, StepError> {
         if !self.leftovers.pending().is_empty() {
-            self.leftovers.retry(&self.docker).await;
+            // In the background: an engine that hangs must not hold up this step.
+            let (leftovers, docker) = (self.leftovers.clone(), self.docker.clone());
+            tokio::spawn(async move { leftovers.retry(&docker).await });
         }
         let owner = Owner {
             worker: &self.worker_name,

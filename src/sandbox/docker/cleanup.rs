@@ -95,8 +95,9 @@ pub async fn reap(docker: &Docker, worker: &str) -> Result<usize> {
 }
 
 /// Containers that could not be removed when their step ended (engine unreachable or
-/// restarting). [`Leftovers::retry`] runs before each step, so they disappear as soon as
-/// the engine answers again, without waiting for the next start's reaper.
+/// restarting). [`Leftovers::retry`] is started (in the background) with each new step,
+/// so they disappear as soon as the engine answers again, without waiting for the next
+/// start's reaper.
 #[derive(Clone, Default)]
 pub struct Leftovers(Arc<Mutex<Vec<String>>>);
 
