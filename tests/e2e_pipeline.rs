@@ -332,6 +332,12 @@ async fn sign_only_bundle_with_kms_gives_a_signed_installer() {
         frames.iter().any(|f| f.raw.contains("Precompiled")),
         "sign-only path not taken"
     );
+    assert!(
+        frames.iter().any(|f| f
+            .raw
+            .contains("bundle compiled by linux-01 with perry 0.5.3 at 2026-11-25T12:00:00Z")),
+        "the job log says where the bundle comes from"
+    );
     let setup = worker.hub.upload_path(job, "Hello Perry-1.2.0-Setup.exe");
     fixtures::assert_osslsigncode_ok(&pki, &setup);
     assert!(kms.sign.hits() >= 2, "KMS signed the exe and the installer");

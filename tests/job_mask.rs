@@ -130,6 +130,9 @@ fn decoded_base64_secrets_and_their_json_strings_are_replaced() {
     let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
     let account = serde_json::json!({
         "type": "service_account",
+        "project_id": "perry-demo",
+        "universe_domain": "googleapis.com",
+        "client_email": "signer@perry-demo.iam.gserviceaccount.com",
         "private_key_id": "0123456789abcdef",
         "private_key": key,
         "token_uri": "https://oauth2.googleapis.com/token",
@@ -140,9 +143,17 @@ fn decoded_base64_secrets_and_their_json_strings_are_replaced() {
     assert!(!m.mask(&account_text).contains("0123456789abcdef"));
     assert_eq!(m.mask("key id 0123456789abcdef"), "key id [redacted]");
     assert_eq!(m.mask("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"), "[redacted]");
-    // URLs inside the JSON stay readable.
+    assert_eq!(
+        m.mask("as signer@perry-demo.iam.gserviceaccount.com"),
+        "as [redacted]"
+    );
+    // URLs and the public descriptors inside the JSON stay readable.
     assert_eq!(
         m.mask("POST https://oauth2.googleapis.com/token"),
         "POST https://oauth2.googleapis.com/token"
+    );
+    assert_eq!(
+        m.mask("perry-demo: service_account on googleapis.com"),
+        "perry-demo: service_account on googleapis.com"
     );
 }

@@ -9,7 +9,9 @@
 //! - its URL-encoded forms (`+` and `%20` for spaces) and its JSON-escaped form;
 //! - each line of a multi-line value (PEM blocks, service-account JSON);
 //! - when the value is base64 of text (a service-account JSON, a PEM): that text, and for
-//!   JSON every string in it except URLs, each again in all the forms above.
+//!   JSON every string in it except URLs and the public descriptors `type`, `project_id`
+//!   and `universe_domain` (masking the project name would redact it from every log line
+//!   that names the app or its folders), each again in all the forms above.
 //!
 //! Values and derived forms shorter than [`MIN_SECRET_LEN`] characters are ignored: masking
 //! every `ab` or `1` in a build log would destroy the log and reveal nothing useful anyway.
@@ -26,6 +28,8 @@ use zeroize::Zeroizing;
 pub const REDACTED: &str = "[redacted]";
 /// Shorter values (in characters) are not masked.
 pub const MIN_SECRET_LEN: usize = 4;
+/// Top-level fields of a decoded credential JSON that describe it and are not secret.
+const PUBLIC_JSON_FIELDS: [&str; 3] = ["type", "project_id", "universe_domain"];
 
 /// Replaces known secret values (and their encodings) in text.
 pub struct Masker {
@@ -138,7 +142,11 @@ fn decoded_values(value: &str) -> Vec<Zeroizing<String>> {
     };
     let mut out = vec![Zeroizing::new(text.to_string())];
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) {
-        let mut stack: Vec<&serde_json::Value> = map.values().collect();
+        let mut stack: Vec<&serde_json::Value> = map
+            .iter()
+            .filter(|(key, _)| !PUBLIC_JSON_FIELDS.contains(&key.as_str()))
+            .map(|(_, v)| v)
+            .collect();
         while let Some(v) = stack.pop() {
             match v {
                 serde_json::Value::String(s)

@@ -1,5 +1,5 @@
-//! The `compiling` stage: run `perry compile` as a sandbox step, or, for a precompiled
-//! hand-off bundle, find the exe and its files in `perry-precompiled/`.
+//! The `compiling` stage for a source project: run `perry compile` as a sandbox step.
+//! (A precompiled hand-off bundle skips it: see [`super::precompiled`].)
 
 use super::JobContext;
 use crate::error::{ErrorCode, JobError};
@@ -26,13 +26,7 @@ pub struct CompiledApp {
     pub icon_png: Option<PathBuf>,
 }
 
-/// `perry-precompiled/` of a sign-only job, if this project is one.
-pub fn precompiled_dir(project_dir: &Path) -> Option<PathBuf> {
-    let dir = project_dir.join("perry-precompiled");
-    dir.join("metadata.json").is_file().then_some(dir)
-}
-
-fn existing_asset_dirs(root: &Path) -> Vec<PathBuf> {
+pub(super) fn existing_asset_dirs(root: &Path) -> Vec<PathBuf> {
     ASSET_FOLDERS
         .iter()
         .map(|f| root.join(f))
@@ -40,7 +34,7 @@ fn existing_asset_dirs(root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn manifest_icon(job: &JobContext) -> Option<PathBuf> {
+pub(super) fn manifest_icon(job: &JobContext) -> Option<PathBuf> {
     job.manifest
         .icon
         .as_ref()
@@ -132,42 +126,6 @@ pub async fn compile(job: &JobContext, exe_name: &str) -> Result<CompiledApp, Jo
         root: job.project_dir.clone(),
         ico: None,
         icon_png: manifest_icon(job),
-    })
-}
-
-/// Takes the exe and its files from a precompiled hand-off bundle.
-pub fn from_precompiled(job: &JobContext, dir: &Path) -> Result<CompiledApp, JobError> {
-    let stage = Stage::Compiling;
-    job.events
-        .stage(stage, "Precompiled bundle: skipping compilation");
-    let wanted = format!("{}.exe", job.manifest.app_name);
-    let exe = if dir.join(&wanted).is_file() {
-        dir.join(&wanted)
-    } else {
-        let exes: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| JobError::internal(Some(stage), format!("reading the bundle: {e}")))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("exe")) && p.is_file())
-            .collect();
-        match exes.as_slice() {
-            [one] => one.clone(),
-            _ => {
-                return Err(JobError::new(
-                    ErrorCode::PackageFailed,
-                    Some(stage),
-                    format!("the precompiled bundle has no {wanted}"),
-                ))
-            }
-        }
-    };
-    let ico = Some(dir.join("app.ico")).filter(|p| p.is_file());
-    Ok(CompiledApp {
-        exe,
-        dll_dirs: vec![dir.join("dlls"), dir.to_path_buf()],
-        asset_dirs: existing_asset_dirs(dir),
-        root: dir.to_path_buf(),
-        ico,
-        icon_png: manifest_icon(job).filter(|p| p.is_file()),
     })
 }
 

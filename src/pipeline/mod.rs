@@ -9,6 +9,7 @@ mod assets;
 mod compile;
 mod files;
 mod packaging;
+mod precompiled;
 pub mod windows;
 
 use crate::config::Config;

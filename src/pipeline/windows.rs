@@ -5,6 +5,7 @@ use super::assets;
 use super::compile::{self, CompiledApp};
 use super::files::copy_tree_inside;
 use super::packaging;
+use super::precompiled;
 use super::{Artifact, JobContext, Pipeline};
 use crate::error::{ErrorCode, JobError};
 use crate::events::Stage;
@@ -21,8 +22,8 @@ impl Pipeline for WindowsPipeline {
         let app = AppInfo::from_manifest(&job.manifest);
         let exe_name = format!("{}.exe", app.ascii_name);
 
-        let compiled = match compile::precompiled_dir(&job.project_dir) {
-            Some(dir) => compile::from_precompiled(job, &dir)?,
+        let compiled = match precompiled::bundle_dir(&job.project_dir) {
+            Some(dir) => precompiled::take(job, &dir)?,
             None => compile::compile(job, &exe_name).await?,
         };
         check_cancel(job, Stage::GeneratingAssets)?;
