@@ -7,7 +7,7 @@
 //! file, unpacked with traversal checks; see `copy`) → force-remove with volumes. Every
 //! engine call has its own deadline; the step timeout and cancel kill the container at
 //! once; a guard removes it if the future is dropped; a container the engine could not
-//! remove (it was down or restarting) is retried before every later step;
+//! remove (it was down or restarting) is retried when the next step starts;
 //! [`DockerRunner::reap_orphans`] removes a crashed worker's leftovers. A step killed
 //! because the engine stopped is an infrastructure error naming the engine, not an exit
 //! code. Outputs are copied only after exit code 0 (a failed tool usually produced none).
@@ -125,11 +125,6 @@ impl DockerRunner {
     /// Ids of every container this runner created, in order (audit trail for tests).
     pub fn created_containers(&self) -> Vec<String> {
         self.created.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-
-    /// Containers whose removal failed (engine down); retried before each step.
-    pub fn pending_removals(&self) -> Vec<String> {
-        self.leftovers.pending()
     }
 
     /// `docker inspect` of every container this runner created, taken right after create.
@@ -292,7 +287,7 @@ impl DockerRunner {
 #[async_trait::async_trait]
 impl Runner for DockerRunner {
     async fn run(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, StepError> {
-        if !self.leftovers.pending().is_empty() {
+        if !self.leftovers.is_empty() {
             // In the background: an engine that hangs must not hold up this step.
             let (leftovers, docker) = (self.leftovers.clone(), self.docker.clone());
             tokio::spawn(async move { leftovers.retry(&docker).await });

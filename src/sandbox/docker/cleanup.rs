@@ -110,9 +110,9 @@ impl Leftovers {
         }
     }
 
-    /// Ids still waiting for removal.
-    pub fn pending(&self) -> Vec<String> {
-        self.0.lock().map(|ids| ids.clone()).unwrap_or_default()
+    /// Nothing is waiting for removal.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().map_or(true, |ids| ids.is_empty())
     }
 
     /// Tries to remove every pending container once; keeps the ones that still fail.
