@@ -8,6 +8,8 @@ cd "$(dirname "$0")"
 
 log() { echo "[restart-docker] $*" >&2; }
 
+engine_answers() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker 2>/dev/null; then
   log "systemctl restart docker"
   systemctl restart docker
@@ -25,8 +27,12 @@ else
       log "dockerd did not stop within 60 s"
       exit 1
     fi
+  elif engine_answers; then
+    log "an engine answers, but neither systemd nor $pid_file says which process it is;"
+    log "restart it by hand (this script only restarts engines it can find)"
+    exit 1
   else
-    log "no dockerd pid in $pid_file; starting one"
+    log "no engine is running; starting one"
   fi
 fi
 exec ./start-docker.sh
