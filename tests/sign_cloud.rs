@@ -183,28 +183,51 @@ async fn kms_rsa_and_ecdsa_signatures_verify_with_osslsigncode() {
     }
 }
 
+/// Opens a session whose tokens live 2 s (the signer renews them at half-life, the test
+/// server refuses them after 2 s) and signs once at once and once after 2.3 s.
+async fn assert_token_renewal(
+    e: &Env,
+    name: &str,
+    lifetime: &std::sync::Mutex<Duration>,
+    token_endpoint: &servers::Endpoint,
+    session: impl std::future::Future<Output = Result<SigningSession, SignError>>,
+) {
+    *lifetime.lock().unwrap() = Duration::from_secs(2);
+    let s = session.await.unwrap();
+    let hits_at_open = token_endpoint.hits();
+    let first = mingw_exe(&e.work, &format!("{name}_before_expiry"));
+    s.sign_pe(&first).await.unwrap();
+    assert_eq!(
+        token_endpoint.hits(),
+        hits_at_open,
+        "{name}: a fresh token is reused"
+    );
+
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let second = mingw_exe(&e.work, &format!("{name}_after_expiry"));
+    s.sign_pe(&second)
+        .await
+        .unwrap_or_else(|err| panic!("{name}: the expired token was sent, not renewed: {err}"));
+    assert_eq!(
+        token_endpoint.hits(),
+        hits_at_open + 1,
+        "{name}: one renewal"
+    );
+    assert_osslsigncode_ok(&e.pki, &second);
+}
+
 #[tokio::test]
-async fn kms_access_token_is_renewed_before_it_expires() {
+async fn cloud_access_tokens_are_renewed_before_they_expire() {
     if !require_tools(TOOLS) {
         return;
     }
     let e = env().await;
     let k = kms_setup(&e, "rsa.key", "rsa.crt").await;
-    // Tokens live 2 s: the signer renews at half-life, the server refuses them after 2 s.
-    *k.server.token_lifetime.lock().unwrap() = Duration::from_secs(2);
-    let s = kms_session(&k).await.unwrap();
-    assert_eq!(k.server.token.hits(), 1);
-    let first = mingw_exe(&e.work, "before_expiry");
-    s.sign_pe(&first).await.unwrap();
-    assert_eq!(k.server.token.hits(), 1, "a fresh token is reused");
-
-    tokio::time::sleep(Duration::from_millis(2300)).await;
-    let second = mingw_exe(&e.work, "after_expiry");
-    s.sign_pe(&second)
-        .await
-        .expect("the expired token was renewed, not sent");
-    assert_eq!(k.server.token.hits(), 2, "one renewal");
-    assert_osslsigncode_ok(&e.pki, &second);
+    let (lifetime, endpoint) = (&k.server.token_lifetime, &k.server.token);
+    assert_token_renewal(&e, "kms", lifetime, endpoint, kms_session(&k)).await;
+    let a = azure_setup(&e).await;
+    let (lifetime, endpoint) = (&a.server.token_lifetime, &a.server.token);
+    assert_token_renewal(&e, "azure", lifetime, endpoint, azure_session(&a)).await;
 }
 
 #[tokio::test]

@@ -305,6 +305,8 @@ pub struct Azure {
     pub poll: Arc<Endpoint>,
     /// Polls answered "InProgress" before an operation succeeds.
     pub polls_before_done: Arc<AtomicU32>,
+    /// `expires_in` of the tokens issued from now on (default 3600 s).
+    pub token_lifetime: Arc<Mutex<Duration>>,
 }
 
 /// Entra ID token at `{url}/{tenant}/oauth2/v2.0/token` (checks client id + secret) and the
@@ -320,6 +322,8 @@ pub async fn start_azure(
     let sign = Arc::new(Endpoint::default());
     let poll = Arc::new(Endpoint::default());
     let polls_before_done = Arc::new(AtomicU32::new(1));
+    let token_lifetime = Arc::new(Mutex::new(Duration::from_secs(3600)));
+    let issued = IssuedTokens::default();
     // operation id → (signature, polls answered so far)
     type Operations = Arc<Mutex<HashMap<String, (Vec<u8>, u32)>>>;
     let ops: Operations = Arc::default();
@@ -332,8 +336,10 @@ pub async fn start_azure(
         polls_before_done.clone(),
     );
     let base2 = base.clone();
+    let life = token_lifetime.clone();
     let router = Router::new().fallback(
         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (life, issued) = (life.clone(), issued.clone());
             let (t, s, p, before, ops, key, bundle, id, secret, base) = (
                 t.clone(),
                 s.clone(),
@@ -348,8 +354,7 @@ pub async fn start_azure(
             );
             async move {
                 let path = uri.path().to_string();
-                let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
-                    == Some(&format!("Bearer {AZURE_ACCESS_TOKEN}"));
+                let authorized = issued.accepts(&headers);
                 if method == Method::POST && path.ends_with("/oauth2/v2.0/token") {
                     if let Some(r) = t.injected().await {
                         return r;
@@ -365,8 +370,10 @@ pub async fn start_azure(
                     if !ok {
                         return (StatusCode::UNAUTHORIZED, "invalid_client").into_response();
                     }
+                    let lifetime = *life.lock().unwrap();
+                    let token = issued.issue(AZURE_ACCESS_TOKEN, lifetime);
                     return axum::Json(
-                        serde_json::json!({"access_token": AZURE_ACCESS_TOKEN, "expires_in": 3600}),
+                        serde_json::json!({"access_token": token, "expires_in": lifetime.as_secs()}),
                     )
                     .into_response();
                 }
@@ -447,5 +454,6 @@ pub async fn start_azure(
         sign,
         poll,
         polls_before_done,
+        token_lifetime,
     }
 }
