@@ -1,7 +1,7 @@
 //! Disposable hardened containers through the Docker Engine API (bollard), one per step.
 //!
 //! Life of a step: create (hardened, labelled, uniquely named; see [`spec`]) → inspect,
-//! copy inputs in (streamed tar, [`tar_in`]) and attach, concurrently → refuse to run
+//! copy inputs in (streamed tar; see `tar_in`) and attach, concurrently → refuse to run
 //! unless every hardening setting landed → start → stream stdout/stderr lines → wait (a
 //! non-zero exit is an exit code, not an error) → copy outputs out (streamed to a temp
 //! file, unpacked with traversal checks; see `copy`) → force-remove with volumes. Every

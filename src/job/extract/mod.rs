@@ -15,7 +15,7 @@
 //! Files get mode 0644, or 0755 when the tar mode has an execute bit (never setuid/setgid),
 //! folders 0755; file mtimes are kept (folder mtimes are not). Symlink targets are rewritten
 //! to an equivalent form that only walks up through real folders (see
-//! [`names::symlink_target`]). GNU long names and PAX headers are read with size caps, so a
+//! `names::symlink_target`). GNU long names and PAX headers are read with size caps, so a
 //! hostile header cannot exhaust memory.
 
 mod names;
