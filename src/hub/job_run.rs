@@ -119,11 +119,15 @@ pub async fn run_job(
     ));
     let timeout = env.config.job_timeout;
     let result = tokio::select! {
-        r = &mut job => r,
+        // Cancel first: a job that stopped because it saw the token is reported with the
+        // reason it was cancelled for (hub cancel, drain deadline, timeout), not its own
+        // generic "job cancelled".
+        biased;
         _ = control.cancel.cancelled() => {
             let _ = tokio::time::timeout(CANCEL_GRACE, &mut job).await;
             Err(JobError::new(ErrorCode::InternalError, sink.current_stage(), control.reason()))
         }
+        r = &mut job => r,
         _ = tokio::time::sleep(timeout) => {
             control.cancel(&format!("job timed out after {} s (PERRY_JOB_TIMEOUT)", timeout.as_secs()));
             let _ = tokio::time::timeout(CANCEL_GRACE, &mut job).await;
