@@ -183,8 +183,8 @@ async fn kms_rsa_and_ecdsa_signatures_verify_with_osslsigncode() {
     }
 }
 
-/// Opens a session whose tokens live 2 s (the signer renews them at half-life, the test
-/// server refuses them after 2 s) and signs once at once and once after 2.3 s.
+/// Opens a session whose tokens live 6 s (the signer renews them at half-life, the test
+/// server refuses them after 6 s), signs once at once and once after 6.3 s.
 async fn assert_token_renewal(
     e: &Env,
     name: &str,
@@ -192,10 +192,12 @@ async fn assert_token_renewal(
     token_endpoint: &servers::Endpoint,
     session: impl std::future::Future<Output = Result<SigningSession, SignError>>,
 ) {
-    *lifetime.lock().unwrap() = Duration::from_secs(2);
+    const LIFETIME: Duration = Duration::from_secs(6);
+    let first = mingw_exe(&e.work, &format!("{name}_before_expiry"));
+    let second = mingw_exe(&e.work, &format!("{name}_after_expiry"));
+    *lifetime.lock().unwrap() = LIFETIME;
     let s = session.await.unwrap();
     let hits_at_open = token_endpoint.hits();
-    let first = mingw_exe(&e.work, &format!("{name}_before_expiry"));
     s.sign_pe(&first).await.unwrap();
     assert_eq!(
         token_endpoint.hits(),
@@ -203,8 +205,7 @@ async fn assert_token_renewal(
         "{name}: a fresh token is reused"
     );
 
-    tokio::time::sleep(Duration::from_millis(2300)).await;
-    let second = mingw_exe(&e.work, &format!("{name}_after_expiry"));
+    tokio::time::sleep(LIFETIME + Duration::from_millis(300)).await;
     s.sign_pe(&second)
         .await
         .unwrap_or_else(|err| panic!("{name}: the expired token was sent, not renewed: {err}"));
