@@ -14,10 +14,10 @@ use axum::Router;
 use measure::{sha256_file, status_kib};
 use perry_ship_windows::job::transfer::{
     download_tarball, download_tarball_with, http_client, upload_artifact, RetryPolicy,
-    TransferError,
+    TransferError, UploadedArtifact,
 };
 use perry_ship_windows::pipeline::Artifact;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,31 @@ fn artifact_at(path: PathBuf) -> Artifact {
         name: "MyApp-1.2.0-Setup.exe".into(),
         target: "windows".into(),
     }
+}
+
+/// Uploads with the test token, no cancel and no progress callback.
+async fn upload_to(
+    url: &str,
+    artifact: &Artifact,
+    limit: u64,
+) -> Result<UploadedArtifact, TransferError> {
+    let cancel = CancellationToken::new();
+    upload_artifact(
+        &http_client(),
+        url,
+        TOKEN,
+        artifact,
+        limit,
+        &cancel,
+        &|_, _| {},
+    )
+    .await
+}
+
+/// Downloads with `token`, no cancel and no progress callback.
+async fn download_to(url: &str, token: &str, dest: &Path) -> Result<u64, TransferError> {
+    let cancel = CancellationToken::new();
+    download_tarball(&http_client(), url, token, dest, &cancel, &|_| {}).await
 }
 
 fn fast_retries() -> RetryPolicy {
@@ -127,14 +152,10 @@ async fn upload_retries_503_then_succeeds() {
     let file = dir.path().join("a.bin");
     let sha = Pattern::new().write_file(&file, 1_000_001);
     let (base, hub) = serve(0).await;
-    let result = upload_artifact(
-        &http_client(),
+    let result = upload_to(
         &format!("{base}/artifact/flaky"),
-        TOKEN,
         &artifact_at(file),
         300 << 20,
-        &CancellationToken::new(),
-        &|_, _| {},
     )
     .await
     .unwrap();
@@ -155,14 +176,10 @@ async fn upload_409_fails_without_retry() {
     let file = dir.path().join("a.bin");
     Pattern::new().write_file(&file, 10_000);
     let (base, hub) = serve(0).await;
-    let err = upload_artifact(
-        &http_client(),
+    let err = upload_to(
         &format!("{base}/artifact/conflict?sig=abc"),
-        TOKEN,
         &artifact_at(file),
         300 << 20,
-        &CancellationToken::new(),
-        &|_, _| {},
     )
     .await
     .unwrap_err();
@@ -184,17 +201,9 @@ async fn too_large_is_refused_before_any_request() {
     let file = dir.path().join("big.bin");
     Pattern::new().write_file(&file, (2 << 20) + 1);
     let (base, hub) = serve(0).await;
-    let err = upload_artifact(
-        &http_client(),
-        &format!("{base}/artifact/ok"),
-        TOKEN,
-        &artifact_at(file),
-        2 << 20,
-        &CancellationToken::new(),
-        &|_, _| {},
-    )
-    .await
-    .unwrap_err();
+    let err = upload_to(&format!("{base}/artifact/ok"), &artifact_at(file), 2 << 20)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, TransferError::TooLarge { size, limit } if size == (2 << 20) + 1 && limit == 2 << 20),
         "{err:?}"
@@ -210,17 +219,9 @@ async fn non_ascii_artifact_name_is_refused_before_any_request() {
     let (base, hub) = serve(0).await;
     let mut artifact = artifact_at(file);
     artifact.name = "Café\n.exe".into();
-    let err = upload_artifact(
-        &http_client(),
-        &format!("{base}/artifact/ok"),
-        TOKEN,
-        &artifact,
-        1 << 20,
-        &CancellationToken::new(),
-        &|_, _| {},
-    )
-    .await
-    .unwrap_err();
+    let err = upload_to(&format!("{base}/artifact/ok"), &artifact, 1 << 20)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("ASCII"), "{err}");
     assert_eq!(hub.requests.load(Ordering::SeqCst), 0);
 }
@@ -230,16 +231,9 @@ async fn download_403_is_a_status_error_and_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("project.tar.gz");
     let (base, hub) = serve(1000).await;
-    let err = download_tarball(
-        &http_client(),
-        &format!("{base}/tarball/forbidden"),
-        TOKEN,
-        &dest,
-        &CancellationToken::new(),
-        &|_| {},
-    )
-    .await
-    .unwrap_err();
+    let err = download_to(&format!("{base}/tarball/forbidden"), TOKEN, &dest)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, TransferError::Status { status: 403, .. }),
         "{err:?}"
@@ -252,16 +246,9 @@ async fn download_403_is_a_status_error_and_leaves_no_file() {
     );
 
     // A wrong token is refused the same way, and the token is not in the message.
-    let err = download_tarball(
-        &http_client(),
-        &format!("{base}/tarball/ok"),
-        "wrong-token-value",
-        &dest,
-        &CancellationToken::new(),
-        &|_| {},
-    )
-    .await
-    .unwrap_err();
+    let err = download_to(&format!("{base}/tarball/ok"), "wrong-token-value", &dest)
+        .await
+        .unwrap_err();
     assert!(!err.to_string().contains("wrong-token-value"));
     assert!(!dest.exists());
 }
@@ -307,16 +294,9 @@ async fn download_of_invalid_base64_fails_cleanly() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("p.tar.gz");
-    let err = download_tarball(
-        &http_client(),
-        &format!("http://{addr}/t"),
-        TOKEN,
-        &dest,
-        &CancellationToken::new(),
-        &|_| {},
-    )
-    .await
-    .unwrap_err();
+    let err = download_to(&format!("http://{addr}/t"), TOKEN, &dest)
+        .await
+        .unwrap_err();
     assert!(matches!(err, TransferError::Decode(_)), "{err:?}");
     assert!(!dest.exists());
 }

@@ -10,9 +10,7 @@ use perry_ship_windows::package::msix::manifest::appx_manifest;
 use perry_ship_windows::package::nsis::{build_installer, render_installer_script};
 use perry_ship_windows::package::resources::{app_manifest, embed_resources, read_resources};
 use perry_ship_windows::package::{ascii_file_name, AppInfo};
-use perry_ship_windows::sandbox::host::HostRunner;
 use std::path::Path;
-use std::time::Duration;
 
 const PWNED: &str = "/tmp/pwned";
 
@@ -100,14 +98,12 @@ async fn build(
     let out = tmp.join("out");
     std::fs::create_dir_all(&out).unwrap();
     build_installer(
-        &HostRunner::new(),
+        &host_makensis(),
         &step_context(&out).0,
-        "unused",
-        "makensis",
         bundle,
         app,
         &tmp.join("scratch"),
-        Duration::from_secs(120),
+        None,
     )
     .await
     .unwrap_or_else(|e| panic!("makensis build with {:?}: {e}", app.description))

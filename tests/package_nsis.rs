@@ -6,9 +6,7 @@ mod package_support;
 use package_support::*;
 use perry_ship_windows::package::nsis::{build_installer, render_installer_script};
 use perry_ship_windows::package::resources::read_resources;
-use perry_ship_windows::sandbox::host::HostRunner;
 use std::process::Command;
-use std::time::Duration;
 
 #[tokio::test]
 async fn installer_builds_and_lists_every_file_and_the_uninstaller() {
@@ -22,14 +20,12 @@ async fn installer_builds_and_lists_every_file_and_the_uninstaller() {
     std::fs::create_dir_all(&out_dir).unwrap();
     let (ctx, sink) = step_context(&out_dir);
     let setup = build_installer(
-        &HostRunner::new(),
+        &host_makensis(),
         &ctx,
-        "unused",
-        "makensis",
         &bundle,
         &app,
         &tmp.path().join("scratch"),
-        Duration::from_secs(120),
+        None,
     )
     .await
     .expect("installer builds");
@@ -224,15 +220,12 @@ async fn two_pass_build_embeds_a_signed_uninstaller() {
     let out_dir = tmp.path().join("out");
     std::fs::create_dir_all(&out_dir).unwrap();
     let (ctx, sink) = step_context(&out_dir);
-    let setup = perry_ship_windows::package::nsis::build_installer_with_signed_uninstaller(
-        &HostRunner::new(),
+    let setup = build_installer(
+        &host_makensis(),
         &ctx,
-        "unused",
-        "makensis",
         &bundle,
         &app_info(),
         &tmp.path().join("scratch"),
-        Duration::from_secs(120),
         Some(&signer),
     )
     .await
@@ -271,14 +264,12 @@ async fn two_pass_build_embeds_a_signed_uninstaller() {
     }
     // The unsigned single-pass build embeds an unsigned uninstaller (the check above can fail).
     let plain = build_installer(
-        &HostRunner::new(),
+        &host_makensis(),
         &ctx,
-        "unused",
-        "makensis",
         &bundle,
         &app_info(),
         &tmp.path().join("scratch"),
-        Duration::from_secs(120),
+        None,
     )
     .await
     .unwrap();

@@ -159,23 +159,17 @@ async fn baseline_once(env: &BenchEnv, app: &AppInfo) -> Vec<Duration> {
     std::fs::create_dir_all(work.join("out")).unwrap();
     open_up(&work);
     open_up(&work.join("out"));
-    let volume = format!("{}:/work", work.display());
-    let compile = timed(
-        "docker",
+    let out_exe = format!("../out/{EXE_NAME}");
+    let compile = docker_run(
+        env,
+        &work,
+        "/work/project",
         &[
-            "run",
-            "--rm",
-            "--network=none",
-            "-v",
-            &volume,
-            "-w",
-            "/work/project",
-            &env.image,
             "perry",
             "compile",
             "src/main.ts",
             "-o",
-            &format!("../out/{EXE_NAME}"),
+            &out_exe,
             "--target",
             "windows",
         ],
@@ -236,26 +230,25 @@ async fn baseline_once(env: &BenchEnv, app: &AppInfo) -> Vec<Duration> {
 
 /// `docker run … makensis installer.nsi` over a bind-mounted staged folder (timed).
 async fn makensis(env: &BenchEnv, nsis_dir: &Path) -> Duration {
-    let volume = format!("{}:/work", nsis_dir.display());
-    timed(
-        "docker",
-        &[
-            "run",
-            "--rm",
-            "--network=none",
-            "-v",
-            &volume,
-            "-w",
-            "/work",
-            &env.image,
-            "makensis",
-            "-V2",
-            "-INPUTCHARSET",
-            "UTF8",
-            "installer.nsi",
-        ],
-    )
-    .await
+    let argv = ["makensis", "-V2", "-INPUTCHARSET", "UTF8", "installer.nsi"];
+    docker_run(env, nsis_dir, "/work", &argv).await
+}
+
+/// `docker run --rm --network=none -v <dir>:/work -w <cwd> IMAGE <argv…>` (timed).
+async fn docker_run(env: &BenchEnv, dir: &Path, cwd: &str, argv: &[&str]) -> Duration {
+    let volume = format!("{}:/work", dir.display());
+    let mut args = vec![
+        "run",
+        "--rm",
+        "--network=none",
+        "-v",
+        &volume,
+        "-w",
+        cwd,
+        &env.image,
+    ];
+    args.extend_from_slice(argv);
+    timed("docker", &args).await
 }
 
 /// The container user (uid 1000) writes into bind-mounted folders.

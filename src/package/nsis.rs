@@ -243,50 +243,36 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), PackageError> {
         .map_err(PackageError::io(format!("copying {}", from.display())))
 }
 
-/// Builds the installer with `makensis` as a runner step and returns the path of
-/// `<ascii>-<version>-Setup.exe` in `ctx.output_dir`.
-#[allow(clippy::too_many_arguments)]
-pub async fn build_installer(
-    runner: &dyn Runner,
-    ctx: &StepContext,
-    image: &str,
-    makensis: &str,
-    bundle: &Bundle,
-    app: &AppInfo,
-    scratch: &Path,
-    timeout: Duration,
-) -> Result<PathBuf, PackageError> {
-    build_installer_with_signed_uninstaller(
-        runner, ctx, image, makensis, bundle, app, scratch, timeout, None,
-    )
-    .await
+/// How makensis runs: through which runner, in which image, under which program name,
+/// with which deadline per pass.
+#[derive(Clone, Copy)]
+pub struct Makensis<'a> {
+    pub runner: &'a dyn Runner,
+    /// Toolchain image (ignored by the host runner).
+    pub image: &'a str,
+    /// `makensis`, or `PERRY_BUILD_NSIS_PATH`.
+    pub program: &'a str,
+    pub timeout: Duration,
 }
 
-/// [`build_installer`], and when `signer` is given, with an Authenticode-signed uninstaller
-/// inside (see [`super::nsis_uninstaller`]): pass 1 exports the uninstaller makensis
-/// generates, the host signs it, pass 2 embeds the signed file. Each pass is its own step
-/// with its own `timeout`.
-#[allow(clippy::too_many_arguments)]
-pub async fn build_installer_with_signed_uninstaller(
-    runner: &dyn Runner,
+/// Builds `<ascii>-<version>-Setup.exe` into `ctx.output_dir` with makensis as a runner
+/// step and returns its path. With a `signer`, the uninstaller inside is Authenticode-signed
+/// (see [`super::nsis_uninstaller`]): pass 1 exports the uninstaller makensis generates,
+/// the host signs it, pass 2 embeds the signed file; each pass is its own step.
+pub async fn build_installer(
+    makensis: &Makensis<'_>,
     ctx: &StepContext,
-    image: &str,
-    makensis: &str,
     bundle: &Bundle,
     app: &AppInfo,
     scratch: &Path,
-    timeout: Duration,
     signer: Option<&dyn UninstallerSigner>,
 ) -> Result<PathBuf, PackageError> {
     let out_name = installer_file_name(app);
     let stage = scratch.join("nsis-input");
     let result = async {
         let mk = MakensisStep {
-            runner,
-            image,
-            makensis,
+            tool: makensis,
             stage: &stage,
-            timeout,
         };
         match signer {
             None => {
@@ -342,13 +328,10 @@ fn fresh_dir(dir: &Path) -> Result<(), PackageError> {
     std::fs::create_dir_all(dir).map_err(PackageError::io(format!("creating {}", dir.display())))
 }
 
-/// One makensis invocation over a staged folder.
+/// makensis invocations over one staged folder.
 struct MakensisStep<'a> {
-    runner: &'a dyn Runner,
-    image: &'a str,
-    makensis: &'a str,
+    tool: &'a Makensis<'a>,
     stage: &'a Path,
-    timeout: Duration,
 }
 
 impl MakensisStep<'_> {
@@ -380,9 +363,9 @@ impl MakensisStep<'_> {
         inputs.extend_from_slice(extra);
         let step = Step {
             name: "nsis".into(),
-            image: self.image.into(),
+            image: self.tool.image.into(),
             argv: vec![
-                self.makensis.into(),
+                self.tool.program.into(),
                 "-V2".into(),
                 "-INPUTCHARSET".into(),
                 "UTF8".into(),
@@ -392,9 +375,10 @@ impl MakensisStep<'_> {
             inputs,
             outputs: vec![output.to_string()],
             cwd: String::new(),
-            timeout: self.timeout,
+            timeout: self.tool.timeout,
         };
         let outcome = self
+            .tool
             .runner
             .run(&step, ctx)
             .await

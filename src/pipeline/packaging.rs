@@ -161,15 +161,18 @@ async fn build_installer(
         session,
         failure: Default::default(),
     });
-    package::nsis::build_installer_with_signed_uninstaller(
-        job.runner.as_ref(),
+    let tool = package::nsis::Makensis {
+        runner: job.runner.as_ref(),
+        image: &job.config.docker.image,
+        program: &makensis,
+        timeout: job.config.docker.step_timeout,
+    };
+    package::nsis::build_installer(
+        &tool,
         &ctx,
-        &job.config.docker.image,
-        &makensis,
         bundle,
         app,
         &scratch,
-        job.config.docker.step_timeout,
         signer
             .as_ref()
             .map(|s| s as &dyn package::nsis_uninstaller::UninstallerSigner),

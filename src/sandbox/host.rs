@@ -55,7 +55,7 @@ impl Default for HostRunner {
 }
 
 impl HostRunner {
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         HostRunner {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }

@@ -131,6 +131,18 @@ pub fn make_bundle(dir: &Path) -> Bundle {
 }
 
 /// A packaging-stage step context whose events (makensis output lines) land in the sink.
+/// makensis as a host process (the tests do not need the container image).
+pub fn host_makensis() -> perry_ship_windows::package::nsis::Makensis<'static> {
+    static HOST: perry_ship_windows::sandbox::host::HostRunner =
+        perry_ship_windows::sandbox::host::HostRunner::new();
+    perry_ship_windows::package::nsis::Makensis {
+        runner: &HOST,
+        image: "unused",
+        program: "makensis",
+        timeout: std::time::Duration::from_secs(120),
+    }
+}
+
 pub fn step_context(output_dir: &Path) -> (StepContext, Arc<CollectingSink>) {
     let sink = CollectingSink::new();
     let ctx = StepContext {
