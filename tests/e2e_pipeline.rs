@@ -39,6 +39,16 @@ struct Signing {
     _dir: tempfile::TempDir,
 }
 
+/// A Docker-backed worker and PFX credentials; `None` (a SKIP, or a panic under CI) when
+/// a tool or the engine is missing.
+async fn worker_with_pfx() -> Option<(Worker, Signing)> {
+    if !fixtures::require_tools(TOOLS) {
+        return None;
+    }
+    let worker = start_worker(&[]).await?;
+    Some((worker, pfx_signing().await))
+}
+
 async fn pfx_signing() -> Signing {
     let dir = tempfile::tempdir().unwrap();
     let pki = fixtures::Pki::create(&dir.path().join("pki"));
@@ -100,13 +110,9 @@ async fn assert_no_secret_in_containers(worker: &Worker, secrets: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn installer_with_pfx_is_signed_listed_and_follows_the_protocol() {
-    if !fixtures::require_tools(TOOLS) {
-        return;
-    }
-    let Some(worker) = start_worker(&[]).await else {
+    let Some((worker, signing)) = worker_with_pfx().await else {
         return;
     };
-    let signing = pfx_signing().await;
     let job = "e2e-installer";
     worker
         .hub
@@ -209,13 +215,9 @@ async fn installer_with_pfx_is_signed_listed_and_follows_the_protocol() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portable_and_msix_are_built_and_the_msix_is_signed() {
-    if !fixtures::require_tools(TOOLS) {
-        return;
-    }
-    let Some(worker) = start_worker(&[]).await else {
+    let Some((worker, signing)) = worker_with_pfx().await else {
         return;
     };
-    let signing = pfx_signing().await;
 
     let complete = run_example_job(&worker, "e2e-portable", "portable", json!({})).await;
     assert_eq!(complete.json["success"], json!(true), "{}", complete.raw);

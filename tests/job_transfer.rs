@@ -13,8 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use measure::{sha256_file, status_kib};
 use perry_ship_windows::job::transfer::{
-    download_tarball, download_tarball_with, http_client, upload_artifact, RetryPolicy,
-    TransferError, UploadedArtifact,
+    download_tarball, http_client, upload_artifact, RetryPolicy, TransferError, UploadedArtifact,
 };
 use perry_ship_windows::pipeline::Artifact;
 use std::path::{Path, PathBuf};
@@ -46,6 +45,7 @@ async fn upload_to(
         limit,
         &cancel,
         &|_, _| {},
+        &RetryPolicy::default(),
     )
     .await
 }
@@ -53,7 +53,8 @@ async fn upload_to(
 /// Downloads with `token`, no cancel and no progress callback.
 async fn download_to(url: &str, token: &str, dest: &Path) -> Result<u64, TransferError> {
     let cancel = CancellationToken::new();
-    download_tarball(&http_client(), url, token, dest, &cancel, &|_| {}).await
+    let policy = RetryPolicy::default();
+    download_tarball(&http_client(), url, token, dest, &cancel, &|_| {}, &policy).await
 }
 
 fn fast_retries() -> RetryPolicy {
@@ -87,6 +88,7 @@ async fn round_trip_of_512_mib_keeps_memory_flat() {
             assert_eq!(total, SIZE);
             last_progress.store(sent, Ordering::SeqCst);
         },
+        &RetryPolicy::default(),
     )
     .await
     .unwrap();
@@ -129,6 +131,7 @@ async fn round_trip_of_512_mib_keeps_memory_flat() {
             calls.fetch_add(1, Ordering::SeqCst);
             last_progress.store(n, Ordering::SeqCst)
         },
+        &RetryPolicy::default(),
     )
     .await
     .unwrap();
@@ -260,7 +263,7 @@ async fn download_cut_halfway_fails_and_removes_the_partial_file() {
     let (base, hub) = serve(8 << 20).await;
     let max_seen = AtomicU64::new(0);
     let policy = fast_retries();
-    let err = download_tarball_with(
+    let err = download_tarball(
         &http_client(),
         &format!("{base}/tarball/cut"),
         TOKEN,
@@ -309,7 +312,7 @@ async fn connection_refused_is_retried_then_reported_without_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("p.tar.gz");
     let started = std::time::Instant::now();
-    let err = download_tarball_with(
+    let err = download_tarball(
         &http_client(),
         &format!("http://{addr}/tarball?token=query-secret"),
         TOKEN,
@@ -351,6 +354,7 @@ async fn cancel_stops_a_download() {
                 trigger.cancel();
             }
         },
+        &RetryPolicy::default(),
     )
     .await
     .unwrap_err();

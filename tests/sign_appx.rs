@@ -4,8 +4,6 @@
 //! signed by our session verifies with the real `osslsigncode verify`, and fails after one
 //! byte of the package changes.
 
-#[path = "support/sign_fixtures.rs"]
-mod fixtures;
 #[path = "package_support/mod.rs"]
 mod package_support;
 #[path = "support/sign_servers.rs"]
@@ -13,6 +11,7 @@ mod servers;
 
 use base64::Engine as _;
 use fixtures::*;
+use package_support::sign_fixtures as fixtures;
 use perry_ship_windows::config::SigningEndpoints;
 use perry_ship_windows::job::credentials::{Credentials, PfxCredentials, Secret};
 use perry_ship_windows::sign::{verify::verify_pkcs7, SigningSession};

@@ -29,15 +29,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn policy() -> HttpPolicy {
-    HttpPolicy {
-        request_timeout: Duration::from_millis(800),
-        attempts: 3,
-        timestamp_attempts: 3,
-        initial_backoff: Duration::from_millis(20),
-        max_retry_after: Duration::from_millis(200),
-        operation_deadline: Duration::from_secs(10),
-        poll_interval: Duration::from_millis(20),
-    }
+    fast_http_policy(Duration::from_millis(800))
 }
 
 struct Env {

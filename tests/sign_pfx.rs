@@ -23,15 +23,7 @@ const TOOLS: &[&str] = &[
 const PASSWORD: &str = "Pfx-Secret-pa55word!";
 
 fn fast_policy() -> HttpPolicy {
-    HttpPolicy {
-        request_timeout: Duration::from_secs(5),
-        attempts: 3,
-        timestamp_attempts: 3,
-        initial_backoff: Duration::from_millis(20),
-        max_retry_after: Duration::from_millis(200),
-        operation_deadline: Duration::from_secs(10),
-        poll_interval: Duration::from_millis(20),
-    }
+    fast_http_policy(Duration::from_secs(5))
 }
 
 fn pfx_creds(pfx: &[u8], password: &str, tsa_url: &str) -> Credentials {

@@ -16,7 +16,7 @@ use crate::events::{EventSink, Stage};
 use crate::job::credentials::{Credentials, Secret};
 use crate::job::manifest::Manifest;
 use crate::job::mask::Masker;
-use crate::job::transfer::{self, TransferError};
+use crate::job::transfer::{self, RetryPolicy, TransferError};
 use crate::job::{extract, workdir};
 use crate::pipeline::{JobContext, Pipeline};
 use crate::sandbox::Runner;
@@ -208,6 +208,7 @@ async fn run_stages(
         &archive,
         &cancel,
         &on_bytes,
+        &RetryPolicy::default(),
     )
     .await
     .map_err(|e| {
@@ -287,6 +288,7 @@ async fn run_stages(
             config.max_artifact_bytes,
             &cancel,
             &on_progress,
+            &RetryPolicy::default(),
         )
         .await
         .map_err(|e| upload_error(&artifact.name, e))?;

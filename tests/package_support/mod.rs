@@ -16,33 +16,14 @@ use tokio_util::sync::CancellationToken;
 
 pub const APP_EXE: &str = "Demo App.exe";
 
+#[path = "../support/sign_fixtures.rs"]
+pub mod sign_fixtures;
+pub use sign_fixtures::run;
+
 /// True when a host tool exists; when it does not, tests fail under CI=true and skip
 /// with a printed note otherwise.
 pub fn require_tool(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        if matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1")) {
-            panic!("{tool} is required in CI (scripts/setup-host.sh installs it)");
-        }
-        eprintln!("SKIP: {tool} is not installed");
-    }
-    found
-}
-
-pub fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    sign_fixtures::require_tools(&[tool])
 }
 
 /// Builds `libhelper.dll` and an exe importing it (plus KERNEL32/msvcrt) into `dir`.

@@ -27,6 +27,22 @@ pub fn require_tools(tools: &[&str]) -> bool {
     false
 }
 
+/// Signing-service HTTP rules with short waits, so retry tests run fast.
+pub fn fast_http_policy(
+    request_timeout: std::time::Duration,
+) -> perry_ship_windows::sign::HttpPolicy {
+    use std::time::Duration;
+    perry_ship_windows::sign::HttpPolicy {
+        request_timeout,
+        attempts: 3,
+        timestamp_attempts: 3,
+        initial_backoff: Duration::from_millis(20),
+        max_retry_after: Duration::from_millis(200),
+        operation_deadline: Duration::from_secs(10),
+        poll_interval: Duration::from_millis(20),
+    }
+}
+
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd
         .output()

@@ -13,28 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Downloads the project tarball to `dest`, decoding base64 as it arrives. Returns the
 /// decoded size. `progress` gets the bytes written so far.
+/// `policy` says how often and how long to retry.
 pub async fn download_tarball(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    dest: &std::path::Path,
-    cancel: &CancellationToken,
-    progress: &(dyn Fn(u64) + Send + Sync),
-) -> Result<u64, TransferError> {
-    download_tarball_with(
-        client,
-        url,
-        token,
-        dest,
-        cancel,
-        progress,
-        &RetryPolicy::default(),
-    )
-    .await
-}
-
-/// [`download_tarball`] with an explicit retry policy.
-pub async fn download_tarball_with(
     client: &reqwest::Client,
     url: &str,
     token: &str,

@@ -21,8 +21,8 @@ mod download;
 mod upload;
 
 pub use base64_stream::{encoded_len, StreamDecoder};
-pub use download::{download_tarball, download_tarball_with};
-pub use upload::{upload_artifact, upload_artifact_with};
+pub use download::download_tarball;
+pub use upload::upload_artifact;
 
 use serde::Serialize;
 use std::time::Duration;

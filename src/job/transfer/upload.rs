@@ -16,31 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Uploads an artifact. Refuses files over `max_bytes` before sending anything.
 /// `progress` gets (raw bytes sent, total raw bytes).
-pub async fn upload_artifact(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    artifact: &Artifact,
-    max_bytes: u64,
-    cancel: &CancellationToken,
-    progress: &(dyn Fn(u64, u64) + Send + Sync),
-) -> Result<UploadedArtifact, TransferError> {
-    upload_artifact_with(
-        client,
-        url,
-        token,
-        artifact,
-        max_bytes,
-        cancel,
-        progress,
-        &RetryPolicy::default(),
-    )
-    .await
-}
-
-/// [`upload_artifact`] with an explicit retry policy.
+/// `policy` says how often and how long to retry.
 #[allow(clippy::too_many_arguments)]
-pub async fn upload_artifact_with(
+pub async fn upload_artifact(
     client: &reqwest::Client,
     url: &str,
     token: &str,
