@@ -114,21 +114,14 @@ async fn installer_with_pfx_is_signed_listed_and_follows_the_protocol() {
         return;
     };
     let job = "e2e-installer";
-    worker
-        .hub
-        .assign(
-            job,
-            "tok-1",
-            tarball_of(&example_dir()),
-            example_manifest("installer"),
-            signing.credentials.clone(),
-        )
-        .unwrap();
-    let complete = worker
-        .hub
-        .wait_for_complete(job, JOB_TIMEOUT)
-        .await
-        .unwrap();
+    let complete = run_job(
+        &worker,
+        job,
+        tarball_of(&example_dir()),
+        example_manifest("installer"),
+        signing.credentials.clone(),
+    )
+    .await;
     let frames = worker.hub.job_frames(job);
     assert_protocol_sequence(&frames, job, true);
 
@@ -318,15 +311,7 @@ async fn sign_only_bundle_with_kms_gives_a_signed_installer() {
         "windows_timestamp_url": tsa.url,
     });
     let job = "e2e-sign-only";
-    worker
-        .hub
-        .assign(job, "tok-s", tarball_of(&bundle), manifest, credentials)
-        .unwrap();
-    let complete = worker
-        .hub
-        .wait_for_complete(job, JOB_TIMEOUT)
-        .await
-        .unwrap();
+    let complete = run_job(&worker, job, tarball_of(&bundle), manifest, credentials).await;
     assert_eq!(complete.json["success"], json!(true), "{}", complete.raw);
     let frames = worker.hub.job_frames(job);
     assert_protocol_sequence(&frames, job, true);
@@ -355,21 +340,14 @@ async fn compile_failure_reports_compile_failed_then_the_next_job_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let bad = example_with_marker(&dir.path().join("project"), "perry-standin: fail");
     let job = "e2e-compile-fail";
-    worker
-        .hub
-        .assign(
-            job,
-            "tok-f",
-            tarball_of(&bad),
-            example_manifest("portable"),
-            json!({}),
-        )
-        .unwrap();
-    let complete = worker
-        .hub
-        .wait_for_complete(job, JOB_TIMEOUT)
-        .await
-        .unwrap();
+    let complete = run_job(
+        &worker,
+        job,
+        tarball_of(&bad),
+        example_manifest("portable"),
+        json!({}),
+    )
+    .await;
     let frames = worker.hub.job_frames(job);
     assert_protocol_sequence(&frames, job, false);
     let error = frames.iter().find(|f| f.kind() == "error").unwrap();

@@ -137,29 +137,36 @@ pub fn assert_protocol_sequence(frames: &[ReceivedFrame], job_id: &str, success:
     }
 }
 
-/// Runs `job` on the unchanged example project with `distribute` and `credentials`, and
-/// returns its `complete` frame.
-pub async fn run_example_job(
+/// Assigns `job` with this tarball, manifest and credentials and returns its `complete`
+/// frame.
+pub async fn run_job(
     worker: &Worker,
     job: &str,
-    distribute: &str,
+    tarball: Vec<u8>,
+    manifest: Value,
     credentials: Value,
 ) -> ReceivedFrame {
     worker
         .hub
-        .assign(
-            job,
-            &format!("tok-{job}"),
-            crate::example_project::tarball_of(&crate::example_project::example_dir()),
-            crate::example_project::example_manifest(distribute),
-            credentials,
-        )
+        .assign(job, &format!("tok-{job}"), tarball, manifest, credentials)
         .unwrap();
     worker
         .hub
         .wait_for_complete(job, JOB_TIMEOUT)
         .await
         .unwrap()
+}
+
+/// [`run_job`] on the unchanged example project built as `distribute`.
+pub async fn run_example_job(
+    worker: &Worker,
+    job: &str,
+    distribute: &str,
+    credentials: Value,
+) -> ReceivedFrame {
+    let tarball = crate::example_project::tarball_of(&crate::example_project::example_dir());
+    let manifest = crate::example_project::example_manifest(distribute);
+    run_job(worker, job, tarball, manifest, credentials).await
 }
 
 /// Assigns `job`: the example project with a compile step that sleeps 300 s (portable, no
