@@ -203,7 +203,8 @@ async fn baseline_once(env: &BenchEnv, app: &AppInfo) -> Vec<Duration> {
     let setup_name = nsis::installer_file_name(app);
     let nsis_dir = dir.path().join("nsis");
     std::fs::create_dir_all(&nsis_dir).unwrap();
-    nsis::stage_payload(&bundle, app, &setup_name, &nsis_dir, Finalize::Export).unwrap();
+    let listing =
+        nsis::stage_payload(&bundle, app, &setup_name, &nsis_dir, Finalize::Export).unwrap();
     open_up(&nsis_dir);
     // Pass 1 sees the placeholders as its payload, as in the worker.
     let (payload, real) = (nsis_dir.join("payload"), nsis_dir.join("payload.real"));
@@ -215,7 +216,15 @@ async fn baseline_once(env: &BenchEnv, app: &AppInfo) -> Vec<Duration> {
     let sign_uninstaller = osslsign(env, &uninstaller).await;
     std::fs::remove_dir_all(&payload).unwrap();
     std::fs::rename(&real, &payload).unwrap();
-    nsis::restage_script(&bundle, app, &setup_name, &nsis_dir, Finalize::Import).unwrap();
+    nsis::restage_script(
+        &bundle,
+        &listing,
+        app,
+        &setup_name,
+        &nsis_dir,
+        Finalize::Import,
+    )
+    .unwrap();
     let pass2 = makensis(env, &nsis_dir).await;
     let sign_setup = osslsign(env, &nsis_dir.join(&setup_name)).await;
     vec![

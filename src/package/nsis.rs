@@ -169,20 +169,21 @@ fn render_with_listing(
 
 /// Writes `<dir>/installer.nsi` (UTF-8 with BOM) for `finalize`, `<dir>/installer.ico`
 /// and the payload under neutral names (hard links where possible, copies otherwise); for
-/// [`Finalize::Export`] also empty placeholders under the same names.
+/// [`Finalize::Export`] also empty placeholders under the same names. Returns the bundle
+/// listing the script was written for.
 pub fn stage_payload(
     bundle: &Bundle,
     app: &AppInfo,
     out_name: &str,
     dir: &Path,
     finalize: Finalize,
-) -> Result<(), PackageError> {
+) -> Result<BundleListing, PackageError> {
     let listing = bundle.list()?;
     let icon = bundle.root.join("app.ico");
     if icon.is_file() {
         link_or_copy(&icon, &dir.join(ICON_NAME))?;
     }
-    write_script_for(bundle, &listing, app, out_name, dir, finalize)?;
+    restage_script(bundle, &listing, app, out_name, dir, finalize)?;
     let payload = dir.join(PAYLOAD_DIR);
     std::fs::create_dir_all(&payload)
         .map_err(PackageError::io(format!("creating {}", payload.display())))?;
@@ -198,23 +199,13 @@ pub fn stage_payload(
                 .map_err(PackageError::io("creating the payload placeholders"))?;
         }
     }
-    Ok(())
+    Ok(listing)
 }
 
-/// Replaces the staged `<dir>/installer.nsi` by the script for another `finalize` mode
-/// (pass 2 of the signed-uninstaller build), keeping the staged payload.
+/// Writes `<dir>/installer.nsi` for `finalize`; the icon is used when it is staged in
+/// `dir`. Pass 2 of the signed-uninstaller build calls it to replace pass 1's script,
+/// keeping the staged payload (`listing` is the one [`stage_payload`] returned).
 pub fn restage_script(
-    bundle: &Bundle,
-    app: &AppInfo,
-    out_name: &str,
-    dir: &Path,
-    finalize: Finalize,
-) -> Result<(), PackageError> {
-    write_script_for(bundle, &bundle.list()?, app, out_name, dir, finalize)
-}
-
-/// Renders and writes the script; the icon is used when it is already staged in `dir`.
-fn write_script_for(
     bundle: &Bundle,
     listing: &BundleListing,
     app: &AppInfo,
@@ -282,7 +273,7 @@ pub async fn build_installer(
             }
             Some(signer) => {
                 fresh_dir(&stage)?;
-                stage_payload(bundle, app, &out_name, &stage, Finalize::Export)?;
+                let listing = stage_payload(bundle, app, &out_name, &stage, Finalize::Export)?;
                 let pass1_out = scratch.join("nsis-uninstaller");
                 fresh_dir(&pass1_out)?;
                 let pass1_ctx = StepContext {
@@ -295,7 +286,7 @@ pub async fn build_installer(
                 std::fs::rename(pass1_out.join(UNSIGNED_UNINSTALLER), &uninstaller)
                     .map_err(PackageError::io("moving the exported uninstaller"))?;
                 signer.sign_uninstaller(&uninstaller).await?;
-                restage_script(bundle, app, &out_name, &stage, Finalize::Import)?;
+                restage_script(bundle, &listing, app, &out_name, &stage, Finalize::Import)?;
                 let extra = [StepInput {
                     host_path: uninstaller,
                     dest: SIGNED_UNINSTALLER.into(),
