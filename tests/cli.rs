@@ -146,6 +146,36 @@ fn local_build_of_a_failing_project_exits_non_zero_with_the_code() {
 }
 
 #[test]
+fn a_compiler_that_exits_zero_without_an_exe_is_compile_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    std::fs::write(
+        project.join("perry.toml"),
+        "[project]\nname = \"Silent\"\nversion = \"1.0\"\nentry = \"src/main.ts\"\n",
+    )
+    .unwrap();
+    std::fs::write(project.join("src/main.ts"), "console.log(1)\n").unwrap();
+    let out = bin()
+        .args(["build", "--no-docker", "--out"])
+        .arg(dir.path().join("out"))
+        .arg(&project)
+        .env("PERRY_BUILD_PERRY_BINARY", "true")
+        .env("PERRY_WORK_DIR", dir.path().join("work"))
+        .env("PERRY_MIN_FREE_DISK", "1m")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("COMPILE_FAILED"), "{err}");
+    assert!(
+        err.contains("the compiler succeeded but wrote no Silent.exe"),
+        "{err}"
+    );
+    assert!(!err.contains("INTERNAL_ERROR"), "{err}");
+}
+
+#[test]
 fn doctor_reports_each_check_and_fails_when_perry_is_missing() {
     let out = bin()
         .arg("doctor")
@@ -159,6 +189,10 @@ fn doctor_reports_each_check_and_fails_when_perry_is_missing() {
         "doctor must fail without a compiler: {text}"
     );
     assert!(text.contains("✗ perry"), "{text}");
+    assert!(
+        text.contains("will not advertise `windows`"),
+        "doctor says what a missing compiler costs: {text}"
+    );
     assert!(text.contains("✓ configuration"), "{text}");
     assert!(text.contains("work dir"), "{text}");
 }

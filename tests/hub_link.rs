@@ -1,10 +1,11 @@
 //! The hub link against the in-process test hub: hello, secret and AUTH_FAILED, pings,
-//! hostile frames, hub restart mid-job.
+//! hostile frames, outages mid-job (the job is over; only its re-queued copy reports),
+//! capabilities that follow `perry --version`.
 
 mod hub_support;
 
 use hub_support::*;
-use perry_ship_windows::testhub::{Outbound, TestHub, TestHubOptions};
+use perry_ship_windows::testhub::{JobState, Outbound, TestHub, TestHubOptions};
 use serde_json::json;
 use std::time::Duration;
 
@@ -146,8 +147,12 @@ async fn hostile_frames_are_ignored_and_a_valid_job_still_runs() {
     worker.stop().await;
 }
 
+/// hub-protocol.md §6: an outage ends the job for the hub (token revoked, job re-queued).
+/// The worker stops it silently; after reconnecting it sends nothing stale, and the
+/// re-queued assignment (new token) succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hub_restart_mid_job_reconnects_with_a_new_hello() {
+async fn an_outage_longer_than_the_build_ends_the_job_and_the_requeued_one_succeeds() {
+    use PipelineEvent::*;
     let mut hub = TestHub::start().await.unwrap();
     let worker = connected_worker(&hub, &[]).await;
     assign(&hub, "survivor", json!({"sleep_ms": 1_500}));
@@ -157,21 +162,134 @@ async fn hub_restart_mid_job_reconnects_with_a_new_hello() {
     .await
     .unwrap();
     hub.stop().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let at_hub = hub.job_status("survivor").unwrap();
+    assert_eq!(at_hub.state, JobState::Requeued);
+    assert_eq!(at_hub.requeues, 1);
+    // Longer than the build: an orphan left running would have finished by now.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        worker.pipeline.events(),
+        [Started("survivor".into()), Ended("survivor".into())],
+        "the orphan was stopped"
+    );
+    assert_work_dir_clean(worker.work_dir.path());
+    let before_restart = hub.frames().len();
+
     hub.restart().await.unwrap();
     let second = hub.wait_for_hello(2, WAIT).await.unwrap();
     assert_eq!(second.connection, 2);
-    // The job kept running; its last frames arrive on the new connection.
     let complete = hub.wait_for_complete("survivor", WAIT).await.unwrap();
-    assert_eq!(complete.json["success"], true);
+    settle().await;
+    let after: Vec<_> = hub.frames()[before_restart..].to_vec();
+    let k = kinds(&after);
+    assert_eq!(complete.json["success"], true, "{k:?}");
     assert_eq!(complete.connection, 2);
+    assert!(!k.contains(&"error".to_string()), "no stale error: {k:?}");
+    assert_eq!(
+        k.iter().filter(|k| *k == "complete").count(),
+        1,
+        "one complete, the new run's: {k:?}"
+    );
+    assert_eq!(
+        (k[0].as_str(), k[1].as_str()),
+        ("worker_hello", "stage"),
+        "the new run's first stage follows the hello: {k:?}"
+    );
+    let at_hub = hub.job_status("survivor").unwrap();
+    assert_eq!(at_hub.state, JobState::Succeeded, "{at_hub:?}");
     assert_eq!(hub.uploads().len(), 1);
-    let hellos = hub
-        .frames()
+    assert_eq!(
+        worker.pipeline.events(),
+        [
+            Started("survivor".into()),
+            Ended("survivor".into()),
+            Started("survivor".into()),
+            Ended("survivor".into())
+        ]
+    );
+    let dir = worker.stop().await;
+    assert_work_dir_clean(dir.path());
+}
+
+/// Queued jobs are over too: after an outage only the hub's re-queued job runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_drops_queued_jobs_and_sends_nothing_for_them() {
+    let mut hub = TestHub::start().await.unwrap();
+    let worker = connected_worker(&hub, &[]).await;
+    assign(&hub, "running", json!({"sleep_ms": 3_000}));
+    hub.wait_for(WAIT, |f| {
+        f.kind() == "stage" && f.json["stage"] == "compiling"
+    })
+    .await
+    .unwrap();
+    assign(&hub, "waiting", json!({}));
+    settle().await;
+    hub.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    hub.restart().await.unwrap();
+    hub.wait_for_hello(2, WAIT).await.unwrap();
+    // The hub tracks only the last assigned job: "waiting" comes back, "running" not.
+    let complete = hub.wait_for_complete("waiting", WAIT).await.unwrap();
+    assert_eq!(complete.json["success"], true);
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let stale: Vec<_> = hub
+        .job_frames("running")
+        .into_iter()
+        .filter(|f| f.connection == 2)
+        .collect();
+    assert!(stale.is_empty(), "{:?}", kinds(&stale));
+    let waiting_runs = worker
+        .pipeline
+        .events()
         .iter()
-        .filter(|f| f.kind() == "worker_hello")
+        .filter(|e| **e == PipelineEvent::Started("waiting".into()))
         .count();
-    assert_eq!(hellos, 2);
+    assert_eq!(waiting_runs, 1, "the dropped queued copy never ran");
+    let dir = worker.stop().await;
+    assert_work_dir_clean(dir.path());
+}
+
+/// A worker whose `perry --version` does not run advertises only `windows-sign`, and
+/// announces `windows` again once an update makes perry run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_is_advertised_only_while_perry_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let installed = dir.path().join("installed");
+    let perry = dir.path().join("perry");
+    let script = format!(
+        "#!/bin/sh
+if [ \"$1\" = update ]; then touch '{m}'; exit 0; fi
+[ -f '{m}' ] || exit 127
+echo 'perry 0.6.0'
+",
+        m = installed.display()
+    );
+    std::fs::write(&perry, script).unwrap();
+    std::fs::set_permissions(&perry, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hub = TestHub::start().await.unwrap();
+    let worker = start_worker_with_runner(
+        &hub,
+        &[],
+        |c| c.perry_binary = perry.display().to_string(),
+        std::sync::Arc::new(perry_ship_windows::sandbox::host::HostRunner::new()),
+    );
+    let first = hub.wait_for_hello(1, WAIT).await.unwrap().json;
+    assert_eq!(first["capabilities"], json!(["windows-sign"]), "{first}");
+    assert!(first.get("perry_version").is_none(), "{first}");
+
+    hub.send_json(&json!({"type": "update_perry"})).unwrap();
+    let result = hub
+        .wait_for(WAIT, |f| f.kind() == "update_result")
+        .await
+        .unwrap();
+    assert_eq!(
+        result.json,
+        json!({"type":"update_result","success":true,"old_version":null,"new_version":"0.6.0"})
+    );
+    let second = hub.wait_for_hello(2, WAIT).await.unwrap().json;
+    assert_eq!(second["capabilities"], json!(["windows", "windows-sign"]));
+    assert_eq!(second["perry_version"], "0.6.0");
     worker.stop().await;
 }
 

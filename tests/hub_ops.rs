@@ -159,7 +159,12 @@ async fn update_perry_waits_for_running_jobs_and_answers() {
     std::fs::set_permissions(&perry, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let hub = TestHub::start().await.unwrap();
-    let worker = start_worker(&hub, &[], |c| c.perry_binary = perry.display().to_string());
+    let worker = start_worker_with_runner(
+        &hub,
+        &[],
+        |c| c.perry_binary = perry.display().to_string(),
+        std::sync::Arc::new(perry_ship_windows::sandbox::host::HostRunner::new()),
+    );
     hub.wait_for_hello(1, WAIT).await.unwrap();
     assign(&hub, "before-update", json!({"sleep_ms": 800}));
     hub.wait_for(WAIT, |f| {
@@ -181,5 +186,40 @@ async fn update_perry_waits_for_running_jobs_and_answers() {
         result.json,
         json!({"type":"update_result","success":true,"old_version":"0.5.3","new_version":"0.6.0"})
     );
+    // The worker announces the new version (it reconnects once idle).
+    let hello = hub.wait_for_hello(2, WAIT).await.unwrap().json;
+    assert_eq!(hello["perry_version"], "0.6.0");
+    worker.stop().await;
+}
+
+/// With Docker on, perry lives in the image: update_result reports the version the hello
+/// reported (probed through the same runner) and says why it cannot update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_result_with_docker_reports_the_image_version() {
+    let hub = TestHub::start().await.unwrap();
+    let worker = start_worker_with_runner(
+        &hub,
+        &[],
+        |c| c.docker.enabled = true,
+        std::sync::Arc::new(VersionRunner("7.7.7")),
+    );
+    let hello = hub.wait_for_hello(1, WAIT).await.unwrap().json;
+    assert_eq!(hello["perry_version"], "7.7.7");
+    hub.send_json(&json!({"type": "update_perry"})).unwrap();
+    let result = hub
+        .wait_for(WAIT, |f| f.kind() == "update_result")
+        .await
+        .unwrap()
+        .json;
+    assert_eq!(result["success"], false);
+    assert_eq!(result["old_version"], "7.7.7", "{result}");
+    assert_eq!(result["new_version"], "7.7.7", "{result}");
+    assert!(
+        result["error"].as_str().unwrap().contains("toolchain image"),
+        "{result}"
+    );
+    // Nothing changed: no reconnect to announce anything.
+    settle().await;
+    assert_eq!(hub.connections(), 1);
     worker.stop().await;
 }

@@ -184,3 +184,61 @@ fn embedding_into_a_non_pe_or_missing_file_fails_cleanly() {
     let err = embed_resources(&tmp.path().join("nope.exe"), &ico, &app_info()).unwrap_err();
     assert!(matches!(err, PackageError::Missing { .. }), "{err}");
 }
+
+/// An ICO like other tools write: any set of sizes (here 16, 32, 48 and 256 px).
+fn write_ico_with_sizes(path: &std::path::Path, sizes: &[u32]) {
+    let mut dir = ico::IconDir::new(ico::ResourceType::Icon);
+    for &size in sizes {
+        let rgba = vec![0x80u8; (size * size * 4) as usize];
+        let image = ico::IconImage::from_rgba_data(size, size, rgba);
+        let entry = if size >= 256 {
+            ico::IconDirEntry::encode_as_png(&image)
+        } else {
+            ico::IconDirEntry::encode_as_bmp(&image)
+        };
+        dir.add_entry(entry.unwrap());
+    }
+    dir.write(std::fs::File::create(path).unwrap()).unwrap();
+}
+
+#[test]
+fn a_bundle_icon_with_other_sizes_is_kept_as_written() {
+    if !require_tool("x86_64-w64-mingw32-gcc") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (exe, _dll) = build_pe_fixtures(tmp.path());
+    // First our own seven sizes, then the bundle's four replace them.
+    let png = tmp.path().join("icon.png");
+    write_test_png(&png, 256, 256);
+    let ours = tmp.path().join("ours.ico");
+    png_to_ico(&png, &ours).unwrap();
+    embed_resources(&exe, &ours, &app_info()).unwrap();
+    let bundle_ico = tmp.path().join("app.ico");
+    write_ico_with_sizes(&bundle_ico, &[48, 16, 256, 32]);
+    embed_resources(&exe, &bundle_ico, &app_info()).unwrap();
+    let mut sizes = read_resources(&exe).unwrap().icon_sizes;
+    sizes.sort_unstable();
+    assert_eq!(sizes, [16, 32, 48, 256]);
+
+    // A single-size icon is valid too.
+    write_ico_with_sizes(&bundle_ico, &[32]);
+    embed_resources(&exe, &bundle_ico, &app_info()).unwrap();
+    assert_eq!(read_resources(&exe).unwrap().icon_sizes, [32]);
+}
+
+#[test]
+fn an_invalid_bundle_icon_is_refused_and_the_exe_is_untouched() {
+    if !require_tool("x86_64-w64-mingw32-gcc") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (exe, _dll) = build_pe_fixtures(tmp.path());
+    let before = std::fs::read(&exe).unwrap();
+    let bad = tmp.path().join("app.ico");
+    std::fs::write(&bad, b"\x00\x00\x01\x00garbage").unwrap();
+    let err = embed_resources(&exe, &bad, &app_info()).unwrap_err();
+    assert!(matches!(err, PackageError::BadIcon { .. }), "{err}");
+    assert!(err.to_string().contains("not a valid ICO"), "{err}");
+    assert_eq!(std::fs::read(&exe).unwrap(), before, "exe untouched");
+}

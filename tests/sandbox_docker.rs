@@ -206,7 +206,7 @@ fn compile_step(image: &str, entry_source: &str, root: &std::path::Path) -> Step
         dest: "project".into(),
     }];
     s.cwd = "project".into();
-    s.outputs = vec!["project/dist".into()];
+    s.outputs = vec!["project/dist/".into()];
     s
 }
 

@@ -193,6 +193,29 @@ async fn inputs_are_copied_in_and_outputs_copied_back() {
 }
 
 #[tokio::test]
+async fn output_folders_exist_before_the_step_starts() {
+    let root = tempfile::tempdir().unwrap();
+    let out_dir = root.path().join("out");
+    let (ctx, sink) = step_context(&unique_job_id("host-outdirs"), &out_dir);
+    // The tool creates no folder: it writes into the ones the runner made.
+    let step = Step {
+        outputs: vec!["bin/".into(), "dist/pkg/app.txt".into()],
+        ..sh("outdirs", "test -d bin && echo built > dist/pkg/app.txt")
+    };
+    assert_eq!(
+        HostRunner::new().run(&step, &ctx).await.unwrap().exit_code,
+        0,
+        "{:?}",
+        sink.lines()
+    );
+    assert!(out_dir.join("bin").is_dir(), "an empty folder output comes back");
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("dist/pkg/app.txt")).unwrap(),
+        "built\n"
+    );
+}
+
+#[tokio::test]
 async fn missing_output_and_hostile_paths_are_errors() {
     let root = tempfile::tempdir().unwrap();
     let (ctx, _sink) = step_context(&unique_job_id("host-bad"), &root.path().join("out"));
@@ -329,7 +352,8 @@ async fn standin_compiler_builds_a_pe_in_host_mode() {
         host_path: project,
         dest: "".into(),
     }];
-    step.outputs = vec!["dist".into()];
+    // A folder output: the runner creates it (the stand-in, like perry, does not).
+    step.outputs = vec!["dist/".into()];
     assert_eq!(
         HostRunner::new().run(&step, &ctx).await.unwrap().exit_code,
         0,

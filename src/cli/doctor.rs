@@ -130,7 +130,11 @@ async fn check_perry(config: &Config, report: &mut Report) {
         Some(version) => report.ok("perry", &version),
         None => report.fail(
             "perry",
-            &format!("`{} --version` did not run", config.perry_binary),
+            &format!(
+                "`{} --version` did not run: the worker will not advertise `windows` \
+                 (compile jobs), only `windows-sign`",
+                config.perry_binary
+            ),
             "set PERRY_BUILD_PERRY_BINARY to the compiler (inside the image when Docker is on)",
         ),
     }

@@ -1,14 +1,16 @@
 //! One job end to end: inputs → download → extract → pipeline → upload → `complete`.
 //!
 //! Any failure becomes `error{code,message,stage}` followed by
-//! `complete{success:false, artifacts:[]}`; nothing is uploaded after a failure. Success is
+//! `complete{success:false, artifacts:[], error}`; nothing is uploaded after a failure. Success is
 //! every upload answered 200, then `complete{success:true, artifacts}`. The work folder
 //! (named by job id and attempt) is removed however the job ends. The whole job is bounded
 //! by `PERRY_JOB_TIMEOUT`; a cancel (hub, drain deadline) stops it promptly; a silenced run
-//! (an orphan replaced by a re-assignment) ends without sending anything.
+//! (an orphan replaced by a re-assignment, or a run whose hub link was lost) ends without
+//! sending anything.
 
 use super::metrics::{Outcome, WorkerMetrics};
 use super::protocol::{ArtifactInfo, JobAssign, WorkerFrame};
+use super::gate::FrameGate;
 use super::sink::HubEventSink;
 use crate::config::Config;
 use crate::error::{ErrorCode, JobError};
@@ -20,7 +22,7 @@ use crate::job::transfer::{self, RetryPolicy, TransferError};
 use crate::job::{extract, workdir};
 use crate::pipeline::{JobContext, Pipeline};
 use crate::sandbox::Runner;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -34,7 +36,7 @@ const CANCEL_GRACE: Duration = Duration::from_secs(10);
 #[derive(Clone, Default)]
 pub struct RunControl {
     cancel: CancellationToken,
-    silenced: Arc<AtomicBool>,
+    gate: Arc<FrameGate>,
     reason: Arc<Mutex<Option<String>>>,
 }
 
@@ -49,14 +51,20 @@ impl RunControl {
     }
 
     /// Stops the job without sending anything more for it (its job id now belongs to a
-    /// newer assignment).
-    pub fn silence_and_cancel(&self) {
-        self.silenced.store(true, Ordering::SeqCst);
-        self.cancel("superseded by a new assignment of the same job");
+    /// newer assignment, or the hub dropped it with the link). When this returns, no
+    /// further frame of the job can enter the outgoing channel.
+    pub fn silence_and_cancel(&self, reason: &str) {
+        self.gate.close();
+        self.cancel(reason);
     }
 
     pub fn is_silenced(&self) -> bool {
-        self.silenced.load(Ordering::SeqCst)
+        self.gate.is_closed()
+    }
+
+    /// The gate every frame of this run passes (see [`FrameGate`]).
+    pub fn gate(&self) -> &FrameGate {
+        &self.gate
     }
 
     fn reason(&self) -> String {
@@ -105,7 +113,7 @@ pub async fn run_job(
         env.out.clone(),
         env.config.log_limits,
         env.metrics.clone(),
-        control.silenced.clone(),
+        control.gate.clone(),
     ));
 
     // Boxed so that dropping it below really drops the job (and its work folder) now.
@@ -150,9 +158,7 @@ pub async fn run_job(
         }
         Err(err) => {
             tracing::warn!(job_id = %assign.job_id, "job failed: {}", sink.mask(&err.to_string()));
-            sink.send_error(&err).await;
-            sink.send_reliably(frames.complete_failure(duration_secs))
-                .await;
+            sink.send_failure(&err, duration_secs).await;
             let outcome = if control.cancel.is_cancelled() {
                 Outcome::Cancelled
             } else {

@@ -8,6 +8,11 @@
 //! per attempt in plain words and retried no sooner than `auth_failed_backoff`.
 //! The link ends when the outgoing channel closes (the scheduler is done: close cleanly
 //! after the last frame) or when `stop` is cancelled.
+//!
+//! A lost connection ends every job for the hub (hub-protocol.md §6): before reconnecting,
+//! the link tells the scheduler ([`LinkLost`]), waits until it has closed those jobs'
+//! frame gates, then drops every job frame still waiting, so nothing stale follows the
+//! next `worker_hello`.
 
 use super::backoff::Backoff;
 use super::metrics::{LinkState, WorkerMetrics};
@@ -27,10 +32,26 @@ use tokio_util::sync::CancellationToken;
 const MAX_INCOMING_FRAME: usize = 32 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Sent to the scheduler, in order with the hub frames, when the connection is lost; the
+/// scheduler acknowledges once no frame of the jobs it stopped can be queued any more.
+#[derive(Clone, Debug, Default)]
+pub struct LinkLost(Arc<tokio::sync::Notify>);
+
+impl LinkLost {
+    pub fn acknowledge(&self) {
+        self.0.notify_one();
+    }
+
+    async fn acknowledged(&self) {
+        self.0.notified().await;
+    }
+}
+
 /// Everything the link task needs.
 pub struct LinkSetup {
     pub url: String,
-    pub hello: WorkerFrame,
+    /// The `worker_hello` to send first; when it changes, the link reconnects to send it.
+    pub hello: tokio::sync::watch::Receiver<WorkerFrame>,
     pub timings: LinkTimings,
     pub metrics: Arc<WorkerMetrics>,
     /// Parsed hub frames for the scheduler.
@@ -92,6 +113,7 @@ pub async fn run_link(mut setup: LinkSetup) {
                         wait
                     }
                     ConnectionEnd::Lost(reason) => {
+                        end_jobs_of_lost_link(&mut setup, &mut carry).await;
                         if connected_at.elapsed() >= timings.healthy_after {
                             backoff.reset();
                         }
@@ -125,6 +147,40 @@ pub async fn run_link(mut setup: LinkSetup) {
     setup.metrics.set_link_state(LinkState::Closed);
 }
 
+/// Has the scheduler stop every job (silently) and drops their frames still waiting here;
+/// a frame of no job (`update_result`) is kept for the next connection.
+async fn end_jobs_of_lost_link(setup: &mut LinkSetup, carry: &mut Option<WorkerFrame>) {
+    let lost = LinkLost::default();
+    if setup
+        .incoming
+        .send(HubFrame::LinkLost(lost.clone()))
+        .await
+        .is_ok()
+    {
+        // The scheduler answers at once; it may only be gone (then nothing runs any more).
+        tokio::select! {
+            _ = lost.acknowledged() => {}
+            _ = setup.stop.cancelled() => {}
+        }
+    }
+    let carried = carry.take();
+    let mut dropped = usize::from(carried.as_ref().is_some_and(|f| f.job_id().is_some()));
+    let mut kept = carried.filter(|f| f.job_id().is_none());
+    while let Ok(frame) = setup.outgoing.try_recv() {
+        if frame.job_id().is_some() {
+            dropped += 1;
+        } else if kept.is_none() {
+            kept = Some(frame);
+        } else {
+            tracing::warn!("dropping an extra pending update_result after the link loss");
+        }
+    }
+    *carry = kept;
+    if dropped > 0 {
+        tracing::info!("dropped {dropped} pending job frame(s) of the lost link");
+    }
+}
+
 /// Sleeps `delay`; returns false when the link should end instead (stopped, or the
 /// scheduler is done and nothing is left to send).
 async fn wait_before_reconnect(
@@ -155,7 +211,8 @@ async fn serve_connection(
     carry: &mut Option<WorkerFrame>,
 ) -> ConnectionEnd {
     let (mut write, mut read) = ws.split();
-    if let Err(e) = write.send(Message::text(setup.hello.to_json())).await {
+    let hello = setup.hello.borrow_and_update().to_json();
+    if let Err(e) = write.send(Message::text(hello)).await {
         return ConnectionEnd::Lost(format!("sending worker_hello failed: {e}"));
     }
     if let Some(frame) = carry.take() {
@@ -226,6 +283,10 @@ async fn serve_connection(
                     *carry = Some(frame);
                     return ConnectionEnd::Lost(format!("send failed: {e}"));
                 }
+            }
+            Ok(()) = setup.hello.changed() => {
+                let _ = write.send(Message::Close(None)).await;
+                return ConnectionEnd::Lost("reconnecting to announce the new worker_hello".into());
             }
             _ = ping.tick() => {
                 if let Err(e) = write.send(Message::Ping(Default::default())).await {

@@ -7,6 +7,7 @@
 //! `/metrics`.
 
 pub mod backoff;
+pub mod gate;
 pub mod job_run;
 pub mod link;
 mod logging;
@@ -50,16 +51,15 @@ pub async fn run_worker(
     }
 
     let perry_version = update::perry_version(&config, runner.as_ref()).await;
-    let hello = protocol::WorkerFrame::WorkerHello {
-        name: config.worker_name.clone(),
-        capabilities: config.capabilities.clone(),
-        secret: config.worker_secret.clone(),
-        perry_version,
-        max_concurrent: config.max_concurrent,
+    let hello = update::worker_hello(&config, perry_version);
+    let capabilities = match &hello {
+        protocol::WorkerFrame::WorkerHello { capabilities, .. } => capabilities.clone(),
+        _ => Vec::new(),
     };
+    let (hello_tx, hello_rx) = tokio::sync::watch::channel(hello);
     tracing::info!(
         name = %config.worker_name,
-        capabilities = ?config.capabilities,
+        ?capabilities,
         slots = config.max_concurrent,
         runner = %runner.describe(),
         "starting worker"
@@ -70,7 +70,7 @@ pub async fn run_worker(
     let link_stop = CancellationToken::new();
     let mut link = tokio::spawn(link::run_link(link::LinkSetup {
         url: config.hub_url.clone(),
-        hello,
+        hello: hello_rx,
         timings: config.link,
         metrics: metrics.clone(),
         incoming: in_tx,
@@ -86,7 +86,9 @@ pub async fn run_worker(
         out: out_tx,
         metrics,
     });
-    scheduler::Scheduler::new(env).run(in_rx, shutdown).await;
+    scheduler::Scheduler::new(env, hello_tx)
+        .run(in_rx, shutdown)
+        .await;
 
     // Every sender is gone now: the link sends what is left, closes, and returns.
     if tokio::time::timeout(FLUSH_TIMEOUT, &mut link)

@@ -59,6 +59,9 @@ pub enum WorkerFrame {
         success: bool,
         duration_secs: f64,
         artifacts: Vec<ArtifactInfo>,
+        /// The masked failure message (the hub stores it as the build's error).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         needs_finishing: Option<String>,
     },
@@ -150,15 +153,18 @@ impl JobFrames {
             success: true,
             duration_secs,
             artifacts,
+            error: None,
             needs_finishing: None,
         }
     }
-    pub fn complete_failure(&self, duration_secs: f64) -> WorkerFrame {
+    /// `complete{success:false}` carrying `error` (already masked), as the hub stores it.
+    pub fn complete_failure(&self, duration_secs: f64, error: impl Into<String>) -> WorkerFrame {
         WorkerFrame::Complete {
             job_id: self.job_id.clone(),
             success: false,
             duration_secs,
             artifacts: Vec::new(),
+            error: Some(error.into()),
             needs_finishing: None,
         }
     }
@@ -193,6 +199,9 @@ pub enum HubFrame {
         job_id: Option<String>,
         reason: Option<String>,
     },
+    /// Not a wire frame: the link tells the scheduler that its connection was lost, in
+    /// order with the hub frames before it (see [`super::link::LinkLost`]).
+    LinkLost(super::link::LinkLost),
 }
 
 /// Why a hub frame could not be used.
@@ -315,11 +324,15 @@ mod tests {
             serde_json::from_str(&f.progress(Stage::Uploading, 150, None).to_json()).unwrap();
         assert_eq!(p["percent"], 100);
         assert!(p["message"].is_null());
-        let c: Value = serde_json::from_str(&f.complete_failure(1.5).to_json()).unwrap();
+        let c: Value =
+            serde_json::from_str(&f.complete_failure(1.5, "boom").to_json()).unwrap();
         assert_eq!(
             c,
-            json!({"type":"complete","job_id":"j1","success":false,"duration_secs":1.5,"artifacts":[]})
+            json!({"type":"complete","job_id":"j1","success":false,"duration_secs":1.5,"artifacts":[],"error":"boom"})
         );
+        let ok: Value =
+            serde_json::from_str(&f.complete_success(2.0, Vec::new()).to_json()).unwrap();
+        assert!(ok.get("error").is_none(), "{ok}");
         let l: Value = serde_json::from_str(
             &f.log(Stage::GeneratingAssets, LogStream::Stderr, "x")
                 .to_json(),

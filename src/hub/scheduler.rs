@@ -4,18 +4,21 @@
 //! slot is free. The same `job_id` assigned again (the hub re-queued it after a reconnect)
 //! first stops the orphaned run silently, then runs the new assignment; two runs of one job
 //! never overlap. `cancel` stops a running job or removes a queued one (both reported
-//! failed). `update_perry` waits until no job runs (new starts are held meanwhile) and is
+//! failed). A lost hub link ends every job the scheduler has, for good: the hub revokes
+//! their tokens and re-queues them (hub-protocol.md §6), so running jobs are stopped
+//! silently, queued ones are dropped, and a job comes back only as a new `job_assign`.
+//! `update_perry` waits until no job runs (new starts are held meanwhile) and is
 //! answered with `update_result`. On shutdown the scheduler drains: no new job starts,
 //! running jobs may finish until the drain deadline, then they are cancelled and reported.
 
 use super::job_run::{run_job, JobEnv, RunControl};
-use super::protocol::{HubFrame, JobAssign, JobFrames};
-use super::update::update_perry;
+use super::protocol::{HubFrame, JobAssign, JobFrames, WorkerFrame};
+use super::update::{update_perry, worker_hello};
 use crate::error::ErrorCode;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -45,14 +48,19 @@ pub struct Scheduler {
     finished_rx: mpsc::UnboundedReceiver<u64>,
     update_requested: bool,
     update_running: bool,
-    update_done_tx: mpsc::UnboundedSender<()>,
-    update_done_rx: mpsc::UnboundedReceiver<()>,
+    /// Carries the perry version probed after an update.
+    update_done_tx: mpsc::UnboundedSender<Option<String>>,
+    update_done_rx: mpsc::UnboundedReceiver<Option<String>>,
+    /// The hello the link sends; replaced (the link then reconnects) when an update changed
+    /// the perry version or capabilities, at the first moment no job runs or waits.
+    hello: watch::Sender<WorkerFrame>,
+    pending_hello: Option<WorkerFrame>,
     drain_deadline: Option<Instant>,
     drain_cancelled: bool,
 }
 
 impl Scheduler {
-    pub fn new(env: Arc<JobEnv>) -> Self {
+    pub fn new(env: Arc<JobEnv>, hello: watch::Sender<WorkerFrame>) -> Self {
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         let (update_done_tx, update_done_rx) = mpsc::unbounded_channel();
         Scheduler {
@@ -68,6 +76,8 @@ impl Scheduler {
             update_running: false,
             update_done_tx,
             update_done_rx,
+            hello,
+            pending_hello: None,
             drain_deadline: None,
             drain_cancelled: false,
         }
@@ -88,13 +98,14 @@ impl Scheduler {
                     None => link_open = false,
                 },
                 Some(run_id) = self.finished_rx.recv() => self.on_finished(run_id),
-                Some(()) = self.update_done_rx.recv() => self.update_running = false,
+                Some(version) = self.update_done_rx.recv() => self.on_update_done(version),
                 _ = shutdown.cancelled(), if deadline.is_none() => self.start_drain(),
                 _ = sleep_until_opt(deadline), if deadline.is_some() && !self.drain_cancelled => {
                     self.cancel_for_shutdown();
                 }
             }
             self.start_ready();
+            self.announce_pending_hello();
             if self.drain_deadline.is_some() && self.runs.is_empty() && !self.update_running {
                 break;
             }
@@ -115,6 +126,10 @@ impl Scheduler {
                     }
                     self.update_requested = true;
                 }
+            }
+            HubFrame::LinkLost(lost) => {
+                self.on_link_lost();
+                lost.acknowledge();
             }
             // The link handles these itself.
             HubFrame::Error { .. } | HubFrame::Distribute { .. } => {}
@@ -152,13 +167,30 @@ impl Scheduler {
         {
             tracing::warn!(job_id = %assign.job_id, "job re-assigned while a run of it is active: stopping the orphaned run first");
             run.superseded = true;
-            run.control.silence_and_cancel();
+            run.control
+                .silence_and_cancel("superseded by a new assignment of the same job");
             orphan = true;
         }
         if orphan {
             self.queue.push_front(Queued { assign, attempt });
         } else {
             self.queue.push_back(Queued { assign, attempt });
+        }
+        self.publish_counts();
+    }
+
+    /// Every job is over for the hub once the link drops: stop the running ones without
+    /// another frame (their containers and work folders go as on any cancel) and forget
+    /// the queued ones.
+    fn on_link_lost(&mut self) {
+        for run in self.runs.values_mut().filter(|r| !r.superseded) {
+            tracing::warn!(job_id = %run.job_id, "hub link lost: the hub re-queues this job; stopping it and sending nothing more for it");
+            run.superseded = true;
+            run.control
+                .silence_and_cancel("the hub link was lost; the hub re-queues the job");
+        }
+        for q in self.queue.drain(..) {
+            tracing::warn!(job_id = %q.assign.job_id, "hub link lost: dropping this queued job (the hub re-queues it)");
         }
         self.publish_counts();
     }
@@ -177,21 +209,46 @@ impl Scheduler {
             self.queue.remove(pos);
             self.publish_counts();
             tracing::info!(job_id, "cancelled a queued job before it started");
+            // Queued now (not from a task), so a later link loss finds these in the channel.
             let frames = JobFrames::new(job_id);
-            let out = self.env.out.clone();
-            tokio::spawn(async move {
-                let msg = "job cancelled by the hub before it started";
-                let _ = out
-                    .send(frames.error(ErrorCode::InternalError, msg, None))
-                    .await;
-                let _ = out.send(frames.complete_failure(0.0)).await;
-            });
+            let msg = "job cancelled by the hub before it started";
+            match self.env.out.try_reserve_many(2) {
+                Ok(mut permits) => {
+                    let error = frames.error(ErrorCode::InternalError, msg, None);
+                    for frame in [error, frames.complete_failure(0.0, msg)] {
+                        if let Some(permit) = permits.next() {
+                            permit.send(frame);
+                        }
+                    }
+                }
+                Err(_) => tracing::warn!(job_id, "outgoing frames full: cannot report the cancel"),
+            }
             return;
         }
         tracing::warn!(
             job_id,
             "cancel for a job this worker does not have; ignored"
         );
+    }
+
+    fn on_update_done(&mut self, version: Option<String>) {
+        self.update_running = false;
+        let hello = worker_hello(&self.env.config, version);
+        if *self.hello.borrow() != hello {
+            tracing::info!("perry changed with the update: announcing the worker again");
+            self.pending_hello = Some(hello);
+        }
+    }
+
+    /// Hands a changed hello to the link once nothing runs or waits (the link reconnects
+    /// to send it, and a reconnect ends every job for the hub).
+    fn announce_pending_hello(&mut self) {
+        let idle = self.runs.is_empty() && self.queue.is_empty() && !self.update_running;
+        if idle && self.drain_deadline.is_none() {
+            if let Some(hello) = self.pending_hello.take() {
+                self.hello.send_replace(hello);
+            }
+        }
     }
 
     fn on_finished(&mut self, run_id: u64) {
@@ -212,9 +269,9 @@ impl Scheduler {
             let env = self.env.clone();
             let done = self.update_done_tx.clone();
             tokio::spawn(async move {
-                let result = update_perry(&env.config).await;
+                let (result, version) = update_perry(&env.config, env.runner.as_ref()).await;
                 let _ = env.out.send(result).await;
-                let _ = done.send(());
+                let _ = done.send(version);
             });
         }
         while self.runs.len() < self.slots && !self.update_requested && !self.update_running {
@@ -256,12 +313,11 @@ impl Scheduler {
             if let Err(e) = task.await {
                 // A bug in the job machinery must still free the slot and tell the hub.
                 tracing::error!(%job_id, "job task crashed: {e}");
-                if !control.is_silenced() {
-                    let frames = JobFrames::new(job_id);
-                    let _ = out
-                        .send(frames.error(ErrorCode::InternalError, "internal worker error", None))
-                        .await;
-                    let _ = out.send(frames.complete_failure(0.0)).await;
+                let frames = JobFrames::new(job_id);
+                let msg = "internal worker error";
+                let gate = control.gate();
+                if gate.send(&out, frames.error(ErrorCode::InternalError, msg, None)).await {
+                    gate.send(&out, frames.complete_failure(0.0, msg)).await;
                 }
             }
             let _ = finished.send(run_id);

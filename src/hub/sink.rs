@@ -5,8 +5,11 @@
 //! while the bounded outgoing channel is full) are dropped and counted, and
 //! [`HubEventSink::finish`] sends one "N lines dropped" line at the end. Memory stays
 //! bounded: the outgoing channel is bounded and the small overflow queue for stage frames
-//! is capped. A silenced sink (an orphaned run being stopped) sends nothing at all.
+//! is capped. A silenced sink (an orphaned run being stopped) sends nothing at all: every
+//! frame passes its [`FrameGate`](super::gate::FrameGate), and once the gate is closed
+//! none gets through.
 
+use super::gate::FrameGate;
 use super::metrics::WorkerMetrics;
 use super::protocol::{JobFrames, WorkerFrame};
 use crate::config::LogLimits;
@@ -14,7 +17,7 @@ use crate::error::JobError;
 use crate::events::{EventSink, JobEvent, LogStream, Stage};
 use crate::job::mask::Masker;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -40,7 +43,7 @@ pub struct HubEventSink {
     out: mpsc::Sender<WorkerFrame>,
     limits: LogLimits,
     metrics: Arc<WorkerMetrics>,
-    silenced: Arc<AtomicBool>,
+    gate: Arc<FrameGate>,
     state: Mutex<SinkState>,
 }
 
@@ -51,7 +54,7 @@ impl HubEventSink {
         out: mpsc::Sender<WorkerFrame>,
         limits: LogLimits,
         metrics: Arc<WorkerMetrics>,
-        silenced: Arc<AtomicBool>,
+        gate: Arc<FrameGate>,
     ) -> Self {
         HubEventSink {
             frames: JobFrames::new(job_id),
@@ -59,7 +62,7 @@ impl HubEventSink {
             out,
             limits,
             metrics,
-            silenced,
+            gate,
             state: Mutex::new(SinkState {
                 lines_sent: 0,
                 lines_dropped: 0,
@@ -85,19 +88,21 @@ impl HubEventSink {
 
     /// Stops every further frame of this job (an orphaned run that is being replaced).
     pub fn silence(&self) {
-        self.silenced.store(true, Ordering::SeqCst);
+        self.gate.close();
     }
 
     pub fn is_silenced(&self) -> bool {
-        self.silenced.load(Ordering::SeqCst)
+        self.gate.is_closed()
     }
 
-    /// Sends `error{code,message,stage}` (message masked), waiting for channel space.
-    pub async fn send_error(&self, err: &JobError) {
-        let frame = self
-            .frames
-            .error(err.code, self.mask(&err.message), err.stage);
-        self.send_reliably(frame).await;
+    /// Sends `error{code,message,stage}` then `complete{success:false, error}` (the
+    /// message masked in both), waiting for channel space.
+    pub async fn send_failure(&self, err: &JobError, duration_secs: f64) {
+        let message = self.mask(&err.message);
+        self.send_reliably(self.frames.error(err.code, message.clone(), err.stage))
+            .await;
+        self.send_reliably(self.frames.complete_failure(duration_secs, message))
+            .await;
     }
 
     /// Sends a frame built by the job runner, waiting for channel space. Earlier stage frames
@@ -110,14 +115,14 @@ impl HubEventSink {
             let next = self.state.lock().unwrap().pending.pop_front();
             match next {
                 Some(f) => {
-                    if self.out.send(f).await.is_err() {
+                    if !self.gate.send(&self.out, f).await {
                         return;
                     }
                 }
                 None => break,
             }
         }
-        let _ = self.out.send(frame).await;
+        self.gate.send(&self.out, frame).await;
     }
 
     /// Ends the job's event stream: records the last stage's duration and reports how many
@@ -159,14 +164,14 @@ impl HubEventSink {
             }
             return;
         }
-        if let Err(mpsc::error::TrySendError::Full(frame)) = self.out.try_send(frame) {
+        if let Err(mpsc::error::TrySendError::Full(frame)) = self.gate.try_send(&self.out, frame) {
             st.pending.push_back(frame);
         }
     }
 
     fn flush_pending(&self, st: &mut SinkState) {
         while let Some(frame) = st.pending.pop_front() {
-            match self.out.try_send(frame) {
+            match self.gate.try_send(&self.out, frame) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(frame)) => {
                     st.pending.push_front(frame);
@@ -225,7 +230,7 @@ impl EventSink for HubEventSink {
                     return;
                 }
                 let frame = self.frames.log(stage, stream, self.limit_line(&line));
-                match self.out.try_send(frame) {
+                match self.gate.try_send(&self.out, frame) {
                     Ok(()) => st.lines_sent += 1,
                     Err(_) => st.lines_dropped += 1,
                 }
@@ -246,8 +251,8 @@ impl EventSink for HubEventSink {
                 st.last_progress = Some((stage, percent, now));
                 let message = message.map(|m| self.masker.mask(&m));
                 let _ = self
-                    .out
-                    .try_send(self.frames.progress(stage, percent, message));
+                    .gate
+                    .try_send(&self.out, self.frames.progress(stage, percent, message));
             }
         }
     }
@@ -318,7 +323,7 @@ mod tests {
         assert_eq!(drain(&mut rx).len(), 2);
         assert_eq!(s.line_counts(), (2, 3));
         // The stage frame waited in the overflow queue and goes out before `complete`.
-        s.send_reliably(s.frames().complete_failure(0.0)).await;
+        s.send_reliably(s.frames().complete_failure(0.0, "x")).await;
         let rest = drain(&mut rx);
         assert!(matches!(
             rest[0],
@@ -334,12 +339,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_sender_waiting_for_space_sends_nothing_once_silenced() {
+        let (s, mut rx) = sink(1, LogLimits::default());
+        let s = Arc::new(s);
+        s.send_reliably(s.frames().stage(Stage::Compiling, "fills the channel"))
+            .await;
+        let waiting = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.send_failure(&JobError::internal(None, "late"), 1.0).await;
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the sender waits for space");
+        s.silence();
+        assert_eq!(drain(&mut rx).len(), 1, "only the frame sent before");
+        waiting.await.unwrap();
+        assert!(drain(&mut rx).is_empty(), "nothing got through the closed gate");
+    }
+
+    #[tokio::test]
+    async fn failure_sends_error_then_complete_with_the_masked_message() {
+        let (s, mut rx) = sink(10, LogLimits::default());
+        let err = JobError::new(
+            crate::error::ErrorCode::CompileFailed,
+            Some(Stage::Compiling),
+            "it printed hunter2-secret",
+        );
+        s.send_failure(&err, 2.5).await;
+        let frames = drain(&mut rx);
+        let json: Vec<serde_json::Value> = frames
+            .iter()
+            .map(|f| serde_json::from_str(&f.to_json()).unwrap())
+            .collect();
+        assert_eq!(json.len(), 2);
+        assert_eq!(json[0]["type"], "error");
+        assert_eq!(json[0]["message"], "it printed [redacted]");
+        assert_eq!(json[1]["type"], "complete");
+        assert_eq!(json[1]["success"], false);
+        assert_eq!(json[1]["error"], "it printed [redacted]");
+    }
+
+    #[tokio::test]
     async fn silenced_sink_sends_nothing() {
         let (s, mut rx) = sink(10, LogLimits::default());
         s.silence();
         s.stage(Stage::Compiling, "x");
         s.info(Stage::Compiling, "y");
-        s.send_reliably(s.frames().complete_failure(0.0)).await;
+        s.send_reliably(s.frames().complete_failure(0.0, "x")).await;
         assert!(drain(&mut rx).is_empty());
     }
 }

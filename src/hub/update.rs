@@ -1,13 +1,16 @@
 //! `update_perry`: update the perry compiler on the host and say how it went.
 //!
 //! The compiler is updated with `<PERRY_BUILD_PERRY_BINARY> update` and its version read
-//! with `--version` before and after. When Docker is on, perry lives in the toolchain image
-//! and cannot be updated from here: the answer says so instead of pretending.
+//! with `--version` before and after, through the same runner that the hello's version
+//! and every build use. When Docker is on, perry lives in the toolchain image and cannot
+//! be updated from here: the answer says so instead of pretending.
+//!
+//! It also owns what the hello advertises: `windows` only while `perry --version` runs
+//! ([`advertised_capabilities`]), probed at start and again after every update.
 
 use super::protocol::WorkerFrame;
 use crate::config::Config;
 use crate::events::{CollectingSink, Stage};
-use crate::sandbox::host::HostRunner;
 use crate::sandbox::{Runner, Step, StepContext};
 use std::time::Duration;
 use tokio::process::Command;
@@ -50,14 +53,56 @@ pub async fn perry_version(config: &Config, runner: &dyn Runner) -> Option<Strin
     (!version.is_empty() && version.len() <= 64).then(|| version.to_string())
 }
 
-/// Runs the update and builds the `update_result` frame.
-pub async fn update_perry(config: &Config) -> WorkerFrame {
-    let old_version = perry_version(config, &HostRunner::new()).await;
-    let fail = |old: Option<String>, error: String| WorkerFrame::UpdateResult {
-        success: false,
-        new_version: old.clone(),
-        old_version: old,
-        error: Some(error),
+/// The configured capabilities, without `windows` when perry cannot run (`version` is
+/// `None`): such a worker can still sign bundles but would fail every compile job.
+pub fn advertised_capabilities(config: &Config, version: Option<&str>) -> Vec<String> {
+    config
+        .capabilities
+        .iter()
+        .filter(|c| version.is_some() || c.as_str() != "windows")
+        .cloned()
+        .collect()
+}
+
+/// The `worker_hello` for a probed perry version; logs when `windows` is left out.
+pub fn worker_hello(config: &Config, perry_version: Option<String>) -> WorkerFrame {
+    let capabilities = advertised_capabilities(config, perry_version.as_deref());
+    if capabilities.len() < config.capabilities.len() {
+        tracing::warn!(
+            "`{} --version` does not run: not advertising `windows` (compile jobs) until it \
+             does; advertising {capabilities:?}",
+            config.perry_binary
+        );
+    }
+    WorkerFrame::WorkerHello {
+        name: config.worker_name.clone(),
+        capabilities,
+        secret: config.worker_secret.clone(),
+        perry_version,
+        max_concurrent: config.max_concurrent,
+    }
+}
+
+/// Runs the update and builds the `update_result` frame; also returns the version that
+/// `perry --version` reports afterwards (for the next hello).
+pub async fn update_perry(config: &Config, runner: &dyn Runner) -> (WorkerFrame, Option<String>) {
+    let old_version = perry_version(config, runner).await;
+    run_update(config, runner, old_version).await
+}
+
+async fn run_update(
+    config: &Config,
+    runner: &dyn Runner,
+    old_version: Option<String>,
+) -> (WorkerFrame, Option<String>) {
+    let fail = |old: Option<String>, error: String| {
+        let frame = WorkerFrame::UpdateResult {
+            success: false,
+            new_version: old.clone(),
+            old_version: old.clone(),
+            error: Some(error),
+        };
+        (frame, old)
     };
     if config.docker.enabled {
         return fail(
@@ -95,11 +140,15 @@ pub async fn update_perry(config: &Config) -> WorkerFrame {
                 format!("`perry update` failed ({}): {last}", out.status),
             )
         }
-        Ok(Ok(_)) => WorkerFrame::UpdateResult {
-            success: true,
-            old_version,
-            new_version: perry_version(config, &HostRunner::new()).await,
-            error: None,
-        },
+        Ok(Ok(_)) => {
+            let new_version = perry_version(config, runner).await;
+            let frame = WorkerFrame::UpdateResult {
+                success: true,
+                old_version,
+                new_version: new_version.clone(),
+                error: None,
+            };
+            (frame, new_version)
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! PE resources written into the app exe on any host OS (editpe): the icon group, a
 //! VERSIONINFO block and the application manifest from `templates/app.manifest`.
-//! Everything written is read back and compared before the exe is replaced.
+//! Everything written is read back and compared before the exe is replaced; the icon
+//! group must list exactly the sizes of the ICO that was written (ours has the seven of
+//! [`super::icon::ICO_SIZES`], a hand-off bundle's `app.ico` may have any valid set).
 
 use super::escape::xml;
-use super::icon::ICO_SIZES;
 use super::template::{render, APP_MANIFEST};
 use super::{AppInfo, PackageError};
 use editpe::types::{VersionU16, VersionU32};
@@ -125,6 +126,7 @@ pub fn embed_resources(exe: &Path, ico: &Path, app: &AppInfo) -> Result<(), Pack
     let strings = version_strings(app, exe_name)?;
     let ico_bytes =
         std::fs::read(ico).map_err(PackageError::io(format!("reading {}", ico.display())))?;
+    let ico_sizes = ico_entry_sizes(ico, &ico_bytes)?;
 
     let mut image = Image::parse_file(exe).map_err(|e| bad_pe(format!("cannot parse: {e}")))?;
     let mut res = image.resource_directory().cloned().unwrap_or_default();
@@ -184,8 +186,10 @@ pub fn embed_resources(exe: &Path, ico: &Path, app: &AppInfo) -> Result<(), Pack
         }
         let mut sizes = back.icon_sizes.clone();
         sizes.sort_unstable();
-        if sizes != ICO_SIZES {
-            return Err(mismatch(format!("icon sizes {sizes:?}")));
+        if sizes != ico_sizes {
+            return Err(mismatch(format!(
+                "icon sizes {sizes:?} (the ICO has {ico_sizes:?})"
+            )));
         }
         Ok(())
     })();
@@ -194,6 +198,26 @@ pub fn embed_resources(exe: &Path, ico: &Path, app: &AppInfo) -> Result<(), Pack
         return Err(e);
     }
     std::fs::rename(&tmp, exe).map_err(PackageError::io(format!("replacing {}", exe.display())))
+}
+
+/// The sorted pixel sizes of a valid ICO file's entries (one or more, square or not:
+/// the width is what the icon group lists).
+fn ico_entry_sizes(path: &Path, bytes: &[u8]) -> Result<Vec<u32>, PackageError> {
+    let bad = |reason: String| PackageError::BadIcon {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let dir = ico::IconDir::read(std::io::Cursor::new(bytes))
+        .map_err(|e| bad(format!("not a valid ICO file: {e}")))?;
+    if dir.resource_type() != ico::ResourceType::Icon {
+        return Err(bad("a cursor file, not an icon".into()));
+    }
+    let mut sizes: Vec<u32> = dir.entries().iter().map(|e| e.width()).collect();
+    if sizes.is_empty() {
+        return Err(bad("the ICO holds no image".into()));
+    }
+    sizes.sort_unstable();
+    Ok(sizes)
 }
 
 /// Reads the resources an exe carries (for verification and tests).

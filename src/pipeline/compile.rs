@@ -85,7 +85,8 @@ pub async fn compile(job: &JobContext, exe_name: &str) -> Result<CompiledApp, Jo
             host_path: job.project_dir.clone(),
             dest: "project".into(),
         }],
-        outputs: vec!["out".into()],
+        // A folder output: the runner creates it, the compiler need not.
+        outputs: vec!["out/".into()],
         cwd: "project".into(),
         timeout: job.config.docker.step_timeout,
     };

@@ -1,16 +1,17 @@
 //! Disposable hardened containers through the Docker Engine API (bollard), one per step.
 //!
 //! Life of a step: create (hardened, labelled, uniquely named; see [`spec`]) → inspect,
-//! copy inputs in (streamed tar; see `tar_in`) and attach, concurrently → refuse to run
-//! unless every hardening setting landed → start → stream stdout/stderr lines → wait (a
-//! non-zero exit is an exit code, not an error) → copy outputs out (streamed to a temp
-//! file, unpacked with traversal checks; see `copy`) → force-remove with volumes. Every
-//! engine call has its own deadline; the step timeout and cancel kill the container at
-//! once; a guard removes it if the future is dropped; a container the engine could not
-//! remove (it was down or restarting) is retried when the next step starts;
-//! [`DockerRunner::reap_orphans`] removes a crashed worker's leftovers. A step killed
-//! because the engine stopped is an infrastructure error naming the engine, not an exit
-//! code. Outputs are copied only after exit code 0 (a failed tool usually produced none).
+//! copy inputs and the empty output folders in (streamed tar; see `tar_in`) and attach,
+//! concurrently → refuse to run unless every hardening setting landed → start → stream
+//! stdout/stderr lines → wait (a non-zero exit is an exit code, not an error) → copy
+//! outputs out (streamed to a temp file, unpacked with traversal checks; see `copy`) →
+//! force-remove with volumes. Every engine call has its own deadline; the step timeout
+//! and cancel kill the container at once; a guard removes it if the future is dropped; a
+//! container the engine could not remove (it was down or restarting) is retried when the
+//! next step starts; [`DockerRunner::reap_orphans`] removes a crashed worker's leftovers.
+//! A step killed because the engine stopped is an infrastructure error naming the
+//! engine, not an exit code. Outputs are copied only after exit code 0 (a failed tool
+//! usually produced none).
 
 pub mod cleanup;
 mod copy;
@@ -23,6 +24,7 @@ use self::cleanup::{ContainerGuard, Leftovers};
 use self::engine::{engine_error, EngineInfo, QUICK_DEADLINE};
 use self::spec::{verify_hardening, ContainerSpec, Hardening, Owner, TargetOs};
 use super::lines::{LineAssembler, DEFAULT_MAX_LINE_BYTES};
+use super::paths::output_folders;
 use super::{Runner, Step, StepContext, StepError, StepOutcome};
 use crate::config::{Config, ExtractLimits};
 use crate::events::LogStream;
@@ -170,11 +172,12 @@ impl DockerRunner {
                 .map_err(|_| anyhow!("inspecting container {id} timed out"))?
                 .map_err(|e| engine_error("inspecting the step container", None, e))
         };
+        let folders = output_folders(&step.outputs)?;
         let copy_in = async {
-            if step.inputs.is_empty() {
+            if step.inputs.is_empty() && folders.is_empty() {
                 Ok(())
             } else {
-                copy::copy_in(docker, self.os, &id, &step.inputs).await
+                copy::copy_in(docker, self.os, &id, &step.inputs, &folders).await
             }
         };
         let attach = async {

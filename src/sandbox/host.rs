@@ -10,7 +10,7 @@
 
 use super::fs_copy::{copy_tree, SymlinkPolicy};
 use super::lines::{LineAssembler, DEFAULT_MAX_LINE_BYTES};
-use super::paths::step_relative_path;
+use super::paths::{output_folders, step_relative_path};
 use super::{Runner, Step, StepContext, StepError, StepOutcome};
 use crate::events::LogStream;
 use anyhow::{anyhow, bail, Context, Result};
@@ -83,6 +83,12 @@ impl HostRunner {
         let step_dir = make_step_dir(&ctx.output_dir).map_err(infra)?;
         let work = step_dir.path().to_path_buf();
         copy_inputs(step, &work).await.map_err(infra)?;
+        for folder in output_folders(&step.outputs).map_err(infra)? {
+            let path = work.join(step_relative_path(&folder).map_err(infra)?);
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("creating output folder {folder}"))
+                .map_err(infra)?;
+        }
         let cwd = work.join(cwd_rel);
         std::fs::create_dir_all(&cwd)
             .with_context(|| format!("creating working dir {}", step.cwd))

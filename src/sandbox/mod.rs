@@ -40,6 +40,8 @@ pub struct Step {
     /// Files and folders copied in before start.
     pub inputs: Vec<StepInput>,
     /// Paths relative to the work dir copied back after exit (missing ones are an error).
+    /// A folder output ends with `/`. The runner creates each output's folder (a folder
+    /// output itself, a file output's parent) before the step starts.
     pub outputs: Vec<String>,
     /// Working directory relative to the step's work dir (`""` = the work dir itself).
     pub cwd: String,

@@ -1,6 +1,7 @@
 //! Checks the relative paths a [`Step`](super::Step) names (input destinations, outputs,
 //! working dir) before any runner touches the file system: `/`-separated, relative, no
-//! `..`, no drive letters or backslashes. Both runners share these rules.
+//! `..`, no drive letters or backslashes. Both runners share these rules, and
+//! [`output_folders`]: the folders a step's outputs go into exist before it starts.
 
 use anyhow::{bail, Result};
 use std::path::PathBuf;
@@ -27,6 +28,28 @@ pub fn step_relative_path(path: &str) -> Result<PathBuf> {
     Ok(step_relative(path)?.into_iter().collect())
 }
 
+/// The folders to create before a step runs, so that no tool has to create its output
+/// folder: a folder output (written with a trailing `/`) itself, a file output's parent.
+/// `/`-separated, parents before children, no duplicates, never the work dir itself.
+pub fn output_folders(outputs: &[String]) -> Result<Vec<String>> {
+    let mut folders: Vec<String> = Vec::new();
+    for output in outputs {
+        let parts = step_relative(output)?;
+        let depth = if output.ends_with('/') {
+            parts.len()
+        } else {
+            parts.len().saturating_sub(1)
+        };
+        for end in 1..=depth {
+            let folder = parts[..end].join("/");
+            if !folders.contains(&folder) {
+                folders.push(folder);
+            }
+        }
+    }
+    Ok(folders)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +62,17 @@ mod tests {
         );
         assert_eq!(step_relative("./a//b/").unwrap(), vec!["a", "b"]);
         assert!(step_relative("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn output_folders_are_folder_outputs_and_file_parents() {
+        let outputs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            output_folders(&outputs(&["out/", "dist/pkg/Setup.exe", "app.exe", "out/x.dll"]))
+                .unwrap(),
+            ["out", "dist", "dist/pkg"]
+        );
+        assert!(output_folders(&outputs(&["../out/"])).is_err());
     }
 
     #[test]

@@ -8,9 +8,15 @@
 //! hashing it. Failures are configurable per job ([`TarballFailure`], [`UploadFailure`]),
 //! the hub can be stopped and restarted on the same port, and with a secret configured it
 //! answers a wrong `worker_hello` secret with `AUTH_FAILED` and closes, like the real hub.
+//! Like the real hub it keeps each job's state ([`jobs`]): a disconnect revokes the last
+//! assigned job's token and re-queues it for the next `worker_hello`, and a worker's
+//! `error`/`complete` lands on the job by `job_id` alone.
 
 mod b64;
+pub mod jobs;
 mod server;
+
+pub use jobs::{HubJobStatus, JobState};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
@@ -85,11 +91,6 @@ pub struct TestHubOptions {
     pub secret: Option<String>,
 }
 
-struct HubJob {
-    token: String,
-    tarball: Arc<Vec<u8>>,
-}
-
 struct Shared {
     secret: Option<String>,
     frames: Mutex<Vec<ReceivedFrame>>,
@@ -97,7 +98,7 @@ struct Shared {
     connection: Mutex<Option<(u64, mpsc::UnboundedSender<Outbound>)>>,
     connections: AtomicU64,
     pings: AtomicU64,
-    jobs: Mutex<HashMap<String, HubJob>>,
+    jobs: Mutex<jobs::Jobs>,
     tarball_failures: Mutex<HashMap<String, TarballFailure>>,
     upload_failures: Mutex<HashMap<String, UploadFailure>>,
     tarball_requests: Mutex<Vec<String>>,
@@ -108,6 +109,9 @@ struct Shared {
 impl Shared {
     fn record(&self, connection: u64, raw: String) {
         let json = serde_json::from_str(&raw).unwrap_or_else(|_| Value::String(raw.clone()));
+        if json.get("type").and_then(Value::as_str) != Some("worker_hello") {
+            self.jobs.lock().unwrap().on_received(&json);
+        }
         self.frames.lock().unwrap().push(ReceivedFrame {
             at: Instant::now(),
             connection,
@@ -115,6 +119,30 @@ impl Shared {
             raw,
         });
         self.changed.notify_waiters();
+    }
+
+    /// Makes `conn` the worker's connection (after its hello was accepted) and assigns it
+    /// every re-queued job. A connection it replaces counts as gone.
+    fn register_worker(&self, conn: u64, tx: mpsc::UnboundedSender<Outbound>) {
+        let replaced = self.connection.lock().unwrap().replace((conn, tx.clone()));
+        let mut jobs = self.jobs.lock().unwrap();
+        if replaced.is_some() {
+            jobs.on_worker_gone();
+        }
+        for frame in jobs.take_requeued_assigns() {
+            jobs.on_sent(&frame);
+            let _ = tx.send(Outbound::Text(frame.to_string()));
+        }
+    }
+
+    /// The worker's connection `conn` ended (only the current one counts).
+    fn worker_gone(&self, conn: Option<u64>) {
+        let mut current = self.connection.lock().unwrap();
+        if current.is_none() || (conn.is_some() && current.as_ref().map(|c| c.0) != conn) {
+            return;
+        }
+        *current = None;
+        self.jobs.lock().unwrap().on_worker_gone();
     }
 }
 
@@ -171,7 +199,7 @@ impl TestHub {
             handle.abort();
             let _ = handle.await;
         }
-        *self.shared.connection.lock().unwrap() = None;
+        self.shared.worker_gone(None);
     }
 
     /// Listens again on the same port.
@@ -201,13 +229,26 @@ impl TestHub {
 
     /// Registers (or re-registers with a new token) a job's tarball.
     pub fn add_job(&self, job_id: &str, token: &str, tarball: Vec<u8>) {
-        self.shared.jobs.lock().unwrap().insert(
-            job_id.to_string(),
-            HubJob {
-                token: token.to_string(),
-                tarball: Arc::new(tarball),
-            },
-        );
+        self.shared
+            .jobs
+            .lock()
+            .unwrap()
+            .register(job_id, token, tarball);
+    }
+
+    /// Replaces a registered job's tarball without touching its state or token (the next
+    /// download, e.g. of its re-queued copy, gets the new one).
+    pub fn set_tarball(&self, job_id: &str, tarball: Vec<u8>) {
+        self.shared
+            .jobs
+            .lock()
+            .unwrap()
+            .set_tarball(job_id, tarball);
+    }
+
+    /// Where a job stands at the hub (`None` for an unknown job).
+    pub fn job_status(&self, job_id: &str) -> Option<HubJobStatus> {
+        self.shared.jobs.lock().unwrap().status(job_id)
     }
 
     /// The `job_assign` frame for a registered job.
@@ -253,6 +294,11 @@ impl TestHub {
         let Some((_, tx)) = conn.as_ref() else {
             bail!("no worker is connected")
         };
+        if let Outbound::Text(text) = &message {
+            if let Ok(frame) = serde_json::from_str::<Value>(text) {
+                self.shared.jobs.lock().unwrap().on_sent(&frame);
+            }
+        }
         tx.send(message)
             .map_err(|_| anyhow::anyhow!("the worker connection is closed"))
     }

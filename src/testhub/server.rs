@@ -80,7 +80,7 @@ async fn serve_worker(mut socket: WebSocket, app: App) {
         }
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
-    *shared.connection.lock().unwrap() = Some((conn, tx));
+    shared.register_worker(conn, tx);
     loop {
         tokio::select! {
             // A stopped hub just vanishes, like a crashed process.
@@ -105,10 +105,7 @@ async fn serve_worker(mut socket: WebSocket, app: App) {
             }
         }
     }
-    let mut current = shared.connection.lock().unwrap();
-    if current.as_ref().map(|c| c.0) == Some(conn) {
-        *current = None;
-    }
+    shared.worker_gone(Some(conn));
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -152,7 +149,7 @@ async fn tarball(Path(job): Path<String>, State(app): State<App>, headers: Heade
     else {
         return status(404, "no tarball");
     };
-    if bearer(&headers) != Some(token.as_str()) {
+    if token.is_empty() || bearer(&headers) != Some(token.as_str()) {
         return status(403, "bad token");
     }
     let text = base64::engine::general_purpose::STANDARD.encode(data.as_slice()) + "\n";
@@ -200,19 +197,23 @@ async fn upload(
         drain(body).await;
         return status(code, "upload refused by the test hub");
     }
-    let Some(token) = shared
+    let Some((token, open)) = shared
         .jobs
         .lock()
         .unwrap()
         .get(&job)
-        .map(|j| j.token.clone())
+        .map(|j| (j.token.clone(), j.is_open()))
     else {
         drain(body).await;
         return status(404, "unknown job");
     };
-    if bearer(&headers) != Some(token.as_str()) {
+    if token.is_empty() || bearer(&headers) != Some(token.as_str()) {
         drain(body).await;
         return status(403, "bad token");
+    }
+    if !open {
+        drain(body).await;
+        return status(409, "job not running");
     }
     let header_str = |name: &str| {
         headers

@@ -179,6 +179,25 @@ impl Runner for NoRunner {
     }
 }
 
+/// Answers `perry --version` with `perry <version>` the way the Docker runner would
+/// (from inside the image); runs no other step.
+pub struct VersionRunner(pub &'static str);
+
+#[async_trait::async_trait]
+impl Runner for VersionRunner {
+    async fn run(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, StepError> {
+        if step.argv.get(1).map(String::as_str) != Some("--version") {
+            return NoRunner.run(step, ctx).await;
+        }
+        let line = format!("perry {}", self.0);
+        ctx.events.log(ctx.stage, LogStream::Stdout, &line);
+        Ok(StepOutcome { exit_code: 0 })
+    }
+    fn describe(&self) -> String {
+        "version only (hub tests)".into()
+    }
+}
+
 /// Test configuration: fast link timings, a private work dir, tiny free-disk minimum.
 pub fn test_config(hub: &TestHub, work_dir: &Path, extra: &[(&str, &str)]) -> Config {
     let url = hub.ws_url();
@@ -331,7 +350,12 @@ pub fn assert_failed(hub: &TestHub, job_id: &str) -> Value {
     assert_eq!(complete["success"], false);
     assert_eq!(complete["artifacts"], json!([]));
     assert!(complete["duration_secs"].is_f64() || complete["duration_secs"].is_u64());
-    frames[n - 2].json.clone()
+    let error = frames[n - 2].json.clone();
+    assert_eq!(
+        complete["error"], error["message"],
+        "{job_id}: the failed complete carries the error message"
+    );
+    error
 }
 
 /// Lets in-flight frames arrive before asserting "nothing more came".

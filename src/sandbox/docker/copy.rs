@@ -18,9 +18,16 @@ use futures_util::StreamExt;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 
-/// Streams `inputs` as one tar archive into the container's work dir.
-pub async fn copy_in(docker: &Docker, os: TargetOs, id: &str, inputs: &[StepInput]) -> Result<()> {
-    let (stream, writer) = tar_in::input_tar_stream(inputs);
+/// Streams `inputs` and the empty output `folders` as one tar archive into the
+/// container's work dir.
+pub async fn copy_in(
+    docker: &Docker,
+    os: TargetOs,
+    id: &str,
+    inputs: &[StepInput],
+    folders: &[String],
+) -> Result<()> {
+    let (stream, writer) = tar_in::input_tar_stream(inputs, folders);
     let options = UploadToContainerOptionsBuilder::new()
         .path(os.work_dir())
         .build();

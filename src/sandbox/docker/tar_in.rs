@@ -23,22 +23,25 @@ use tokio::sync::mpsc;
 const CHUNK: usize = 64 * 1024;
 const CHANNEL_CHUNKS: usize = 8;
 
-/// The tar stream of `inputs` (for `bollard::body_try_stream`) and the task producing it,
-/// which reports the first error (missing input, special file, …) when joined.
+/// The tar stream of `inputs` and the empty `folders` (for `bollard::body_try_stream`)
+/// and the task producing it, which reports the first error (missing input, special file,
+/// …) when joined.
 pub fn input_tar_stream(
     inputs: &[StepInput],
+    folders: &[String],
 ) -> (
     impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static,
     tokio::task::JoinHandle<Result<()>>,
 ) {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
     let inputs = inputs.to_vec();
+    let folders = folders.to_vec();
     let writer_task = tokio::task::spawn_blocking(move || {
         let mut writer = ChannelWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        let result = write_inputs_tar(&inputs, &mut writer)
+        let result = write_inputs_tar(&inputs, &folders, &mut writer)
             .and_then(|()| writer.flush().map_err(Into::into));
         if let Err(e) = &result {
             // Make the upload fail instead of sending a silently truncated archive.
@@ -52,11 +55,18 @@ pub fn input_tar_stream(
     (stream, writer_task)
 }
 
-/// Writes the tar of `inputs` (paths relative to the work dir) into `out`.
-pub fn write_inputs_tar(inputs: &[StepInput], out: impl Write) -> Result<()> {
+/// Writes the tar of `inputs` (paths relative to the work dir), then of the empty
+/// `folders` (the step's output folders, parents listed first), into `out`.
+pub fn write_inputs_tar(inputs: &[StepInput], folders: &[String], out: impl Write) -> Result<()> {
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     let mut dirs_written = HashSet::new();
+    for folder in folders {
+        let parts = step_relative(folder)?;
+        for depth in 1..=parts.len() {
+            write_dir(&mut tar, &parts[..depth].join("/"), &mut dirs_written)?;
+        }
+    }
     for input in inputs {
         let parts = step_relative(&input.dest)?;
         // Parent folders first, with our permissions (the engine would create them 0755 root).
@@ -240,7 +250,7 @@ mod tests {
                 dest: "assets/img/icon.png".into(),
             },
         ];
-        let (stream, task) = input_tar_stream(&inputs);
+        let (stream, task) = input_tar_stream(&inputs, &["out".into(), "dist/pkg".into()]);
         let chunks: Vec<Bytes> = stream.map(|c| c.unwrap()).collect().await;
         task.await.unwrap().unwrap();
         assert!(chunks.iter().all(|c| c.len() <= CHUNK));
@@ -250,6 +260,9 @@ mod tests {
         assert_eq!(
             names,
             vec![
+                "out/",
+                "dist/",
+                "dist/pkg/",
                 "src/",
                 "src/main.ts",
                 "assets/",
@@ -270,7 +283,7 @@ mod tests {
             host_path: "/nonexistent/perry-input".into(),
             dest: "x".into(),
         }];
-        let (stream, task) = input_tar_stream(&inputs);
+        let (stream, task) = input_tar_stream(&inputs, &[]);
         let items: Vec<io::Result<Bytes>> = stream.collect().await;
         assert!(items.iter().any(|i| i.is_err()));
         assert!(task.await.unwrap().is_err());
@@ -282,6 +295,6 @@ mod tests {
             host_path: "/etc/hostname".into(),
             dest: "../x".into(),
         }];
-        assert!(write_inputs_tar(&inputs, io::sink()).is_err());
+        assert!(write_inputs_tar(&inputs, &[], io::sink()).is_err());
     }
 }
