@@ -31,9 +31,7 @@ async fn an_outage_during_compile_removes_the_orphan_and_the_requeued_job_succee
     let job = "e2e-outage";
     let _project = assign_long_compile(&worker, job).await;
     // The hub's re-queued copy builds the unchanged example (a 300 s compile otherwise).
-    worker
-        .hub
-        .set_tarball(job, tarball_of(&example_dir()));
+    worker.hub.set_tarball(job, tarball_of(&example_dir()));
     worker.hub.stop().await;
     assert_eq!(
         worker.hub.job_status(job).unwrap().state,
@@ -49,9 +47,11 @@ async fn an_outage_during_compile_removes_the_orphan_and_the_requeued_job_succee
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let work = worker.work_dir.path().to_path_buf();
-    wait_until("the orphan's work folder is removed", Duration::from_secs(15), || {
-        std::fs::read_dir(&work).map_or(0, |d| d.count()) == 0
-    })
+    wait_until(
+        "the orphan's work folder is removed",
+        Duration::from_secs(15),
+        || std::fs::read_dir(&work).map_or(0, |d| d.count()) == 0,
+    )
     .await;
     let frames_before = worker.hub.frames().len();
 
@@ -61,7 +61,11 @@ async fn an_outage_during_compile_removes_the_orphan_and_the_requeued_job_succee
         .wait_for_hello(2, Duration::from_secs(20))
         .await
         .unwrap();
-    let complete = worker.hub.wait_for_complete(job, JOB_TIMEOUT).await.unwrap();
+    let complete = worker
+        .hub
+        .wait_for_complete(job, JOB_TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(complete.json["success"], json!(true), "{}", complete.raw);
     assert_eq!(complete.connection, 2);
     let after = &worker.hub.frames()[frames_before..];
@@ -74,7 +78,10 @@ async fn an_outage_during_compile_removes_the_orphan_and_the_requeued_job_succee
         1,
         "only the re-queued run completes"
     );
-    assert_eq!(worker.hub.job_status(job).unwrap().state, JobState::Succeeded);
+    assert_eq!(
+        worker.hub.job_status(job).unwrap().state,
+        JobState::Succeeded
+    );
     assert_eq!(worker.hub.uploads().len(), 1);
     worker.stop().await;
 }

@@ -215,7 +215,10 @@ async fn update_result_with_docker_reports_the_image_version() {
     assert_eq!(result["old_version"], "7.7.7", "{result}");
     assert_eq!(result["new_version"], "7.7.7", "{result}");
     assert!(
-        result["error"].as_str().unwrap().contains("toolchain image"),
+        result["error"]
+            .as_str()
+            .unwrap()
+            .contains("toolchain image"),
         "{result}"
     );
     // Nothing changed: no reconnect to announce anything.

@@ -208,7 +208,10 @@ async fn output_folders_exist_before_the_step_starts() {
         "{:?}",
         sink.lines()
     );
-    assert!(out_dir.join("bin").is_dir(), "an empty folder output comes back");
+    assert!(
+        out_dir.join("bin").is_dir(),
+        "an empty folder output comes back"
+    );
     assert_eq!(
         std::fs::read_to_string(out_dir.join("dist/pkg/app.txt")).unwrap(),
         "built\n"

@@ -8,9 +8,9 @@
 //! (an orphan replaced by a re-assignment, or a run whose hub link was lost) ends without
 //! sending anything.
 
+use super::gate::FrameGate;
 use super::metrics::{Outcome, WorkerMetrics};
 use super::protocol::{ArtifactInfo, JobAssign, WorkerFrame};
-use super::gate::FrameGate;
 use super::sink::HubEventSink;
 use crate::config::Config;
 use crate::error::{ErrorCode, JobError};

@@ -324,8 +324,7 @@ mod tests {
             serde_json::from_str(&f.progress(Stage::Uploading, 150, None).to_json()).unwrap();
         assert_eq!(p["percent"], 100);
         assert!(p["message"].is_null());
-        let c: Value =
-            serde_json::from_str(&f.complete_failure(1.5, "boom").to_json()).unwrap();
+        let c: Value = serde_json::from_str(&f.complete_failure(1.5, "boom").to_json()).unwrap();
         assert_eq!(
             c,
             json!({"type":"complete","job_id":"j1","success":false,"duration_secs":1.5,"artifacts":[],"error":"boom"})

@@ -316,7 +316,10 @@ impl Scheduler {
                 let frames = JobFrames::new(job_id);
                 let msg = "internal worker error";
                 let gate = control.gate();
-                if gate.send(&out, frames.error(ErrorCode::InternalError, msg, None)).await {
+                if gate
+                    .send(&out, frames.error(ErrorCode::InternalError, msg, None))
+                    .await
+                {
                     gate.send(&out, frames.complete_failure(0.0, msg)).await;
                 }
             }

@@ -355,7 +355,10 @@ mod tests {
         s.silence();
         assert_eq!(drain(&mut rx).len(), 1, "only the frame sent before");
         waiting.await.unwrap();
-        assert!(drain(&mut rx).is_empty(), "nothing got through the closed gate");
+        assert!(
+            drain(&mut rx).is_empty(),
+            "nothing got through the closed gate"
+        );
     }
 
     #[tokio::test]

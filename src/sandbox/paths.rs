@@ -68,8 +68,13 @@ mod tests {
     fn output_folders_are_folder_outputs_and_file_parents() {
         let outputs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            output_folders(&outputs(&["out/", "dist/pkg/Setup.exe", "app.exe", "out/x.dll"]))
-                .unwrap(),
+            output_folders(&outputs(&[
+                "out/",
+                "dist/pkg/Setup.exe",
+                "app.exe",
+                "out/x.dll"
+            ]))
+            .unwrap(),
             ["out", "dist", "dist/pkg"]
         );
         assert!(output_folders(&outputs(&["../out/"])).is_err());

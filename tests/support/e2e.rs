@@ -134,6 +134,13 @@ pub fn assert_protocol_sequence(frames: &[ReceivedFrame], job_id: &str, success:
             frames.len() - 2,
             "error must come right before complete"
         );
+        assert_eq!(
+            last.json["error"], errors[0].json["message"],
+            "a failed complete carries the error message"
+        );
+    }
+    if success {
+        assert!(last.json.get("error").is_none(), "{}", last.raw);
     }
 }
 
