@@ -183,3 +183,65 @@ impl Jobs {
         frames
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn assign(jobs: &mut Jobs, job_id: &str) {
+        jobs.register(job_id, "t1", b"tar".to_vec());
+        jobs.on_sent(&json!({"type":"job_assign","job_id":job_id,"auth_token":"t1"}));
+    }
+
+    #[test]
+    fn a_disconnect_requeues_the_last_job_with_a_new_token() {
+        let mut jobs = Jobs::default();
+        assign(&mut jobs, "a");
+        jobs.on_worker_gone();
+        let st = jobs.status("a").unwrap();
+        assert_eq!(
+            (st.state, st.requeues, st.token.as_str()),
+            (JobState::Requeued, 1, "")
+        );
+        let frames = jobs.take_requeued_assigns();
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0]["auth_token"], "a-requeued-1");
+        jobs.on_sent(&frames[0]);
+        assert_eq!(jobs.status("a").unwrap().state, JobState::Running);
+        assert!(jobs.take_requeued_assigns().is_empty());
+    }
+
+    #[test]
+    fn a_stale_error_and_complete_fail_the_requeued_job_by_id() {
+        let mut jobs = Jobs::default();
+        assign(&mut jobs, "a");
+        jobs.on_worker_gone();
+        let again = jobs.take_requeued_assigns();
+        jobs.on_sent(&again[0]);
+        jobs.on_received(&json!({"type":"error","job_id":"a","message":"HTTP 403"}));
+        jobs.on_received(&json!({"type":"complete","job_id":"a","success":false}));
+        let st = jobs.status("a").unwrap();
+        assert_eq!(st.state, JobState::Failed);
+        assert_eq!(st.error.as_deref(), Some("HTTP 403"));
+        assert!(st.token.is_empty(), "the new token is revoked");
+    }
+
+    #[test]
+    fn complete_error_is_stored_and_requeues_are_limited() {
+        let mut jobs = Jobs::default();
+        assign(&mut jobs, "a");
+        jobs.on_received(&json!({"type":"complete","job_id":"a","success":false,"error":"boom"}));
+        assert_eq!(jobs.status("a").unwrap().error.as_deref(), Some("boom"));
+
+        assign(&mut jobs, "b");
+        for _ in 0..MAX_REQUEUES {
+            jobs.on_worker_gone();
+            let frames = jobs.take_requeued_assigns();
+            jobs.on_sent(&frames[0]);
+        }
+        jobs.on_worker_gone();
+        assert_eq!(jobs.status("b").unwrap().state, JobState::Failed);
+        assert!(jobs.take_requeued_assigns().is_empty());
+    }
+}
