@@ -12,7 +12,6 @@ mod servers;
 use base64::Engine as _;
 use fixtures::*;
 use package_support::sign_fixtures as fixtures;
-use perry_ship_windows::config::SigningEndpoints;
 use perry_ship_windows::job::credentials::{Credentials, PfxCredentials, Secret};
 use perry_ship_windows::sign::{verify::verify_pkcs7, SigningSession};
 
@@ -31,7 +30,7 @@ async fn pfx_session(pki: &Pki, tsa_url: &str) -> SigningSession {
     SigningSession::from_credentials(
         &creds,
         &reqwest::Client::new(),
-        &SigningEndpoints::default(),
+        &local_endpoints(),
     )
     .await
     .unwrap()
@@ -71,7 +70,7 @@ async fn appx_blob_is_signed_with_spc_sip_info_and_timestamped() {
     let session = SigningSession::from_credentials(
         &creds,
         &reqwest::Client::new(),
-        &SigningEndpoints::default(),
+        &local_endpoints(),
     )
     .await
     .unwrap()

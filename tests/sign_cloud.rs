@@ -121,6 +121,7 @@ async fn kms_setup(e: &Env, key_file: &str, cert_file: &str) -> KmsSetup {
     let endpoints = SigningEndpoints {
         gcloud_kms: server.url.clone(),
         gcloud_token: format!("{}/token", server.url),
+        timestamp_fallbacks: vec![],
         ..SigningEndpoints::default()
     };
     KmsSetup {
@@ -343,6 +344,7 @@ async fn azure_setup(e: &Env) -> AzureSetup {
     };
     let endpoints = SigningEndpoints {
         azure_authority: server.url.clone(),
+        timestamp_fallbacks: vec![],
         ..SigningEndpoints::default()
     };
     AzureSetup {

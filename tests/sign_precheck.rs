@@ -1,0 +1,176 @@
+//! The certificate is checked when signing opens, before any compile step: expired,
+//! not-yet-valid and no-code-signing certificates fail the job with `SIGNING_FAILED` while
+//! the runner has seen no step. A good certificate is recorded for `/metrics`, and
+//! `doctor --credentials FILE` reports the same facts.
+
+#[path = "support/sign_fixtures.rs"]
+mod fixtures;
+#[path = "support/sign_servers.rs"]
+mod servers;
+
+use base64::Engine as _;
+use fixtures::*;
+use perry_ship_windows::config::Config;
+use perry_ship_windows::error::ErrorCode;
+use perry_ship_windows::events::CollectingSink;
+use perry_ship_windows::hub::metrics::WorkerMetrics;
+use perry_ship_windows::job::credentials::Credentials;
+use perry_ship_windows::job::manifest::Manifest;
+use perry_ship_windows::pipeline::windows::WindowsPipeline;
+use perry_ship_windows::pipeline::{JobContext, Pipeline};
+use perry_ship_windows::sandbox::{Runner, Step, StepContext, StepError, StepOutcome};
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+
+const PASSWORD: &str = "Precheck-pa55word!";
+
+/// Records the steps it is asked to run and fails each one.
+#[derive(Default)]
+struct RecordingRunner {
+    steps: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Runner for RecordingRunner {
+    async fn run(&self, step: &Step, _ctx: &StepContext) -> Result<StepOutcome, StepError> {
+        self.steps.lock().unwrap().push(step.name.clone());
+        Ok(StepOutcome { exit_code: 1 })
+    }
+    fn describe(&self) -> String {
+        "recording".into()
+    }
+}
+
+fn credentials_json(pki: &Pki, cert: &str) -> serde_json::Value {
+    let pfx = pki.pfx(cert, "rsa.key", &format!("{cert}.crt"), PASSWORD, &[]);
+    json!({
+        "windows_pfx_base64": base64::engine::general_purpose::STANDARD.encode(pfx),
+        "windows_pfx_password": PASSWORD,
+        "windows_timestamp_url": "http://127.0.0.1:9/unused",
+    })
+}
+
+async fn run_pipeline(
+    work: &std::path::Path,
+    creds: &serde_json::Value,
+    metrics: &WorkerMetrics,
+) -> (perry_ship_windows::error::JobError, Vec<String>) {
+    let project = work.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("main.ts"), "console.log('hi')\n").unwrap();
+    let runner = Arc::new(RecordingRunner::default());
+    let job = JobContext {
+        job_id: "precheck".into(),
+        attempt: 1,
+        manifest: Arc::new(
+            Manifest::from_json(&json!({
+                "app_name": "Precheck", "bundle_id": "com.example.precheck",
+                "version": "1.0.0", "entry": "main.ts",
+            }))
+            .unwrap(),
+        ),
+        credentials: Arc::new(Credentials::from_json(creds).unwrap()),
+        project_dir: project,
+        work_dir: work.to_path_buf(),
+        events: CollectingSink::new(),
+        cancel: Default::default(),
+        runner: runner.clone(),
+        config: Arc::new(Config::for_tests(&[("PERRY_TIMESTAMP_URLS", "none")])),
+        http: reqwest::Client::new(),
+        certificates: metrics.certificates.clone(),
+    };
+    let err = WindowsPipeline.run(&job).await.unwrap_err();
+    let steps = runner.steps.lock().unwrap().clone();
+    (err, steps)
+}
+
+#[tokio::test]
+async fn bad_certificates_fail_before_any_compile_step_and_good_ones_reach_metrics() {
+    if !require_tools(&["openssl"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&tmp.path().join("pki"));
+    let metrics = WorkerMetrics::new(1);
+    for (cert, expect) in [
+        ("expired", "expired on 2020-02-01"),
+        ("notyet", "not valid yet"),
+        ("noeku", "no code-signing extended key usage"),
+        ("nodigsig", "digitalSignature"),
+    ] {
+        let work = tmp.path().join(cert);
+        let (err, steps) = run_pipeline(&work, &credentials_json(&pki, cert), &metrics).await;
+        assert_eq!(err.code, ErrorCode::SigningFailed, "{cert}: {err:?}");
+        assert!(err.message.contains(expect), "{cert}: {}", err.message);
+        assert!(steps.is_empty(), "{cert}: steps ran before the check: {steps:?}");
+    }
+    assert!(
+        !metrics.prometheus_text().contains("perry_signing_cert_expiry_seconds{"),
+        "no certificate was used yet"
+    );
+
+    // a good certificate passes the check; the job then reaches the compile step
+    let work = tmp.path().join("good");
+    let (err, steps) = run_pipeline(&work, &credentials_json(&pki, "rsa"), &metrics).await;
+    assert_ne!(err.code, ErrorCode::SigningFailed, "{err:?}");
+    assert!(!steps.is_empty(), "compile ran after the check");
+    let text = metrics.prometheus_text();
+    let thumb = perry_ship_windows::sign::certificate::thumbprint(
+        &<x509_cert::Certificate as der::DecodePem>::from_pem(pki.read("rsa.crt")).unwrap(),
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("perry_signing_cert_expiry_seconds{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.starts_with(&format!(
+            "perry_signing_cert_expiry_seconds{{method=\"pfx\",thumbprint=\"{thumb}\"}} "
+        )),
+        "{line}"
+    );
+    let seconds: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((363 * 86_400..=366 * 86_400).contains(&seconds), "{seconds}");
+    assert!(
+        text.contains("perry_signing_cert_expiry_timestamp_seconds{method=\"pfx\""),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn doctor_credentials_reports_the_certificate_and_the_timestamp_servers() {
+    if !require_tools(&["openssl"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&tmp.path().join("pki"));
+    let tsa = servers::start_tsa(pki.dir.clone()).await;
+    let doctor = |creds: serde_json::Value| {
+        let file = tmp.path().join("creds.json");
+        std::fs::write(&file, creds.to_string()).unwrap();
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_perry-ship-windows"))
+            .args(["doctor", "--credentials"])
+            .arg(&file)
+            .env("PERRY_TIMESTAMP_URLS", "none")
+            .output();
+        async move {
+            let out = out.await.unwrap();
+            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    };
+    let mut good = credentials_json(&pki, "soon");
+    good["windows_timestamp_url"] = json!(format!("http://127.0.0.1:9/dead {}", tsa.url));
+    let (ok, text) = doctor(good.clone()).await;
+    assert!(ok, "{text}");
+    let thumb = perry_ship_windows::sign::certificate::thumbprint(
+        &<x509_cert::Certificate as der::DecodePem>::from_pem(pki.read("soon.crt")).unwrap(),
+    );
+    assert!(text.contains(&format!("certificate thumbprint: {thumb}")), "{text}");
+    assert!(text.contains("certificate subject: CN=Perry Test Signer"), "{text}");
+    assert!(text.contains("WARNING") && text.contains("expires in"), "{text}");
+    assert!(text.contains(&format!("✓ timestamp server {}/: answers", tsa.url)), "{text}");
+    assert!(text.contains("- timestamp server http://127.0.0.1:9/dead"), "{text}");
+
+    let (ok, text) = doctor(credentials_json(&pki, "expired")).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("✗ signing certificate") && text.contains("expired"), "{text}");
+}
