@@ -567,9 +567,16 @@ mod tests {
     #[test]
     fn timestamp_fallbacks_parse() {
         let c = Config::for_tests(&[]);
-        assert_eq!(c.signing.timestamp_fallbacks[0], "http://timestamp.digicert.com");
-        let c = Config::for_tests(&[("PERRY_TIMESTAMP_URLS", "http://a.example, http://b.example")]);
-        assert_eq!(c.signing.timestamp_fallbacks, ["http://a.example", "http://b.example"]);
+        assert_eq!(
+            c.signing.timestamp_fallbacks[0],
+            "http://timestamp.digicert.com"
+        );
+        let c =
+            Config::for_tests(&[("PERRY_TIMESTAMP_URLS", "http://a.example, http://b.example")]);
+        assert_eq!(
+            c.signing.timestamp_fallbacks,
+            ["http://a.example", "http://b.example"]
+        );
         let c = Config::for_tests(&[("PERRY_TIMESTAMP_URLS", "none")]);
         assert!(c.signing.timestamp_fallbacks.is_empty());
         assert_eq!(

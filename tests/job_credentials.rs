@@ -156,7 +156,8 @@ fn invalid_values_are_refused_without_echoing_them() {
     p["windows_timestamp_url"] = json!("file:///etc/passwd");
     assert_eq!(err(p).field, "windows_timestamp_url");
     let mut p = pfx();
-    p["windows_timestamp_url"] = json!("http://ts.example/rfc3161, https://ts2.example\nhttp://ts3.example");
+    p["windows_timestamp_url"] =
+        json!("http://ts.example/rfc3161, https://ts2.example\nhttp://ts3.example");
     assert_eq!(
         Credentials::from_json(&p).unwrap().timestamp_choice(),
         Ok(TimestampChoice::Servers(vec![

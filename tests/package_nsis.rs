@@ -249,16 +249,21 @@ async fn two_pass_build_embeds_a_signed_uninstaller() {
         ["nsis-signed"],
         "scratch cleaned except the signed inputs kept for the artifact check"
     );
-    let kept: Vec<String> = perry_ship_windows::package::nsis::signed_inputs(&tmp.path().join("scratch"))
-        .into_iter()
-        .map(|(name, path)| {
-            assert!(path.is_file(), "{name} kept at {}", path.display());
-            name
-        })
-        .collect();
+    let kept: Vec<String> =
+        perry_ship_windows::package::nsis_plugins::signed_inputs(&tmp.path().join("scratch"))
+            .into_iter()
+            .map(|(name, path)| {
+                assert!(path.is_file(), "{name} kept at {}", path.display());
+                name
+            })
+            .collect();
     assert_eq!(
         kept,
-        ["$PLUGINSDIR\\System.dll", "$PLUGINSDIR\\nsDialogs.dll", "Uninstall.exe"]
+        [
+            "$PLUGINSDIR\\System.dll",
+            "$PLUGINSDIR\\nsDialogs.dll",
+            "Uninstall.exe"
+        ]
     );
 
     let x = tmp.path().join("x");
@@ -275,7 +280,11 @@ async fn two_pass_build_embeds_a_signed_uninstaller() {
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "dll"))
         .collect();
-    assert_eq!(plugins.len(), 2, "System.dll and nsDialogs.dll: {plugins:?}");
+    assert_eq!(
+        plugins.len(),
+        2,
+        "System.dll and nsDialogs.dll: {plugins:?}"
+    );
     for p in &plugins {
         let kept = tmp
             .path()
@@ -336,5 +345,8 @@ async fn two_pass_build_embeds_a_signed_uninstaller() {
         .arg(y.join("$PLUGINSDIR/System.dll"))
         .output()
         .unwrap();
-    assert!(!status.status.success(), "the plain build uses the stock plugins");
+    assert!(
+        !status.status.success(),
+        "the plain build uses the stock plugins"
+    );
 }

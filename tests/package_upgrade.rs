@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const REG_KEY: &str = "[Software\\\\Microsoft\\\\Windows\\\\CurrentVersion\\\\Uninstall\\\\com.example.demo_app]";
+const REG_KEY: &str =
+    "[Software\\\\Microsoft\\\\Windows\\\\CurrentVersion\\\\Uninstall\\\\com.example.demo_app]";
 
 /// A bundle with the app exe and `files` (relative path, content).
 fn bundle(dir: &Path, exe: &Path, files: &[(&str, &str)]) -> Bundle {
@@ -39,9 +40,16 @@ async fn installer(dir: &Path, bundle: &Bundle, app: &AppInfo) -> PathBuf {
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
     let (ctx, _sink) = step_context(&out);
-    build_installer(&host_makensis(), &ctx, bundle, app, &dir.join("scratch"), None)
-        .await
-        .expect("installer builds")
+    build_installer(
+        &host_makensis(),
+        &ctx,
+        bundle,
+        app,
+        &dir.join("scratch"),
+        None,
+    )
+    .await
+    .expect("installer builds")
 }
 
 /// wine with a private prefix and home (so nothing lands in the real ~/.local).
@@ -85,7 +93,12 @@ impl Wine {
         let root = self.install_dir();
         sign_fixtures::files_under(&root)
             .into_iter()
-            .map(|p| p.strip_prefix(&root).unwrap().to_string_lossy().into_owned())
+            .map(|p| {
+                p.strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect()
     }
 
@@ -93,7 +106,12 @@ impl Wine {
     fn shortcuts(&self) -> Vec<String> {
         sign_fixtures::files_under(&self.drive_c())
             .into_iter()
-            .map(|p| p.strip_prefix(self.drive_c()).unwrap().to_string_lossy().into_owned())
+            .map(|p| {
+                p.strip_prefix(self.drive_c())
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .filter(|p| p.ends_with(".lnk") && p.contains("Demo App"))
             .collect()
     }
@@ -124,17 +142,37 @@ async fn upgrade_reinstall_downgrade_and_uninstall_leave_exactly_the_right_files
     let old = bundle(
         &v12,
         &exe,
-        &[("shared.txt", "1.2.0"), ("only-in-1.2.txt", "stale"), ("data/a.json", "{}")],
+        &[
+            ("shared.txt", "1.2.0"),
+            ("only-in-1.2.txt", "stale"),
+            ("data/a.json", "{}"),
+        ],
     );
     let new = bundle(
         &v13,
         &exe,
-        &[("shared.txt", "1.3.0"), ("only-in-1.3.txt", "fresh"), ("data/a.json", "{}")],
+        &[
+            ("shared.txt", "1.3.0"),
+            ("only-in-1.3.txt", "fresh"),
+            ("data/a.json", "{}"),
+        ],
     );
     let setup12 = installer(&v12, &old, &app([1, 2, 0, 0])).await;
     let setup13 = installer(&v13, &new, &app([1, 3, 0, 0])).await;
-    let files12 = set(&[APP_EXE, "Uninstall.exe", "shared.txt", "only-in-1.2.txt", "data/a.json"]);
-    let files13 = set(&[APP_EXE, "Uninstall.exe", "shared.txt", "only-in-1.3.txt", "data/a.json"]);
+    let files12 = set(&[
+        APP_EXE,
+        "Uninstall.exe",
+        "shared.txt",
+        "only-in-1.2.txt",
+        "data/a.json",
+    ]);
+    let files13 = set(&[
+        APP_EXE,
+        "Uninstall.exe",
+        "shared.txt",
+        "only-in-1.3.txt",
+        "data/a.json",
+    ]);
 
     let wine = Wine {
         prefix: tmp.path().join("wine-prefix"),
@@ -151,7 +189,11 @@ async fn upgrade_reinstall_downgrade_and_uninstall_leave_exactly_the_right_files
             version
         );
         let shortcuts = wine.shortcuts();
-        assert_eq!(shortcuts.len(), 3, "app + uninstall in the Start menu, desktop: {shortcuts:?}");
+        assert_eq!(
+            shortcuts.len(),
+            3,
+            "app + uninstall in the Start menu, desktop: {shortcuts:?}"
+        );
         let reg = wine.system_reg();
         assert_eq!(reg.matches(REG_KEY).count(), 1, "one Add/Remove entry");
         let entry = &reg[reg.find(REG_KEY).unwrap()..];
@@ -174,7 +216,14 @@ async fn upgrade_reinstall_downgrade_and_uninstall_leave_exactly_the_right_files
     check(&files12, "1.2.0");
 
     wine.run_silent("C:\\Program Files\\Demo App\\Uninstall.exe");
-    assert!(!wine.install_dir().exists(), "install folder removed: {:?}", wine.installed());
+    assert!(
+        !wine.install_dir().exists(),
+        "install folder removed: {:?}",
+        wine.installed()
+    );
     assert!(wine.shortcuts().is_empty(), "{:?}", wine.shortcuts());
-    assert!(!wine.system_reg().contains(REG_KEY), "Add/Remove entry removed");
+    assert!(
+        !wine.system_reg().contains(REG_KEY),
+        "Add/Remove entry removed"
+    );
 }

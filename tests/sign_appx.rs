@@ -27,14 +27,10 @@ async fn pfx_session(pki: &Pki, tsa_url: &str) -> SigningSession {
         timestamp_url: Some(tsa_url.to_string()),
         ..Default::default()
     };
-    SigningSession::from_credentials(
-        &creds,
-        &reqwest::Client::new(),
-        &local_endpoints(),
-    )
-    .await
-    .unwrap()
-    .unwrap()
+    SigningSession::from_credentials(&creds, &reqwest::Client::new(), &local_endpoints())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 fn blob() -> Vec<u8> {
@@ -67,14 +63,11 @@ async fn appx_blob_is_signed_with_spc_sip_info_and_timestamped() {
         timestamp_url: Some(tsa.url.clone()),
         ..Default::default()
     };
-    let session = SigningSession::from_credentials(
-        &creds,
-        &reqwest::Client::new(),
-        &local_endpoints(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let session =
+        SigningSession::from_credentials(&creds, &reqwest::Client::new(), &local_endpoints())
+            .await
+            .unwrap()
+            .unwrap();
     let blob = blob();
     let der = session.sign_appx_blob(&blob).await.unwrap();
 

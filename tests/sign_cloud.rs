@@ -485,13 +485,26 @@ async fn cloud_certificates_get_the_same_checks_when_the_session_opens() {
         ("nodigsig.crt", "digitalSignature"),
     ] {
         let k = kms_setup(&e, "rsa.key", cert).await;
-        assert_error(&kms_session(&k).await.err().unwrap(), KMS, &[expect], &k.creds);
+        assert_error(
+            &kms_session(&k).await.err().unwrap(),
+            KMS,
+            &[expect],
+            &k.creds,
+        );
         assert_eq!(k.server.sign.hits(), 0, "{cert}: nothing signed");
     }
     let k = kms_setup(&e, "rsa.key", "soon.crt").await;
     let s = kms_session(&k).await.unwrap();
-    assert!(s.certificate().warnings[0].contains("WARNING"), "{:?}", s.certificate().warnings);
-    assert_eq!(s.certificate().chain.len(), 2, "leaf and CA from the PEM chain");
+    assert!(
+        s.certificate().warnings[0].contains("WARNING"),
+        "{:?}",
+        s.certificate().warnings
+    );
+    assert_eq!(
+        s.certificate().chain.len(),
+        2,
+        "leaf and CA from the PEM chain"
+    );
 
     const AZURE: &str = "Azure Trusted Signing";
     let a = azure_setup_with(&e, &["noeku.crt", "ca.crt"]).await;
@@ -502,9 +515,18 @@ async fn cloud_certificates_get_the_same_checks_when_the_session_opens() {
         &a.creds,
     );
     let a = azure_setup_with(&e, &["expired.crt", "ca.crt"]).await;
-    assert_error(&azure_session(&a).await.err().unwrap(), AZURE, &["expired"], &a.creds);
+    assert_error(
+        &azure_session(&a).await.err().unwrap(),
+        AZURE,
+        &["expired"],
+        &a.creds,
+    );
     // short-lived Trusted Signing certificates are renewed by the service: no warning
     let a = azure_setup_with(&e, &["soon.crt", "ca.crt"]).await;
     let s = azure_session(&a).await.unwrap();
-    assert!(s.certificate().warnings.is_empty(), "{:?}", s.certificate().warnings);
+    assert!(
+        s.certificate().warnings.is_empty(),
+        "{:?}",
+        s.certificate().warnings
+    );
 }

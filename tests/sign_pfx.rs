@@ -332,7 +332,10 @@ async fn certificate_problems_fail_when_the_session_opens() {
         "{notyet}"
     );
     let noeku = open("noeku").await.err().unwrap().to_string();
-    assert!(noeku.contains("no code-signing extended key usage"), "{noeku}");
+    assert!(
+        noeku.contains("no code-signing extended key usage"),
+        "{noeku}"
+    );
     let nodigsig = open("nodigsig").await.err().unwrap().to_string();
     assert!(nodigsig.contains("digitalSignature"), "{nodigsig}");
 
@@ -346,7 +349,12 @@ async fn certificate_problems_fail_when_the_session_opens() {
         .stdout,
     )
     .unwrap();
-    let expected = fingerprint.trim().rsplit('=').next().unwrap().replace(':', "");
+    let expected = fingerprint
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "");
     assert_eq!(report.thumbprint, expected);
     assert_eq!(
         report.chain,
@@ -358,6 +366,45 @@ async fn certificate_problems_fail_when_the_session_opens() {
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     let left = report.seconds_left(std::time::SystemTime::now());
     assert!((363 * 86_400..=366 * 86_400).contains(&left), "{left}");
+
+    // a PFX carrying an impostor CA (same name, other key): the chain check catches it
+    run(std::process::Command::new("openssl")
+        .current_dir(&pki.dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "fake-ca.key",
+            "-out",
+            "fake-ca.crt",
+            "-subj",
+            "/CN=Perry Test Code Signing CA",
+            "-days",
+            "30",
+        ]));
+    run(std::process::Command::new("openssl")
+        .current_dir(&pki.dir)
+        .env("PFX_PASS", PASSWORD)
+        .args([
+            "pkcs12",
+            "-export",
+            "-inkey",
+            "rsa.key",
+            "-in",
+            "rsa.crt",
+            "-certfile",
+            "fake-ca.crt",
+            "-passout",
+            "env:PFX_PASS",
+            "-out",
+            "impostor.pfx",
+        ]));
+    let creds = pfx_creds(&pki.read("impostor.pfx"), PASSWORD, url);
+    let broken = session(&creds).await.err().unwrap().to_string();
+    assert!(broken.contains("chain is broken"), "{broken}");
 
     // 10 days left: signing works, with a warning naming the date
     let soon = open("soon").await.unwrap();
@@ -423,7 +470,10 @@ async fn a_dead_first_timestamp_server_fails_over_to_the_next() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("all 2 server(s) failed"), "{err}");
-    assert!(err.contains("http://127.0.0.1:9/dead (") && err.contains("cannot connect"), "{err}");
+    assert!(
+        err.contains("http://127.0.0.1:9/dead (") && err.contains("cannot connect"),
+        "{err}"
+    );
     assert!(err.contains(&broken.url) && err.contains("503"), "{err}");
 
     // "none": signed on purpose without a timestamp

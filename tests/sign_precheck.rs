@@ -102,10 +102,15 @@ async fn bad_certificates_fail_before_any_compile_step_and_good_ones_reach_metri
         let (err, steps) = run_pipeline(&work, &credentials_json(&pki, cert), &metrics).await;
         assert_eq!(err.code, ErrorCode::SigningFailed, "{cert}: {err:?}");
         assert!(err.message.contains(expect), "{cert}: {}", err.message);
-        assert!(steps.is_empty(), "{cert}: steps ran before the check: {steps:?}");
+        assert!(
+            steps.is_empty(),
+            "{cert}: steps ran before the check: {steps:?}"
+        );
     }
     assert!(
-        !metrics.prometheus_text().contains("perry_signing_cert_expiry_seconds{"),
+        !metrics
+            .prometheus_text()
+            .contains("perry_signing_cert_expiry_seconds{"),
         "no certificate was used yet"
     );
 
@@ -129,7 +134,10 @@ async fn bad_certificates_fail_before_any_compile_step_and_good_ones_reach_metri
         "{line}"
     );
     let seconds: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!((363 * 86_400..=366 * 86_400).contains(&seconds), "{seconds}");
+    assert!(
+        (363 * 86_400..=366 * 86_400).contains(&seconds),
+        "{seconds}"
+    );
     assert!(
         text.contains("perry_signing_cert_expiry_timestamp_seconds{method=\"pfx\""),
         "{text}"
@@ -154,7 +162,10 @@ async fn doctor_credentials_reports_the_certificate_and_the_timestamp_servers() 
             .output();
         async move {
             let out = out.await.unwrap();
-            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
         }
     };
     let mut good = credentials_json(&pki, "soon");
@@ -164,13 +175,31 @@ async fn doctor_credentials_reports_the_certificate_and_the_timestamp_servers() 
     let thumb = perry_ship_windows::sign::certificate::thumbprint(
         &<x509_cert::Certificate as der::DecodePem>::from_pem(pki.read("soon.crt")).unwrap(),
     );
-    assert!(text.contains(&format!("certificate thumbprint: {thumb}")), "{text}");
-    assert!(text.contains("certificate subject: CN=Perry Test Signer"), "{text}");
-    assert!(text.contains("WARNING") && text.contains("expires in"), "{text}");
-    assert!(text.contains(&format!("✓ timestamp server {}/: answers", tsa.url)), "{text}");
-    assert!(text.contains("- timestamp server http://127.0.0.1:9/dead"), "{text}");
+    assert!(
+        text.contains(&format!("certificate thumbprint: {thumb}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("certificate subject: CN=Perry Test Signer"),
+        "{text}"
+    );
+    assert!(
+        text.contains("WARNING") && text.contains("expires in"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("✓ timestamp server {}/: answers", tsa.url)),
+        "{text}"
+    );
+    assert!(
+        text.contains("- timestamp server http://127.0.0.1:9/dead"),
+        "{text}"
+    );
 
     let (ok, text) = doctor(credentials_json(&pki, "expired")).await;
     assert!(!ok, "{text}");
-    assert!(text.contains("✗ signing certificate") && text.contains("expired"), "{text}");
+    assert!(
+        text.contains("✗ signing certificate") && text.contains("expired"),
+        "{text}"
+    );
 }

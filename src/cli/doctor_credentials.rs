@@ -54,7 +54,10 @@ async fn probe_timestamp_servers(http: &reqwest::Client, urls: &[String]) {
     };
     for url in urls {
         let client = TimestampClient::new(http.clone(), url, policy.clone());
-        match client.stamp("doctor", b"perry-ship-windows doctor probe").await {
+        match client
+            .stamp("doctor", b"perry-ship-windows doctor probe")
+            .await
+        {
             Ok(_) => println!("✓ timestamp server {url}: answers"),
             Err(e) => println!("- timestamp server {url}: {}", e.message),
         }

@@ -8,7 +8,7 @@
 
 use super::bundle::BundleListing;
 use super::escape::{nsis_string, nsis_version_string};
-use super::nsis_plugins::{self, INSTALLER_PLUGINS};
+use super::nsis_plugins::{self, INSTALLER_PLUGINS, SIGNED_INPUTS_DIR};
 use super::nsis_uninstaller::{
     Finalize, UninstallerSigner, SIGNED_UNINSTALLER, UNSIGNED_UNINSTALLER,
 };
@@ -253,34 +253,13 @@ pub struct Makensis<'a> {
     pub timeout: Duration,
 }
 
-/// Folder under `scratch` that keeps the signed PE inputs of a signed build (the plugin
-/// DLLs under `plugins/` and the uninstaller) after [`build_installer`], for the caller's
-/// artifact check. It lives in the job's work folder and goes with it.
-pub const SIGNED_INPUTS_DIR: &str = "nsis-signed";
-
-/// The signed PE files a signed [`build_installer`] put into the installer, as
-/// `(name inside the installer, host path)`.
-pub fn signed_inputs(scratch: &Path) -> Vec<(String, PathBuf)> {
-    let dir = scratch.join(SIGNED_INPUTS_DIR);
-    let mut out: Vec<(String, PathBuf)> = INSTALLER_PLUGINS
-        .iter()
-        .map(|dll| {
-            (
-                format!("$PLUGINSDIR\\{dll}"),
-                dir.join(nsis_plugins::PLUGIN_DIR).join(dll),
-            )
-        })
-        .collect();
-    out.push(("Uninstall.exe".into(), dir.join(SIGNED_UNINSTALLER)));
-    out
-}
-
 /// Builds `<ascii>-<version>-Setup.exe` into `ctx.output_dir` with makensis as a runner
 /// step and returns its path. With a `signer`, every PE makensis adds is Authenticode-signed:
 /// the plugin DLLs are exported from the toolchain and signed first (see
 /// [`super::nsis_plugins`]), then pass 1 exports the uninstaller makensis generates, the
 /// host signs it, pass 2 embeds the signed file (see [`super::nsis_uninstaller`]); each
-/// makensis run is its own step. The signed inputs stay in [`SIGNED_INPUTS_DIR`].
+/// makensis run is its own step. The signed inputs stay in [`SIGNED_INPUTS_DIR`]
+/// (see [`nsis_plugins::signed_inputs`]).
 pub async fn build_installer(
     makensis: &Makensis<'_>,
     ctx: &StepContext,
@@ -379,23 +358,7 @@ impl MakensisStep<'_> {
         let script = dest.join(nsis_plugins::EXPORT_SCRIPT);
         std::fs::write(&script, nsis_plugins::export_script())
             .map_err(PackageError::io("writing the plugin export script"))?;
-        let step = Step {
-            name: "nsis-plugins".into(),
-            image: self.tool.image.into(),
-            argv: vec![
-                self.tool.program.into(),
-                "-V2".into(),
-                nsis_plugins::EXPORT_SCRIPT.into(),
-            ],
-            env: vec![],
-            inputs: vec![StepInput {
-                host_path: script.clone(),
-                dest: nsis_plugins::EXPORT_SCRIPT.into(),
-            }],
-            outputs: INSTALLER_PLUGINS.iter().map(|d| d.to_string()).collect(),
-            cwd: String::new(),
-            timeout: self.tool.timeout,
-        };
+        let step = nsis_plugins::export_step(self.tool, &script);
         let plugin_ctx = StepContext {
             output_dir: dest.to_path_buf(),
             ..ctx.clone()

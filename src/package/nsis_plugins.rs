@@ -6,8 +6,10 @@
 //! signed on the host for this job only, and handed to both makensis passes in a
 //! [`PLUGIN_DIR`] folder that `!addplugindir` puts in front of the built-in one.
 
-use crate::sandbox::StepInput;
-use std::path::Path;
+use super::nsis::Makensis;
+use super::nsis_uninstaller::SIGNED_UNINSTALLER;
+use crate::sandbox::{Step, StepInput};
+use std::path::{Path, PathBuf};
 
 /// The step folder holding the signed plugins.
 pub const PLUGIN_DIR: &str = "plugins";
@@ -48,5 +50,44 @@ pub fn plugin_input(signed_dir: &Path) -> StepInput {
     StepInput {
         host_path: signed_dir.to_path_buf(),
         dest: PLUGIN_DIR.into(),
+    }
+}
+
+/// Folder under `scratch` that keeps the signed PE inputs of a signed build (the plugin
+/// DLLs under `plugins/` and the uninstaller) after [`super::nsis::build_installer`], for the caller's
+/// artifact check. It lives in the job's work folder and goes with it.
+pub const SIGNED_INPUTS_DIR: &str = "nsis-signed";
+
+/// The signed PE files a signed [`super::nsis::build_installer`] put into the installer, as
+/// `(name inside the installer, host path)`.
+pub fn signed_inputs(scratch: &Path) -> Vec<(String, PathBuf)> {
+    let dir = scratch.join(SIGNED_INPUTS_DIR);
+    let mut out: Vec<(String, PathBuf)> = INSTALLER_PLUGINS
+        .iter()
+        .map(|dll| {
+            (
+                format!("$PLUGINSDIR\\{dll}"),
+                dir.join(PLUGIN_DIR).join(dll),
+            )
+        })
+        .collect();
+    out.push(("Uninstall.exe".into(), dir.join(SIGNED_UNINSTALLER)));
+    out
+}
+
+/// The step that runs [`export_script`] (written at `script`) and returns the plugins.
+pub fn export_step(makensis: &Makensis<'_>, script: &Path) -> Step {
+    Step {
+        name: "nsis-plugins".into(),
+        image: makensis.image.into(),
+        argv: vec![makensis.program.into(), "-V2".into(), EXPORT_SCRIPT.into()],
+        env: vec![],
+        inputs: vec![StepInput {
+            host_path: script.to_path_buf(),
+            dest: EXPORT_SCRIPT.into(),
+        }],
+        outputs: INSTALLER_PLUGINS.iter().map(|d| d.to_string()).collect(),
+        cwd: String::new(),
+        timeout: makensis.timeout,
     }
 }

@@ -71,7 +71,7 @@ pub async fn package(
                     .sign_pe(&setup)
                     .await
                     .map_err(|e| signing_failed(format!("installer: {e}")))?;
-                let mut inside = package::nsis::signed_inputs(&job.work_dir.join("nsis"));
+                let mut inside = package::nsis_plugins::signed_inputs(&nsis_scratch(job));
                 inside.push((setup_name(&setup), setup.clone()));
                 audit(job, session, bundle, inside)?;
             }
@@ -115,6 +115,11 @@ pub async fn package(
         name,
         target: "windows".into(),
     })
+}
+
+/// Scratch folder of the NSIS build (staging, and the signed inputs it keeps).
+fn nsis_scratch(job: &JobContext) -> PathBuf {
+    job.work_dir.join("nsis")
 }
 
 fn setup_name(path: &Path) -> String {
@@ -173,7 +178,7 @@ async fn build_installer(
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| "makensis".into());
     let ctx = job.step_context(stage, out_dir.to_path_buf());
-    let scratch = job.work_dir.join("nsis");
+    let scratch = nsis_scratch(job);
     let signer = session.map(|session| UninstallerSigning {
         session,
         failure: Default::default(),

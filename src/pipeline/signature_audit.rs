@@ -56,8 +56,12 @@ pub fn check_signed(
     let expected_signer = session.publisher_dn();
     let timestamps_on = session.timestamp_servers().is_some();
     for (name, path) in files {
-        let verified = verify_pe(path)
-            .map_err(|e| fail(name, format!("is not signed or does not verify: {}", e.message)))?;
+        let verified = verify_pe(path).map_err(|e| {
+            fail(
+                name,
+                format!("is not signed or does not verify: {}", e.message),
+            )
+        })?;
         if verified.signer_subject != expected_signer {
             return Err(fail(
                 name,

@@ -138,12 +138,9 @@ impl SigningSession {
         // Trusted Signing certificates live a few days and the service renews them: a
         // near-expiry warning would fire on every job.
         let warn_expiry = method != SigningMethod::Azure;
-        let (chain, certificate) = certificate::check_chain(
-            signer.chain(),
-            std::time::SystemTime::now(),
-            warn_expiry,
-        )
-        .map_err(fail)?;
+        let (chain, certificate) =
+            certificate::check_chain(signer.chain(), std::time::SystemTime::now(), warn_expiry)
+                .map_err(fail)?;
         let timestamp = match creds.timestamp_choice().map_err(fail)? {
             TimestampChoice::Off => None,
             TimestampChoice::Servers(job) => {
@@ -223,7 +220,11 @@ impl SigningSession {
             ))
         })?;
         let token = match &self.timestamp {
-            Some(servers) => Some(servers.stamp(self.method.as_str(), &signed.signature).await?),
+            Some(servers) => Some(
+                servers
+                    .stamp(self.method.as_str(), &signed.signature)
+                    .await?,
+            ),
             None => None,
         };
         pkcs7::assemble(pkcs7::SignedParts {

@@ -169,7 +169,8 @@ mod tests {
     #[test]
     fn lists_split_on_commas_and_whitespace_and_dedupe() {
         assert_eq!(
-            parse_url_list(" http://a.example/ts, https://b.example\nhttp://a.example/ts ").unwrap(),
+            parse_url_list(" http://a.example/ts, https://b.example\nhttp://a.example/ts ")
+                .unwrap(),
             TimestampChoice::Servers(vec![
                 "http://a.example/ts".into(),
                 "https://b.example".into()
@@ -178,17 +179,16 @@ mod tests {
         assert_eq!(parse_url_list("NONE").unwrap(), TimestampChoice::Off);
         assert!(parse_url_list("http://a.example none").is_err());
         assert!(parse_url_list("file:///etc/passwd").is_err());
-        assert!(parse_url_list("http://a.example,ftp://b").unwrap_err().contains("entry 2"));
+        assert!(parse_url_list("http://a.example,ftp://b")
+            .unwrap_err()
+            .contains("entry 2"));
     }
 
     #[test]
     fn fallbacks_follow_the_job_servers_without_repeats() {
         let job = vec!["http://a".to_string(), "http://b".to_string()];
         let fb = vec!["http://b".to_string(), "http://c".to_string()];
-        assert_eq!(
-            job_servers(&job, &fb),
-            ["http://a", "http://b", "http://c"]
-        );
+        assert_eq!(job_servers(&job, &fb), ["http://a", "http://b", "http://c"]);
     }
 
     #[test]
