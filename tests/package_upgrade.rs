@@ -77,7 +77,7 @@ impl Wine {
     }
 
     fn wait(&self) {
-        run(&mut self.cmd("wineserver").arg("-w"));
+        run(self.cmd("wineserver").arg("-w"));
     }
 
     fn drive_c(&self) -> PathBuf {
@@ -179,7 +179,7 @@ async fn upgrade_reinstall_downgrade_and_uninstall_leave_exactly_the_right_files
         home: tmp.path().join("home"),
     };
     std::fs::create_dir_all(wine.home.join("Desktop")).unwrap();
-    run(&mut wine.cmd("wine").args(["wineboot", "--init"]));
+    run(wine.cmd("wine").args(["wineboot", "--init"]));
     wine.wait();
 
     let check = |files: &BTreeSet<String>, version: &str| {
