@@ -1,7 +1,8 @@
 //! The certificate is checked when signing opens, before any compile step: expired,
 //! not-yet-valid and no-code-signing certificates fail the job with `SIGNING_FAILED` while
 //! the runner has seen no step. A good certificate is recorded for `/metrics`, and
-//! `doctor --credentials FILE` reports the same facts.
+//! `doctor --credentials FILE` reports the same facts. The artifact check refuses an
+//! unsigned PE and one signed by another certificate, naming the file.
 
 #[path = "support/sign_fixtures.rs"]
 mod fixtures;
@@ -50,16 +51,16 @@ fn credentials_json(pki: &Pki, cert: &str) -> serde_json::Value {
     })
 }
 
-async fn run_pipeline(
+fn job_context(
     work: &std::path::Path,
     creds: &serde_json::Value,
     metrics: &WorkerMetrics,
-) -> (perry_ship_windows::error::JobError, Vec<String>) {
+    runner: Arc<RecordingRunner>,
+) -> JobContext {
     let project = work.join("project");
     std::fs::create_dir_all(&project).unwrap();
     std::fs::write(project.join("main.ts"), "console.log('hi')\n").unwrap();
-    let runner = Arc::new(RecordingRunner::default());
-    let job = JobContext {
+    JobContext {
         job_id: "precheck".into(),
         attempt: 1,
         manifest: Arc::new(
@@ -78,7 +79,16 @@ async fn run_pipeline(
         config: Arc::new(Config::for_tests(&[("PERRY_TIMESTAMP_URLS", "none")])),
         http: reqwest::Client::new(),
         certificates: metrics.certificates.clone(),
-    };
+    }
+}
+
+async fn run_pipeline(
+    work: &std::path::Path,
+    creds: &serde_json::Value,
+    metrics: &WorkerMetrics,
+) -> (perry_ship_windows::error::JobError, Vec<String>) {
+    let runner = Arc::new(RecordingRunner::default());
+    let job = job_context(work, creds, metrics, runner.clone());
     let err = WindowsPipeline.run(&job).await.unwrap_err();
     let steps = runner.steps.lock().unwrap().clone();
     (err, steps)
@@ -201,5 +211,71 @@ async fn doctor_credentials_reports_the_certificate_and_the_timestamp_servers() 
     assert!(
         text.contains("✗ signing certificate") && text.contains("expired"),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_artifact_check_names_an_unsigned_or_foreign_signed_pe() {
+    if !require_tools(&["openssl", "x86_64-w64-mingw32-gcc"]) {
+        return;
+    }
+    use perry_ship_windows::pipeline::signature_audit::check_signed;
+    use perry_ship_windows::sign::SigningSession;
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&tmp.path().join("pki"));
+    let mut creds = credentials_json(&pki, "rsa");
+    creds["windows_timestamp_url"] = json!("none");
+    let job = job_context(
+        &tmp.path().join("job"),
+        &creds,
+        &WorkerMetrics::new(1),
+        Arc::default(),
+    );
+    let open = |creds: serde_json::Value| async move {
+        SigningSession::from_credentials(
+            &Credentials::from_json(&creds).unwrap(),
+            &reqwest::Client::new(),
+            &local_endpoints(),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+    };
+    let session = open(creds).await;
+    let signed = mingw_exe(tmp.path(), "signed");
+    session.sign_pe(&signed).await.unwrap();
+    let unsigned = mingw_exe(tmp.path(), "unsigned");
+    let file = |name: &str, path: &std::path::Path| (name.to_string(), path.to_path_buf());
+
+    check_signed(&job, &session, &[file("app.exe", &signed)]).unwrap();
+
+    let err = check_signed(
+        &job,
+        &session,
+        &[
+            file("app.exe", &signed),
+            file("$PLUGINSDIR\\System.dll", &unsigned),
+        ],
+    )
+    .unwrap_err();
+    assert_eq!(err.code, ErrorCode::SigningFailed);
+    assert!(
+        err.message
+            .contains("$PLUGINSDIR\\System.dll is not signed"),
+        "{}",
+        err.message
+    );
+
+    // same subject, another certificate (the one that expires soon): not this job's identity
+    let mut other = credentials_json(&pki, "soon");
+    other["windows_timestamp_url"] = json!("none");
+    let foreign = mingw_exe(tmp.path(), "foreign");
+    open(other).await.sign_pe(&foreign).await.unwrap();
+    let err = check_signed(&job, &session, &[file("helper.dll", &foreign)]).unwrap_err();
+    assert!(
+        err.message.contains("helper.dll is signed by")
+            && err.message.contains("not by this job's certificate"),
+        "{}",
+        err.message
     );
 }

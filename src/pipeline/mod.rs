@@ -10,7 +10,7 @@ mod compile;
 mod files;
 mod packaging;
 mod precompiled;
-mod signature_audit;
+pub mod signature_audit;
 pub mod windows;
 
 use crate::config::Config;

@@ -53,7 +53,7 @@ pub fn check_signed(
             format!("artifact check: {name} {why}"),
         )
     };
-    let expected_signer = session.publisher_dn();
+    let expected_signer = &session.certificate().thumbprint;
     let timestamps_on = session.timestamp_servers().is_some();
     for (name, path) in files {
         let verified = verify_pe(path).map_err(|e| {
@@ -62,12 +62,12 @@ pub fn check_signed(
                 format!("is not signed or does not verify: {}", e.message),
             )
         })?;
-        if verified.signer_subject != expected_signer {
+        if &verified.signer_thumbprint != expected_signer {
             return Err(fail(
                 name,
                 format!(
-                    "is signed by {}, not by this job's certificate {expected_signer}",
-                    verified.signer_subject
+                    "is signed by {} (thumbprint {}), not by this job's certificate {expected_signer}",
+                    verified.signer_subject, verified.signer_thumbprint
                 ),
             ));
         }
@@ -83,4 +83,32 @@ pub fn check_signed(
         ),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pe_files_are_recognised_by_their_headers_not_their_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pe = vec![0u8; 0x90];
+        pe[..2].copy_from_slice(b"MZ");
+        pe[60..64].copy_from_slice(&0x80u32.to_le_bytes());
+        pe[0x80..0x84].copy_from_slice(b"PE\0\0");
+        let addon = dir.path().join("native.node");
+        std::fs::write(&addon, &pe).unwrap();
+        assert!(is_pe_file(&addon));
+
+        let mut dos_only = pe.clone();
+        dos_only[0x80..0x84].copy_from_slice(b"NE\0\0");
+        let old = dir.path().join("old.exe");
+        std::fs::write(&old, &dos_only).unwrap();
+        assert!(!is_pe_file(&old));
+
+        let text = dir.path().join("readme.dll");
+        std::fs::write(&text, b"MZ but only text").unwrap();
+        assert!(!is_pe_file(&text));
+        assert!(!is_pe_file(&dir.path().join("missing.exe")));
+    }
 }
