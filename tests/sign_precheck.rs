@@ -56,6 +56,7 @@ fn job_context(
     creds: &serde_json::Value,
     metrics: &WorkerMetrics,
     runner: Arc<RecordingRunner>,
+    events: Arc<CollectingSink>,
 ) -> JobContext {
     let project = work.join("project");
     std::fs::create_dir_all(&project).unwrap();
@@ -73,7 +74,7 @@ fn job_context(
         credentials: Arc::new(Credentials::from_json(creds).unwrap()),
         project_dir: project,
         work_dir: work.to_path_buf(),
-        events: CollectingSink::new(),
+        events,
         cancel: Default::default(),
         runner: runner.clone(),
         config: Arc::new(Config::for_tests(&[("PERRY_TIMESTAMP_URLS", "none")])),
@@ -88,7 +89,7 @@ async fn run_pipeline(
     metrics: &WorkerMetrics,
 ) -> (perry_ship_windows::error::JobError, Vec<String>) {
     let runner = Arc::new(RecordingRunner::default());
-    let job = job_context(work, creds, metrics, runner.clone());
+    let job = job_context(work, creds, metrics, runner.clone(), CollectingSink::new());
     let err = WindowsPipeline.run(&job).await.unwrap_err();
     let steps = runner.steps.lock().unwrap().clone();
     (err, steps)
@@ -230,6 +231,7 @@ async fn the_artifact_check_names_an_unsigned_or_foreign_signed_pe() {
         &creds,
         &WorkerMetrics::new(1),
         Arc::default(),
+        CollectingSink::new(),
     );
     let open = |creds: serde_json::Value| async move {
         SigningSession::from_credentials(
@@ -278,4 +280,54 @@ async fn the_artifact_check_names_an_unsigned_or_foreign_signed_pe() {
         "{}",
         err.message
     );
+}
+
+#[tokio::test]
+async fn none_signs_without_timestamps_and_the_job_log_says_so_with_a_summary() {
+    if !require_tools(&["openssl", "x86_64-w64-mingw32-gcc"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&tmp.path().join("pki"));
+    let mut creds = credentials_json(&pki, "rsa");
+    creds["windows_timestamp_url"] = json!("none");
+    let work = tmp.path().join("job");
+    let runner = Arc::new(RecordingRunner::default());
+    let sink = CollectingSink::new();
+    let mut job = job_context(
+        &work,
+        &creds,
+        &WorkerMetrics::new(1),
+        runner.clone(),
+        sink.clone(),
+    );
+    // a precompiled sign-only bundle packaged as a portable ZIP: no step runs at all
+    let bundle = job.project_dir.join("perry-precompiled");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(bundle.join("metadata.json"), "{}").unwrap();
+    std::fs::copy(mingw_exe(tmp.path(), "app"), bundle.join("Precheck.exe")).unwrap();
+    let manifest = json!({
+        "app_name": "Precheck", "bundle_id": "com.example.precheck",
+        "version": "1.0.0", "entry": "main.ts", "windows_distribute": "portable",
+    });
+    job.manifest = Arc::new(Manifest::from_json(&manifest).unwrap());
+
+    let artifacts = WindowsPipeline.run(&job).await.unwrap();
+    assert_eq!(artifacts.len(), 1);
+    assert!(runner.steps.lock().unwrap().is_empty());
+    let lines = sink.lines();
+    for wanted in [
+        "NOTE: timestamping is OFF (windows_timestamp_url: none)",
+        "artifact check: 1 PE file(s) signed by this job's certificate and verified",
+        "signing summary: 1 file(s) signed with PFX",
+        "signing summary: timestamp server none (timestamping turned off",
+        "signing summary: certificate CN=Perry Test Signer, O=Perry Test, C=US",
+        "signing summary: thumbprint ",
+        "signing summary: certificate expires ",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(wanted)),
+            "no line starting with {wanted:?}: {lines:#?}"
+        );
+    }
 }
