@@ -152,7 +152,7 @@ pub fn check_chain(
         current = ordered.last().expect("just pushed");
     }
     let validity = &leaf.tbs_certificate.validity;
-    let report = CertificateReport {
+    let mut report = CertificateReport {
         subject: windows_dn(&leaf.tbs_certificate.subject),
         issuer: windows_dn(&leaf.tbs_certificate.issuer),
         thumbprint: thumbprint(leaf),
@@ -165,7 +165,6 @@ pub fn check_chain(
             .collect(),
         warnings,
     };
-    let mut report = report;
     let left = report.seconds_left(now);
     if warn_expiry && left < EXPIRY_WARNING.as_secs() as i64 {
         report.warnings.insert(
