@@ -272,8 +272,8 @@ async fn two_pass_build_embeds_a_signed_uninstaller() {
         .arg(format!("-o{}", x.display()))
         .arg(&setup));
     // every PE inside: the uninstaller and the plugins under $PLUGINSDIR, which are the
-    // signed copies kept for the artifact check (7z cannot list the uninstaller's own
-    // plugins; pass 1 builds it with the same !addplugindir folder)
+    // signed copies kept for the artifact check (the uninstaller's built-in pages load no
+    // plugin; pass 1 builds it with the same !addplugindir folder anyway)
     let mut pes = vec![x.join("Uninstall.exe")];
     let plugins: Vec<_> = std::fs::read_dir(x.join("$PLUGINSDIR"))
         .unwrap()

@@ -1,6 +1,8 @@
-//! Signed NSIS plugin DLLs. The installer (and its uninstaller) extract the plugins the
-//! script uses (`System.dll`, `nsDialogs.dll` for the MUI pages) to `$PLUGINSDIR` and load
-//! them at run time, so Smart App Control / WDAC see them as code of their own. When the build
+//! Signed NSIS plugin DLLs. The installer extracts the plugins the script uses
+//! (`System.dll`, `nsDialogs.dll` for the MUI welcome/finish pages) to `$PLUGINSDIR` and
+//! loads them at run time, so Smart App Control / WDAC see them as code of their own (the
+//! uninstaller's built-in confirm/progress pages load none; were one added, pass 1 builds
+//! the uninstaller with the same signed folder). When the build
 //! is signed, the toolchain's copies are exported from makensis's own `${NSISDIR}` (a step
 //! of the same runner, so container and host builds take the plugins they compile with),
 //! signed on the host for this job only, and handed to both makensis passes in a
