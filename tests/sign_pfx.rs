@@ -1,6 +1,8 @@
 //! PFX signing end to end, checked with the real `osslsigncode verify`: a mingw exe and a
 //! makensis Setup.exe, RSA (OpenSSL 3 default AES/PBES2 PFX) and ECDSA P-256 (legacy
-//! RC2/3DES PFX), tamper detection, bad PFX inputs, timestamp failures and a secret scan.
+//! RC2/3DES PFX), tamper detection, bad PFX inputs, timestamp failures and failover over
+//! several servers (and `none`), certificate checks when the session opens (dates, EKU,
+//! key usage, an impostor CA, near expiry) and a secret scan.
 
 #[path = "support/sign_fixtures.rs"]
 mod fixtures;
