@@ -55,6 +55,9 @@ pub struct SigningEndpoints {
     pub gcloud_token: String,
     /// `PERRY_AZURE_AUTHORITY_URL`, default `https://login.microsoftonline.com`.
     pub azure_authority: String,
+    /// `PERRY_TIMESTAMP_URLS`: RFC 3161 servers tried after the job's own
+    /// `windows_timestamp_url` ones; default: a few well-known public servers, `none`: none.
+    pub timestamp_fallbacks: Vec<String>,
 }
 
 impl Default for SigningEndpoints {
@@ -63,6 +66,10 @@ impl Default for SigningEndpoints {
             gcloud_kms: "https://cloudkms.googleapis.com".into(),
             gcloud_token: "https://oauth2.googleapis.com/token".into(),
             azure_authority: "https://login.microsoftonline.com".into(),
+            timestamp_fallbacks: crate::sign::timestamp_servers::DEFAULT_FALLBACKS
+                .iter()
+                .map(|u| u.to_string())
+                .collect(),
         }
     }
 }
@@ -296,6 +303,10 @@ impl Config {
                 var("PERRY_AZURE_AUTHORITY_URL"),
                 defaults.azure_authority,
             )?,
+            timestamp_fallbacks: timestamp_urls(
+                var("PERRY_TIMESTAMP_URLS"),
+                defaults.timestamp_fallbacks,
+            )?,
         };
 
         Ok(Config {
@@ -392,6 +403,18 @@ fn http_url(
         return Err(bad(var, "must be an http:// or https:// URL"));
     }
     Ok(v.trim_end_matches('/').to_string())
+}
+
+/// `PERRY_TIMESTAMP_URLS`: URLs separated by commas/whitespace, or `none` for no fallback.
+fn timestamp_urls(value: Option<String>, default: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    use crate::sign::timestamp_servers::{parse_url_list, TimestampChoice};
+    match value {
+        None => Ok(default),
+        Some(v) => match parse_url_list(&v).map_err(|p| bad("PERRY_TIMESTAMP_URLS", p))? {
+            TimestampChoice::Off => Ok(Vec::new()),
+            TimestampChoice::Servers(urls) => Ok(urls),
+        },
+    }
 }
 
 fn parse_bool(
@@ -538,6 +561,27 @@ mod tests {
         assert_eq!(
             err(&[("PERRY_WORKER_CAPABILITIES", "linux")]).var,
             "PERRY_WORKER_CAPABILITIES"
+        );
+    }
+
+    #[test]
+    fn timestamp_fallbacks_parse() {
+        let c = Config::for_tests(&[]);
+        assert_eq!(
+            c.signing.timestamp_fallbacks[0],
+            "http://timestamp.digicert.com"
+        );
+        let c =
+            Config::for_tests(&[("PERRY_TIMESTAMP_URLS", "http://a.example, http://b.example")]);
+        assert_eq!(
+            c.signing.timestamp_fallbacks,
+            ["http://a.example", "http://b.example"]
+        );
+        let c = Config::for_tests(&[("PERRY_TIMESTAMP_URLS", "none")]);
+        assert!(c.signing.timestamp_fallbacks.is_empty());
+        assert_eq!(
+            err(&[("PERRY_TIMESTAMP_URLS", "ftp://x")]).var,
+            "PERRY_TIMESTAMP_URLS"
         );
     }
 

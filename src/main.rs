@@ -19,7 +19,7 @@ enum Command {
     /// Build a project locally, with no hub, and print the artifact path.
     Build(cli::build::BuildArgs),
     /// Check this host's configuration, engine, images and tools; exit non-zero when it cannot build.
-    Doctor,
+    Doctor(cli::doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         match args.command.unwrap_or(Command::Run) {
             Command::Run => cli::run::run().await,
             Command::Build(build) => cli::build::build(build).await,
-            Command::Doctor => cli::doctor::doctor().await,
+            Command::Doctor(args) => cli::doctor::doctor(args).await,
         }
     })
 }

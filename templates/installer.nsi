@@ -9,9 +9,12 @@ ManifestDPIAware true
 SetCompressor /SOLID lzma
 SetDateSave off
 {{uninstaller_finalize}}
+; Plugin DLLs: signed copies for signed builds (they are extracted to $PLUGINSDIR and run).
+{{plugin_dir}}
 RequestExecutionLevel admin
 
 !include "MUI2.nsh"
+!include "WordFunc.nsh"
 
 Name "{{app_name}}"
 OutFile "{{out_file}}"
@@ -39,6 +42,38 @@ VIAddVersionKey "Comments" "{{vi_description}}"
 VIAddVersionKey "FileVersion" "{{version4}}"
 VIAddVersionKey "ProductVersion" "{{vi_version_display}}"
 
+; ---- Clean upgrades: the installed version (same key) is uninstalled before this one installs,
+; so no file it shipped survives; a newer installed version is only replaced after a prompt
+; (silent installs proceed). User data lives outside $INSTDIR and is not touched.
+Var PreviousDir
+
+Function .onInit
+  ReadRegStr $PreviousDir HKLM "Software\Microsoft\Windows\CurrentVersion\Uninstall\{{reg_key}}" "InstallLocation"
+  StrCmp $PreviousDir "" perry_init_done
+  ReadRegStr $0 HKLM "Software\Microsoft\Windows\CurrentVersion\Uninstall\{{reg_key}}" "PerryVersion"
+  StrCmp $0 "" perry_init_done
+  ${VersionCompare} "{{version4}}" "$0" $1
+  StrCmp $1 2 0 perry_init_done
+  ReadRegStr $2 HKLM "Software\Microsoft\Windows\CurrentVersion\Uninstall\{{reg_key}}" "DisplayVersion"
+  MessageBox MB_YESNO|MB_ICONEXCLAMATION "{{app_name}} $2 is installed, which is newer than {{version_display}}.$\r$\n$\r$\nRemove it and install the older version {{version_display}}?" /SD IDYES IDYES perry_init_done
+  Abort
+  perry_init_done:
+FunctionEnd
+
+Section "-RemovePreviousVersion"
+  StrCmp $PreviousDir "" perry_previous_done
+  IfFileExists "$PreviousDir\Uninstall.exe" 0 perry_previous_done
+  DetailPrint "Removing the installed version from $PreviousDir"
+  ; _?= runs the uninstaller in place and waits for it; it cannot delete itself or its folder.
+  ExecWait '"$PreviousDir\Uninstall.exe" /S _?=$PreviousDir' $0
+  StrCmp $0 0 +2
+  DetailPrint "The previous uninstaller exited with code $0"
+  Delete "$PreviousDir\Uninstall.exe"
+  RMDir "$PreviousDir"
+  perry_previous_done:
+SectionEnd
+; ---- end of clean upgrades
+
 Section "Install"
   SetShellVarContext all
 {{install_files}}
@@ -52,6 +87,7 @@ Section "Install"
 
   WriteRegStr HKLM "Software\Microsoft\Windows\CurrentVersion\Uninstall\{{reg_key}}" "DisplayName" "{{app_name}}"
   WriteRegStr HKLM "Software\Microsoft\Windows\CurrentVersion\Uninstall\{{reg_key}}" "DisplayVersion" "{{version_display}}"
+  WriteRegStr HKLM "Software\Microsoft\Windows\CurrentVersion\Uninstall\{{reg_key}}" "PerryVersion" "{{version4}}"
   WriteRegStr HKLM "Software\Microsoft\Windows\CurrentVersion\Uninstall\{{reg_key}}" "Publisher" "{{publisher}}"
   WriteRegStr HKLM "Software\Microsoft\Windows\CurrentVersion\Uninstall\{{reg_key}}" "Comments" "{{description}}"
   WriteRegStr HKLM "Software\Microsoft\Windows\CurrentVersion\Uninstall\{{reg_key}}" "DisplayIcon" "$INSTDIR\{{exe_name}},0"

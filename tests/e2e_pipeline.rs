@@ -33,6 +33,7 @@ fn b64(bytes: &[u8]) -> String {
 
 struct Signing {
     pki: fixtures::Pki,
+    tsa_url: String,
     _tsa: servers::Tsa,
     credentials: Value,
     secrets: Vec<String>,
@@ -63,6 +64,7 @@ async fn pfx_signing() -> Signing {
     });
     Signing {
         pki,
+        tsa_url: tsa.url.clone(),
         _tsa: tsa,
         credentials,
         secrets: vec![
@@ -180,6 +182,40 @@ async fn installer_with_pfx_is_signed_listed_and_follows_the_protocol() {
         })
         .expect("uninstaller extracted");
     fixtures::assert_osslsigncode_ok(&signing.pki, &uninstaller);
+    // Every PE in the payload, the plugin DLLs under $PLUGINSDIR included, is signed and
+    // timestamped with the test CA.
+    let pes: Vec<_> = walk(out.path())
+        .into_iter()
+        .filter(|p| std::fs::read(p).is_ok_and(|b| b.starts_with(b"MZ")))
+        .collect();
+    let plugins = pes
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("$PLUGINSDIR"))
+        .count();
+    assert!(plugins >= 2, "System.dll and nsDialogs.dll: {pes:?}");
+    for pe in &pes {
+        fixtures::assert_osslsigncode_ok(&signing.pki, pe);
+    }
+    // The job log ends with the artifact check and the signing summary.
+    let log: Vec<String> = frames
+        .iter()
+        .filter(|f| f.kind() == "log")
+        .filter_map(|f| f.json["line"].as_str().map(str::to_string))
+        .collect();
+    for wanted in [
+        "artifact check: ".to_string(),
+        "signing summary: 6 file(s) signed with PFX".to_string(),
+        format!("signing summary: timestamp server {}/", signing.tsa_url),
+        "signing summary: certificate CN=Perry Test Signer, O=Perry Test, C=US".to_string(),
+        "signing summary: thumbprint ".to_string(),
+        "signing summary: certificate expires ".to_string(),
+        "certificate chain: CN=Perry Test Signer, O=Perry Test, C=US <- CN=Perry Test Code Signing CA".to_string(),
+    ] {
+        assert!(
+            log.iter().any(|l| l.starts_with(&wanted)),
+            "no log line starting with {wanted:?}: {log:#?}"
+        );
+    }
     let resources = perry_ship_windows::package::resources::read_resources(&exe).unwrap();
     assert_eq!(
         resources

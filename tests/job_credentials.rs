@@ -2,6 +2,7 @@
 //! inputs, and errors that never contain a value.
 
 use perry_ship_windows::job::credentials::{Credentials, CredentialsError, SigningMethod};
+use perry_ship_windows::sign::timestamp_servers::TimestampChoice;
 use serde_json::{json, Value};
 
 const KMS_KEY: &str =
@@ -58,7 +59,7 @@ fn empty_object_or_null_means_unsigned() {
         let c = Credentials::from_json(&v).unwrap();
         assert_eq!(c.method(), None);
         assert!(c.secret_values.is_empty());
-        assert_eq!(c.timestamp_url(), "http://timestamp.digicert.com");
+        assert_eq!(c.timestamp_choice(), Ok(TimestampChoice::Servers(vec![])));
     }
     assert_eq!(err(json!("pfx")).field, "credentials");
     assert_eq!(err(json!([1])).field, "credentials");
@@ -155,11 +156,23 @@ fn invalid_values_are_refused_without_echoing_them() {
     p["windows_timestamp_url"] = json!("file:///etc/passwd");
     assert_eq!(err(p).field, "windows_timestamp_url");
     let mut p = pfx();
-    p["windows_timestamp_url"] = json!("http://ts.example/rfc3161");
+    p["windows_timestamp_url"] =
+        json!("http://ts.example/rfc3161, https://ts2.example\nhttp://ts3.example");
     assert_eq!(
-        Credentials::from_json(&p).unwrap().timestamp_url(),
-        "http://ts.example/rfc3161"
+        Credentials::from_json(&p).unwrap().timestamp_choice(),
+        Ok(TimestampChoice::Servers(vec![
+            "http://ts.example/rfc3161".into(),
+            "https://ts2.example".into(),
+            "http://ts3.example".into()
+        ]))
     );
+    p["windows_timestamp_url"] = json!("none");
+    assert_eq!(
+        Credentials::from_json(&p).unwrap().timestamp_choice(),
+        Ok(TimestampChoice::Off)
+    );
+    p["windows_timestamp_url"] = json!("http://ts.example none");
+    assert_eq!(err(p).field, "windows_timestamp_url");
 }
 
 #[test]

@@ -230,7 +230,8 @@ async fn two_pass_build_embeds_a_signed_uninstaller() {
     )
     .await
     .expect("two-pass build");
-    assert_eq!(signer.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // the two plugin DLLs and the uninstaller
+    assert_eq!(signer.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
     assert!(
         sink.lines()
             .iter()
@@ -243,18 +244,66 @@ async fn two_pass_build_embeds_a_signed_uninstaller() {
         .map(|e| e.unwrap().file_name())
         .collect();
     left.sort();
-    assert!(left.is_empty(), "scratch cleaned: {left:?}");
+    assert_eq!(
+        left,
+        ["nsis-signed"],
+        "scratch cleaned except the signed inputs kept for the artifact check"
+    );
+    let kept: Vec<String> =
+        perry_ship_windows::package::nsis_plugins::signed_inputs(&tmp.path().join("scratch"))
+            .into_iter()
+            .map(|(name, path)| {
+                assert!(path.is_file(), "{name} kept at {}", path.display());
+                name
+            })
+            .collect();
+    assert_eq!(
+        kept,
+        [
+            "$PLUGINSDIR\\System.dll",
+            "$PLUGINSDIR\\nsDialogs.dll",
+            "Uninstall.exe"
+        ]
+    );
 
     let x = tmp.path().join("x");
     run(Command::new("7z")
         .arg("x")
         .arg(format!("-o{}", x.display()))
         .arg(&setup));
-    let out = run(Command::new("osslsigncode")
-        .current_dir(tmp.path())
-        .args(["verify", "-CAfile", "c.pem", "-in"])
-        .arg(x.join("Uninstall.exe")));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Signature verification: ok"));
+    // every PE inside: the uninstaller and the plugins under $PLUGINSDIR, which are the
+    // signed copies kept for the artifact check (the uninstaller's built-in pages load no
+    // plugin; pass 1 builds it with the same !addplugindir folder anyway)
+    let mut pes = vec![x.join("Uninstall.exe")];
+    let plugins: Vec<_> = std::fs::read_dir(x.join("$PLUGINSDIR"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dll"))
+        .collect();
+    assert_eq!(
+        plugins.len(),
+        2,
+        "System.dll and nsDialogs.dll: {plugins:?}"
+    );
+    for p in &plugins {
+        let kept = tmp
+            .path()
+            .join("scratch/nsis-signed/plugins")
+            .join(p.file_name().unwrap());
+        assert_eq!(sha256_hex(p), sha256_hex(&kept), "{}", p.display());
+    }
+    pes.extend(plugins);
+    for pe in &pes {
+        let out = run(Command::new("osslsigncode")
+            .current_dir(tmp.path())
+            .args(["verify", "-CAfile", "c.pem", "-in"])
+            .arg(pe));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Signature verification: ok"),
+            "{}",
+            pe.display()
+        );
+    }
     for f in BUNDLE_FILES {
         assert_eq!(
             sha256_hex(&x.join(f)),
@@ -288,18 +337,16 @@ async fn two_pass_build_embeds_a_signed_uninstaller() {
         !status.status.success(),
         "unsigned uninstaller must not verify"
     );
-    // Pass 1 exported the uninstaller from a build with empty placeholder files: its
-    // Authenticode digest equals the one of the uninstaller built with the real payload.
-    assert_eq!(
-        authenticode_digest(&x.join("Uninstall.exe")),
-        authenticode_digest(&y.join("Uninstall.exe")),
-        "the signed uninstaller is the one makensis builds with the real payload"
+    // ...and takes the toolchain's unsigned plugins
+    let status = Command::new("osslsigncode")
+        .args(["verify", "-CAfile"])
+        .arg(tmp.path().join("c.pem"))
+        .arg("-in")
+        .arg(y.join("$PLUGINSDIR/System.dll"))
+        .output()
+        .unwrap();
+    assert!(
+        !status.status.success(),
+        "the plain build uses the stock plugins"
     );
-}
-
-fn authenticode_digest(path: &std::path::Path) -> [u8; 32] {
-    use perry_ship_windows::sign::pe;
-    let mut file = std::fs::File::open(path).unwrap();
-    let layout = pe::read_layout(&mut file).unwrap();
-    pe::authenticode_digest(&mut file, &layout).unwrap()
 }

@@ -12,7 +12,6 @@ mod servers;
 use base64::Engine as _;
 use fixtures::*;
 use package_support::sign_fixtures as fixtures;
-use perry_ship_windows::config::SigningEndpoints;
 use perry_ship_windows::job::credentials::{Credentials, PfxCredentials, Secret};
 use perry_ship_windows::sign::{verify::verify_pkcs7, SigningSession};
 
@@ -28,14 +27,10 @@ async fn pfx_session(pki: &Pki, tsa_url: &str) -> SigningSession {
         timestamp_url: Some(tsa_url.to_string()),
         ..Default::default()
     };
-    SigningSession::from_credentials(
-        &creds,
-        &reqwest::Client::new(),
-        &SigningEndpoints::default(),
-    )
-    .await
-    .unwrap()
-    .unwrap()
+    SigningSession::from_credentials(&creds, &reqwest::Client::new(), &local_endpoints())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 fn blob() -> Vec<u8> {
@@ -68,14 +63,11 @@ async fn appx_blob_is_signed_with_spc_sip_info_and_timestamped() {
         timestamp_url: Some(tsa.url.clone()),
         ..Default::default()
     };
-    let session = SigningSession::from_credentials(
-        &creds,
-        &reqwest::Client::new(),
-        &SigningEndpoints::default(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let session =
+        SigningSession::from_credentials(&creds, &reqwest::Client::new(), &local_endpoints())
+            .await
+            .unwrap()
+            .unwrap();
     let blob = blob();
     let der = session.sign_appx_blob(&blob).await.unwrap();
 

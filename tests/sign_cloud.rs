@@ -121,6 +121,7 @@ async fn kms_setup(e: &Env, key_file: &str, cert_file: &str) -> KmsSetup {
     let endpoints = SigningEndpoints {
         gcloud_kms: server.url.clone(),
         gcloud_token: format!("{}/token", server.url),
+        timestamp_fallbacks: vec![],
         ..SigningEndpoints::default()
     };
     KmsSetup {
@@ -316,7 +317,12 @@ struct AzureSetup {
 }
 
 async fn azure_setup(e: &Env) -> AzureSetup {
-    let bundle = e.pki.pkcs7_bundle(&["rsa.crt", "ca.crt"]);
+    azure_setup_with(e, &["rsa.crt", "ca.crt"]).await
+}
+
+/// Trusted Signing answering with the certificates `certs` (for `rsa.key`).
+async fn azure_setup_with(e: &Env, certs: &[&str]) -> AzureSetup {
+    let bundle = e.pki.pkcs7_bundle(certs);
     let server = servers::start_azure(
         AZURE_CLIENT.into(),
         AZURE_SECRET.into(),
@@ -343,6 +349,7 @@ async fn azure_setup(e: &Env) -> AzureSetup {
     };
     let endpoints = SigningEndpoints {
         azure_authority: server.url.clone(),
+        timestamp_fallbacks: vec![],
         ..SigningEndpoints::default()
     };
     AzureSetup {
@@ -463,4 +470,63 @@ async fn azure_error_paths_name_method_and_status_without_secrets() {
     a.server.sign.set(Fault::StatusTimes(429, 1));
     s.sign_pe(&exe).await.unwrap();
     assert_osslsigncode_ok(&e.pki, &exe);
+}
+
+#[tokio::test]
+async fn cloud_certificates_get_the_same_checks_when_the_session_opens() {
+    if !require_tools(&["openssl"]) {
+        return;
+    }
+    let e = env().await;
+    const KMS: &str = "Google Cloud KMS";
+    for (cert, expect) in [
+        ("expired.crt", "expired on 2020-02-01"),
+        ("noeku.crt", "no code-signing extended key usage"),
+        ("nodigsig.crt", "digitalSignature"),
+    ] {
+        let k = kms_setup(&e, "rsa.key", cert).await;
+        assert_error(
+            &kms_session(&k).await.err().unwrap(),
+            KMS,
+            &[expect],
+            &k.creds,
+        );
+        assert_eq!(k.server.sign.hits(), 0, "{cert}: nothing signed");
+    }
+    let k = kms_setup(&e, "rsa.key", "soon.crt").await;
+    let s = kms_session(&k).await.unwrap();
+    assert!(
+        s.certificate().warnings[0].contains("WARNING"),
+        "{:?}",
+        s.certificate().warnings
+    );
+    assert_eq!(
+        s.certificate().chain.len(),
+        2,
+        "leaf and CA from the PEM chain"
+    );
+
+    const AZURE: &str = "Azure Trusted Signing";
+    let a = azure_setup_with(&e, &["noeku.crt", "ca.crt"]).await;
+    assert_error(
+        &azure_session(&a).await.err().unwrap(),
+        AZURE,
+        &["no code-signing extended key usage"],
+        &a.creds,
+    );
+    let a = azure_setup_with(&e, &["expired.crt", "ca.crt"]).await;
+    assert_error(
+        &azure_session(&a).await.err().unwrap(),
+        AZURE,
+        &["expired"],
+        &a.creds,
+    );
+    // short-lived Trusted Signing certificates are renewed by the service: no warning
+    let a = azure_setup_with(&e, &["soon.crt", "ca.crt"]).await;
+    let s = azure_session(&a).await.unwrap();
+    assert!(
+        s.certificate().warnings.is_empty(),
+        "{:?}",
+        s.certificate().warnings
+    );
 }

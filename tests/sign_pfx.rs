@@ -1,6 +1,8 @@
 //! PFX signing end to end, checked with the real `osslsigncode verify`: a mingw exe and a
 //! makensis Setup.exe, RSA (OpenSSL 3 default AES/PBES2 PFX) and ECDSA P-256 (legacy
-//! RC2/3DES PFX), tamper detection, bad PFX inputs, timestamp failures and a secret scan.
+//! RC2/3DES PFX), tamper detection, bad PFX inputs, timestamp failures and failover over
+//! several servers (and `none`), certificate checks when the session opens (dates, EKU,
+//! key usage, an impostor CA, near expiry) and a secret scan.
 
 #[path = "support/sign_fixtures.rs"]
 mod fixtures;
@@ -9,7 +11,6 @@ mod servers;
 
 use base64::Engine as _;
 use fixtures::*;
-use perry_ship_windows::config::SigningEndpoints;
 use perry_ship_windows::job::credentials::{Credentials, PfxCredentials, Secret, SigningMethod};
 use perry_ship_windows::sign::{verify_pe, HttpPolicy, SignError, SigningSession};
 use std::time::Duration;
@@ -43,7 +44,7 @@ async fn session(creds: &Credentials) -> Result<SigningSession, SignError> {
     SigningSession::with_policy(
         creds,
         &reqwest::Client::new(),
-        &SigningEndpoints::default(),
+        &local_endpoints(),
         fast_policy(),
     )
     .await
@@ -253,7 +254,7 @@ async fn corrupt_wrong_password_mismatched_and_expired_pfx_fail_clearly() {
     let none = SigningSession::from_credentials(
         &Credentials::default(),
         &reqwest::Client::new(),
-        &SigningEndpoints::default(),
+        &local_endpoints(),
     )
     .await
     .unwrap();
@@ -304,4 +305,185 @@ async fn timestamp_failures_are_retried_then_fail_the_signing() {
         .await
         .unwrap_err();
     assert!(err.message.contains("timestamp"), "{err}");
+}
+
+#[tokio::test]
+async fn certificate_problems_fail_when_the_session_opens() {
+    if !require_tools(&["openssl"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&tmp.path().join("pki"));
+    let url = "http://127.0.0.1:9/unused";
+    let open = |cert: &str| {
+        let creds = pfx_creds(
+            &pki.pfx(cert, "rsa.key", &format!("{cert}.crt"), PASSWORD, &[]),
+            PASSWORD,
+            url,
+        );
+        async move { session(&creds).await }
+    };
+    let expired = open("expired").await.err().unwrap().to_string();
+    assert!(
+        expired.contains("expired on 2020-02-01") && expired.contains("valid from 2020-01-01"),
+        "{expired}"
+    );
+    let notyet = open("notyet").await.err().unwrap().to_string();
+    assert!(
+        notyet.contains("not valid yet") && notyet.contains("2099-12-01"),
+        "{notyet}"
+    );
+    let noeku = open("noeku").await.err().unwrap().to_string();
+    assert!(
+        noeku.contains("no code-signing extended key usage"),
+        "{noeku}"
+    );
+    let nodigsig = open("nodigsig").await.err().unwrap().to_string();
+    assert!(nodigsig.contains("digitalSignature"), "{nodigsig}");
+
+    // a good certificate: the report carries the thumbprint Windows shows and the chain
+    let good = open("rsa").await.unwrap();
+    let report = good.certificate().clone();
+    let fingerprint = String::from_utf8(
+        run(std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha1", "-in"])
+            .arg(pki.path("rsa.crt")))
+        .stdout,
+    )
+    .unwrap();
+    let expected = fingerprint
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "");
+    assert_eq!(report.thumbprint, expected);
+    assert_eq!(
+        report.chain,
+        [
+            "CN=Perry Test Signer, O=Perry Test, C=US",
+            "CN=Perry Test Code Signing CA"
+        ]
+    );
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let left = report.seconds_left(std::time::SystemTime::now());
+    assert!((363 * 86_400..=366 * 86_400).contains(&left), "{left}");
+
+    // a PFX carrying an impostor CA (same name, other key): the chain check catches it
+    run(std::process::Command::new("openssl")
+        .current_dir(&pki.dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "fake-ca.key",
+            "-out",
+            "fake-ca.crt",
+            "-subj",
+            "/CN=Perry Test Code Signing CA",
+            "-days",
+            "30",
+        ]));
+    run(std::process::Command::new("openssl")
+        .current_dir(&pki.dir)
+        .env("PFX_PASS", PASSWORD)
+        .args([
+            "pkcs12",
+            "-export",
+            "-inkey",
+            "rsa.key",
+            "-in",
+            "rsa.crt",
+            "-certfile",
+            "fake-ca.crt",
+            "-passout",
+            "env:PFX_PASS",
+            "-out",
+            "impostor.pfx",
+        ]));
+    let creds = pfx_creds(&pki.read("impostor.pfx"), PASSWORD, url);
+    let broken = session(&creds).await.err().unwrap().to_string();
+    assert!(broken.contains("chain is broken"), "{broken}");
+
+    // 10 days left: signing works, with a warning naming the date
+    let soon = open("soon").await.unwrap();
+    let warning = &soon.certificate().warnings[0];
+    assert!(
+        warning.contains("WARNING")
+            && (warning.contains("expires in 9 day") || warning.contains("expires in 10 day")),
+        "{warning}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_first_timestamp_server_fails_over_to_the_next() {
+    if !require_tools(&["openssl", "x86_64-w64-mingw32-gcc", "osslsigncode"]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&tmp.path().join("pki"));
+    let exe = mingw_exe(tmp.path(), "failover");
+    let broken = servers::start_tsa(pki.dir.clone()).await;
+    broken.endpoint.set(servers::Fault::Status(503));
+    let good = servers::start_tsa(pki.dir.clone()).await;
+    let pfx = pki.pfx("rsa", "rsa.key", "rsa.crt", PASSWORD, &[]);
+
+    // dead (nothing listens), then broken (503), then good: comma and whitespace separated
+    let list = format!("http://127.0.0.1:9/dead, {}\n{}", broken.url, good.url);
+    let s = session(&pfx_creds(&pfx, PASSWORD, &list)).await.unwrap();
+    s.sign_pe(&exe).await.unwrap();
+    assert_osslsigncode_ok(&pki, &exe);
+    assert_eq!(broken.endpoint.hits(), 3, "each server gets its attempts");
+    assert_eq!(good.endpoint.hits(), 1);
+    assert_eq!(s.timestamp_servers_used(), [format!("{}/", good.url)]);
+    // the server that answered is tried first for the next file
+    s.sign_pe(&exe).await.unwrap();
+    assert_eq!(broken.endpoint.hits(), 3);
+    assert_eq!(good.endpoint.hits(), 2);
+    assert_eq!(s.files_signed(), 2);
+
+    // the worker's fallbacks come after the job's list
+    let endpoints = perry_ship_windows::config::SigningEndpoints {
+        timestamp_fallbacks: vec![good.url.clone()],
+        ..Default::default()
+    };
+    let s = SigningSession::with_policy(
+        &pfx_creds(&pfx, PASSWORD, "http://127.0.0.1:9/dead"),
+        &reqwest::Client::new(),
+        &endpoints,
+        fast_policy(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    s.sign_pe(&exe).await.unwrap();
+    assert_eq!(good.endpoint.hits(), 3);
+
+    // every server failing: SIGNING error listing each server and its error
+    let all_bad = format!("http://127.0.0.1:9/dead {}", broken.url);
+    let err = session(&pfx_creds(&pfx, PASSWORD, &all_bad))
+        .await
+        .unwrap()
+        .sign_pe(&exe)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("all 2 server(s) failed"), "{err}");
+    assert!(
+        err.contains("http://127.0.0.1:9/dead (") && err.contains("cannot connect"),
+        "{err}"
+    );
+    assert!(err.contains(&broken.url) && err.contains("503"), "{err}");
+
+    // "none": signed on purpose without a timestamp
+    let s = session(&pfx_creds(&pfx, PASSWORD, "none")).await.unwrap();
+    assert!(s.timestamp_servers().is_none());
+    s.sign_pe(&exe).await.unwrap();
+    let v = verify_pe(&exe).unwrap();
+    assert!(!v.timestamped);
+    let (ok, text) = osslsigncode_verify(&pki, &exe);
+    assert!(ok, "{text}");
 }

@@ -129,6 +129,7 @@ async fn build_inner(
         runner,
         config: config.clone(),
         http: crate::job::transfer::http_client(),
+        certificates: Default::default(),
     };
     let artifacts = WindowsPipeline.run(&job).await.map_err(BuildFailure::Job)?;
     std::fs::create_dir_all(&args.out)

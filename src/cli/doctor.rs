@@ -23,7 +23,16 @@ impl Report {
     }
 }
 
-pub async fn doctor() -> ExitCode {
+/// Options of `doctor`.
+#[derive(clap::Args, Debug, Default)]
+pub struct DoctorArgs {
+    /// Check only this credentials JSON file (the hub's `credentials` object): certificate
+    /// dates, usage and chain, and the timestamp servers.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<std::path::PathBuf>,
+}
+
+pub async fn doctor(args: DoctorArgs) -> ExitCode {
     let mut report = Report { failures: 0 };
     let config = match Config::from_env() {
         Ok(c) => {
@@ -39,6 +48,13 @@ pub async fn doctor() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(file) = &args.credentials {
+        return if super::doctor_credentials::check_credentials(&config, file).await {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     report.ok("hub URL", &config.hub_url);
     report.note(
         "mode",

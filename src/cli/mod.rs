@@ -3,6 +3,7 @@
 pub mod build;
 pub mod console;
 pub mod doctor;
+mod doctor_credentials;
 pub mod project;
 pub mod run;
 

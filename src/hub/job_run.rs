@@ -265,6 +265,7 @@ async fn run_stages(
         runner: env.runner.clone(),
         config: config.clone(),
         http: env.http.clone(),
+        certificates: env.metrics.certificates.clone(),
     };
     let artifacts = env.pipeline.run(&ctx).await?;
     if cancel.is_cancelled() {

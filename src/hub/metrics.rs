@@ -3,10 +3,11 @@
 
 use crate::error::ErrorCode;
 use crate::events::Stage;
+use crate::sign::summary::CertificateGauges;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// State of the hub link as shown by `/healthz`.
@@ -75,6 +76,8 @@ pub struct WorkerMetrics {
     outcomes: Mutex<BTreeMap<Outcome, u64>>,
     error_codes: Mutex<BTreeMap<&'static str, u64>>,
     stages: Mutex<BTreeMap<&'static str, StageTotals>>,
+    /// Expiry of the last signing certificate per method; jobs record into it.
+    pub certificates: Arc<CertificateGauges>,
 }
 
 impl WorkerMetrics {
@@ -90,6 +93,7 @@ impl WorkerMetrics {
             outcomes: Mutex::default(),
             error_codes: Mutex::default(),
             stages: Mutex::default(),
+            certificates: Arc::default(),
         }
     }
 
@@ -223,6 +227,11 @@ impl WorkerMetrics {
                 t.count
             );
         }
+        out.push_str(
+            &self
+                .certificates
+                .prometheus_text(std::time::SystemTime::now()),
+        );
         out
     }
 }

@@ -14,6 +14,7 @@
 //!   `gcloud_kms_key` (a resource name, not key material).
 //! - Errors name the field and the rule, never the value.
 
+use crate::sign::timestamp_servers::{parse_url_list, TimestampChoice};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
@@ -97,14 +98,13 @@ pub struct Credentials {
     pub pfx: Option<PfxCredentials>,
     pub azure: Option<AzureCredentials>,
     pub kms: Option<KmsCredentials>,
-    /// RFC 3161 URL, default `http://timestamp.digicert.com`.
+    /// `windows_timestamp_url` as given: RFC 3161 URLs separated by commas or whitespace,
+    /// or `none`; see [`Credentials::timestamp_choice`].
     pub timestamp_url: Option<String>,
     /// Every secret string of the credentials object (including other platforms' keys),
     /// for masking.
     pub secret_values: Vec<Secret>,
 }
-
-pub const DEFAULT_TIMESTAMP_URL: &str = "http://timestamp.digicert.com";
 
 impl Credentials {
     /// The method to use, by precedence; `None` means "ship unsigned".
@@ -120,10 +120,13 @@ impl Credentials {
         }
     }
 
-    pub fn timestamp_url(&self) -> &str {
-        self.timestamp_url
-            .as_deref()
-            .unwrap_or(DEFAULT_TIMESTAMP_URL)
+    /// The job's timestamp servers (tried before the worker's `PERRY_TIMESTAMP_URLS`), or
+    /// `Off` for `none`. Unset means "only the worker's servers".
+    pub fn timestamp_choice(&self) -> Result<TimestampChoice, String> {
+        match self.timestamp_url.as_deref() {
+            None => Ok(TimestampChoice::Servers(Vec::new())),
+            Some(text) => parse_url_list(text),
+        }
     }
 }
 
@@ -215,7 +218,20 @@ impl Credentials {
         };
         let timestamp_url = match fields.string("windows_timestamp_url")? {
             None => None,
-            Some(_) => Some(fields.http_url("windows_timestamp_url")?),
+            Some(text) => {
+                // a list may be split over lines: whitespace is a separator, not a control
+                let printable = text
+                    .chars()
+                    .all(|c| !c.is_control() || c.is_ascii_whitespace());
+                if text.len() > MAX_PUBLIC_LEN || !printable {
+                    return Err(fail(
+                        "windows_timestamp_url",
+                        format!("must be at most {MAX_PUBLIC_LEN} printable characters"),
+                    ));
+                }
+                parse_url_list(text).map_err(|p| fail("windows_timestamp_url", p))?;
+                Some(text.to_string())
+            }
         };
 
         Ok(Credentials {
@@ -310,10 +326,6 @@ impl Fields<'_> {
             ));
         }
         Ok(v.to_string())
-    }
-
-    fn http_url(&self, field: &str) -> Result<String, CredentialsError> {
-        self.url(field, &["http", "https"])
     }
 
     fn https_url(&self, field: &str) -> Result<String, CredentialsError> {

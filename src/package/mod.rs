@@ -11,6 +11,7 @@ pub mod escape;
 pub mod icon;
 pub mod msix;
 pub mod nsis;
+pub mod nsis_plugins;
 pub mod nsis_uninstaller;
 pub mod portable;
 pub mod resources;

@@ -8,6 +8,7 @@
 
 use super::bundle::BundleListing;
 use super::escape::{nsis_string, nsis_version_string};
+use super::nsis_plugins::{self, INSTALLER_PLUGINS, SIGNED_INPUTS_DIR};
 use super::nsis_uninstaller::{
     Finalize, UninstallerSigner, SIGNED_UNINSTALLER, UNSIGNED_UNINSTALLER,
 };
@@ -137,6 +138,11 @@ fn render_with_listing(
         "; no app icon: NSIS default installer icon".to_string()
     };
     let estimated_kib = listing.total_size().div_ceil(1024);
+    // Signed builds (the two-pass ones) take the signed plugin copies.
+    let plugin_dir = match finalize {
+        Finalize::None => "; built-in NSIS plugins (unsigned build)".to_string(),
+        Finalize::Export | Finalize::Import => nsis_plugins::plugin_dir_directive(),
+    };
     let app_name = q("app_name", &app.app_name)?;
     render(
         "installer.nsi",
@@ -158,6 +164,7 @@ fn render_with_listing(
             ("uninstall_dirs", uninstall_dirs.trim_end()),
             ("estimated_size_kib", &estimated_kib.to_string()),
             ("uninstaller_finalize", finalize.directive()),
+            ("plugin_dir", &plugin_dir),
             ("vi_app_name", &vi("app_name", &app.app_name)?),
             ("vi_publisher", &vi("company_name", &app.publisher)?),
             ("vi_copyright", &vi("copyright", &app.copyright)?),
@@ -247,9 +254,12 @@ pub struct Makensis<'a> {
 }
 
 /// Builds `<ascii>-<version>-Setup.exe` into `ctx.output_dir` with makensis as a runner
-/// step and returns its path. With a `signer`, the uninstaller inside is Authenticode-signed
-/// (see [`super::nsis_uninstaller`]): pass 1 exports the uninstaller makensis generates,
-/// the host signs it, pass 2 embeds the signed file; each pass is its own step.
+/// step and returns its path. With a `signer`, every PE makensis adds is Authenticode-signed:
+/// the plugin DLLs are exported from the toolchain and signed first (see
+/// [`super::nsis_plugins`]), then pass 1 exports the uninstaller makensis generates, the
+/// host signs it, pass 2 embeds the signed file (see [`super::nsis_uninstaller`]); each
+/// makensis run is its own step. The signed inputs stay in [`SIGNED_INPUTS_DIR`]
+/// (see [`nsis_plugins::signed_inputs`]).
 pub async fn build_installer(
     makensis: &Makensis<'_>,
     ctx: &StepContext,
@@ -272,6 +282,14 @@ pub async fn build_installer(
                 mk.run(ctx, Finalize::None, &[], &out_name).await?;
             }
             Some(signer) => {
+                let signed_dir = scratch.join(SIGNED_INPUTS_DIR);
+                fresh_dir(&signed_dir)?;
+                let plugins = signed_dir.join(nsis_plugins::PLUGIN_DIR);
+                mk.export_plugins(ctx, &plugins).await?;
+                for dll in INSTALLER_PLUGINS {
+                    signer.sign_uninstaller(&plugins.join(dll)).await?;
+                }
+                let plugin_input = [nsis_plugins::plugin_input(&plugins)];
                 fresh_dir(&stage)?;
                 let listing = stage_payload(bundle, app, &out_name, &stage, Finalize::Export)?;
                 let pass1_out = scratch.join("nsis-uninstaller");
@@ -280,17 +298,25 @@ pub async fn build_installer(
                     output_dir: pass1_out.clone(),
                     ..ctx.clone()
                 };
-                mk.run(&pass1_ctx, Finalize::Export, &[], UNSIGNED_UNINSTALLER)
-                    .await?;
-                let uninstaller = pass1_out.join(SIGNED_UNINSTALLER);
+                mk.run(
+                    &pass1_ctx,
+                    Finalize::Export,
+                    &plugin_input,
+                    UNSIGNED_UNINSTALLER,
+                )
+                .await?;
+                let uninstaller = signed_dir.join(SIGNED_UNINSTALLER);
                 std::fs::rename(pass1_out.join(UNSIGNED_UNINSTALLER), &uninstaller)
                     .map_err(PackageError::io("moving the exported uninstaller"))?;
                 signer.sign_uninstaller(&uninstaller).await?;
                 restage_script(bundle, &listing, app, &out_name, &stage, Finalize::Import)?;
-                let extra = [StepInput {
-                    host_path: uninstaller,
-                    dest: SIGNED_UNINSTALLER.into(),
-                }];
+                let extra = [
+                    StepInput {
+                        host_path: uninstaller,
+                        dest: SIGNED_UNINSTALLER.into(),
+                    },
+                    nsis_plugins::plugin_input(&plugins),
+                ];
                 let pass2 = mk.run(ctx, Finalize::Import, &extra, &out_name).await;
                 let _ = std::fs::remove_dir_all(&pass1_out);
                 pass2?;
@@ -326,6 +352,21 @@ struct MakensisStep<'a> {
 }
 
 impl MakensisStep<'_> {
+    /// Copies the toolchain's [`INSTALLER_PLUGINS`] into `dest` (a fresh folder).
+    async fn export_plugins(&self, ctx: &StepContext, dest: &Path) -> Result<(), PackageError> {
+        fresh_dir(dest)?;
+        let script = dest.join(nsis_plugins::EXPORT_SCRIPT);
+        std::fs::write(&script, nsis_plugins::export_script())
+            .map_err(PackageError::io("writing the plugin export script"))?;
+        let step = nsis_plugins::export_step(self.tool, &script);
+        let plugin_ctx = StepContext {
+            output_dir: dest.to_path_buf(),
+            ..ctx.clone()
+        };
+        self.launch(&step, &plugin_ctx).await?;
+        std::fs::remove_file(&script).map_err(PackageError::io("removing the export script"))
+    }
+
     async fn run(
         &self,
         ctx: &StepContext,
@@ -368,10 +409,14 @@ impl MakensisStep<'_> {
             cwd: String::new(),
             timeout: self.tool.timeout,
         };
+        self.launch(&step, ctx).await
+    }
+
+    async fn launch(&self, step: &Step, ctx: &StepContext) -> Result<(), PackageError> {
         let outcome = self
             .tool
             .runner
-            .run(&step, ctx)
+            .run(step, ctx)
             .await
             .map_err(|e| PackageError::Tool {
                 tool: "makensis",

@@ -23,8 +23,9 @@ pub const UNSIGNED_UNINSTALLER: &str = "uninstaller.unsigned.exe";
 /// File name of the signed uninstaller (pass 2 input).
 pub const SIGNED_UNINSTALLER: &str = "uninstaller.signed.exe";
 
-/// Signs a PE file in place; implemented by the host signer the pipeline uses for the
-/// app exe (PFX, cloud key) and by test signers.
+/// Signs a PE file in place (the uninstaller, and the plugin DLLs of
+/// [`super::nsis_plugins`]); implemented by the host signer the pipeline uses for the app
+/// exe (PFX, cloud key) and by test signers.
 #[async_trait::async_trait]
 pub trait UninstallerSigner: Send + Sync {
     async fn sign_uninstaller(&self, exe: &Path) -> Result<(), PackageError>;

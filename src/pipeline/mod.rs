@@ -10,6 +10,7 @@ mod compile;
 mod files;
 mod packaging;
 mod precompiled;
+pub mod signature_audit;
 pub mod windows;
 
 use crate::config::Config;
@@ -39,6 +40,8 @@ pub struct JobContext {
     pub runner: Arc<dyn Runner>,
     pub config: Arc<Config>,
     pub http: reqwest::Client,
+    /// Where the job records the signing certificate it used (`/metrics`).
+    pub certificates: Arc<crate::sign::summary::CertificateGauges>,
 }
 
 impl JobContext {

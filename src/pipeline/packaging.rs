@@ -2,6 +2,7 @@
 //! manifest asks for (installer, MSIX or portable ZIP), and sign the package.
 
 use super::assets::IconSet;
+use super::signature_audit;
 use super::{Artifact, JobContext};
 use crate::error::{ErrorCode, JobError};
 use crate::events::Stage;
@@ -26,31 +27,17 @@ fn package_failed(e: impl std::fmt::Display) -> JobError {
     )
 }
 
-/// Signs the exe and every DLL the bundle ships.
+/// Signs every PE file the bundle ships: the exe, its DLLs and any PE among the assets
+/// (native add-ons, helper exes), whatever its extension.
 pub async fn sign_bundle_binaries(
     job: &JobContext,
     session: &SigningSession,
     bundle: &Bundle,
 ) -> Result<(), JobError> {
     let stage = Stage::Signing;
-    let mut binaries = vec![bundle.root.join(&bundle.exe_name)];
-    let entries = std::fs::read_dir(&bundle.root).map_err(signing_failed)?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path
-            .extension()
-            .is_some_and(|x| x.eq_ignore_ascii_case("dll"))
-        {
-            binaries.push(path);
-        }
-    }
+    let binaries = signature_audit::bundle_pe_files(bundle).map_err(signing_failed)?;
     let total = binaries.len();
-    for (i, path) in binaries.iter().enumerate() {
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+    for (i, (name, path)) in binaries.iter().enumerate() {
         session
             .sign_pe(path)
             .await
@@ -58,7 +45,7 @@ pub async fn sign_bundle_binaries(
         job.events
             .info(stage, &format!("signed and verified {name}"));
         job.events
-            .progress(stage, ((i + 1) * 100 / total) as u8, Some(&name));
+            .progress(stage, ((i + 1) * 100 / total.max(1)) as u8, Some(name));
     }
     Ok(())
 }
@@ -84,12 +71,19 @@ pub async fn package(
                     .sign_pe(&setup)
                     .await
                     .map_err(|e| signing_failed(format!("installer: {e}")))?;
+                let mut inside = package::nsis_plugins::signed_inputs(&nsis_scratch(job));
+                inside.push((setup_name(&setup), setup.clone()));
+                audit(job, session, bundle, inside)?;
             }
             setup
         }
         Distribute::Msix => {
             job.events.stage(stage, "Building the MSIX package");
-            build_msix(job, bundle, app, &icons.png, &out_dir, session).await?
+            let msix = build_msix(job, bundle, app, &icons.png, &out_dir, session).await?;
+            if let Some(session) = session {
+                audit(job, session, bundle, Vec::new())?;
+            }
+            msix
         }
         Distribute::Portable => {
             job.events.stage(stage, "Building the portable ZIP");
@@ -104,6 +98,9 @@ pub async fn package(
             };
             package::portable::write_portable_zip(bundle, app, &out, &progress)
                 .map_err(package_failed)?;
+            if let Some(session) = session {
+                audit(job, session, bundle, Vec::new())?;
+            }
             out
         }
     };
@@ -120,8 +117,33 @@ pub async fn package(
     })
 }
 
-/// Lets the NSIS build sign its uninstaller with the job's session, remembering a signing
-/// failure so it is reported as `SIGNING_FAILED`, not as a packaging error.
+/// Scratch folder of the NSIS build (staging, and the signed inputs it keeps).
+fn nsis_scratch(job: &JobContext) -> PathBuf {
+    job.work_dir.join("nsis")
+}
+
+fn setup_name(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Checks the bundle's PE files (the payload of every artifact) plus `extra`.
+fn audit(
+    job: &JobContext,
+    session: &SigningSession,
+    bundle: &Bundle,
+    extra: Vec<(String, PathBuf)>,
+) -> Result<(), JobError> {
+    let mut files = signature_audit::bundle_pe_files(bundle).map_err(signing_failed)?;
+    files.extend(extra);
+    signature_audit::check_signed(job, session, &files)
+}
+
+/// Lets the NSIS build sign its plugin DLLs and uninstaller with the job's session,
+/// remembering a signing failure so it is reported as `SIGNING_FAILED`, not as a packaging
+/// error.
 struct UninstallerSigning<'a> {
     session: &'a SigningSession,
     failure: std::sync::Mutex<Option<String>>,
@@ -131,7 +153,7 @@ struct UninstallerSigning<'a> {
 impl package::nsis_uninstaller::UninstallerSigner for UninstallerSigning<'_> {
     async fn sign_uninstaller(&self, exe: &Path) -> Result<(), package::PackageError> {
         self.session.sign_pe(exe).await.map_err(|e| {
-            let reason = format!("uninstaller: {e}");
+            let reason = format!("installer part {}: {e}", setup_name(exe));
             *self.failure.lock().unwrap() = Some(reason.clone());
             package::PackageError::Tool {
                 tool: "signer",
@@ -156,7 +178,7 @@ async fn build_installer(
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| "makensis".into());
     let ctx = job.step_context(stage, out_dir.to_path_buf());
-    let scratch = job.work_dir.join("nsis");
+    let scratch = nsis_scratch(job);
     let signer = session.map(|session| UninstallerSigning {
         session,
         failure: Default::default(),

@@ -22,6 +22,8 @@ impl Pipeline for WindowsPipeline {
         let app = AppInfo::from_manifest(&job.manifest);
         let exe_name = format!("{}.exe", app.ascii_name);
 
+        // The certificate is checked before anything is built: a bad one fails in seconds.
+        let session = open_signing_session(job).await?;
         let compiled = match precompiled::bundle_dir(&job.project_dir) {
             Some(dir) => precompiled::take(job, &dir)?,
             None => compile::compile(job, &exe_name).await?,
@@ -33,13 +35,18 @@ impl Pipeline for WindowsPipeline {
         let bundle = assemble_bundle(job, &compiled, &icons.ico, &exe_name, &app)?;
 
         check_cancel(job, Stage::Signing)?;
-        let session = open_signing_session(job).await?;
+        announce_signing(job, session.as_ref());
         if let Some(session) = &session {
             packaging::sign_bundle_binaries(job, session, &bundle).await?;
         }
 
         check_cancel(job, Stage::Packaging)?;
         let artifact = packaging::package(job, &bundle, &app, &icons, session.as_ref()).await?;
+        if let Some(session) = &session {
+            for line in crate::sign::summary::summary_lines(session) {
+                job.events.info(Stage::Packaging, &line);
+            }
+        }
         Ok(vec![artifact])
     }
 }
@@ -108,22 +115,47 @@ fn assemble_bundle(
     })
 }
 
-/// Opens the job's signing session, or says plainly that the build ships unsigned.
+/// Opens the job's signing session (checking its certificate) and records the certificate
+/// for `/metrics`. Runs before compiling; what it found is logged by [`announce_signing`].
 async fn open_signing_session(job: &JobContext) -> Result<Option<SigningSession>, JobError> {
-    let stage = Stage::Signing;
     let session =
         SigningSession::from_credentials(&job.credentials, &job.http, &job.config.signing)
             .await
-            .map_err(|e| JobError::new(ErrorCode::SigningFailed, Some(stage), e.to_string()))?;
-    match &session {
-        Some(s) => job
-            .events
-            .stage(stage, &format!("Signing with {}", s.method().as_str())),
-        None => {
-            let note = "No signing credentials: the build ships UNSIGNED";
-            job.events.stage(stage, note);
-            job.events.info(stage, note);
-        }
+            .map_err(|e| {
+                JobError::new(
+                    ErrorCode::SigningFailed,
+                    Some(Stage::Signing),
+                    e.to_string(),
+                )
+            })?;
+    if let Some(s) = &session {
+        job.certificates.record(s.method(), s.certificate());
     }
     Ok(session)
+}
+
+/// The `signing` stage header: the method, the certificate (with any expiry warning) and
+/// the timestamp servers, or a plain note that the build ships unsigned.
+fn announce_signing(job: &JobContext, session: Option<&SigningSession>) {
+    let stage = Stage::Signing;
+    let Some(s) = session else {
+        let note = "No signing credentials: the build ships UNSIGNED";
+        job.events.stage(stage, note);
+        job.events.info(stage, note);
+        return;
+    };
+    job.events
+        .stage(stage, &format!("Signing with {}", s.method().as_str()));
+    for line in crate::sign::summary::certificate_lines(s.certificate()) {
+        job.events.info(stage, &line);
+    }
+    match s.timestamp_servers() {
+        Some(urls) => job
+            .events
+            .info(stage, &format!("timestamp servers, in order: {}", urls.join(", "))),
+        None => job.events.info(
+            stage,
+            "NOTE: timestamping is OFF (windows_timestamp_url: none): the signatures stop being valid when the certificate expires",
+        ),
+    }
 }

@@ -2,31 +2,40 @@
 //!
 //! [`SigningSession`] is what the pipeline uses: built once per job from the credentials, it
 //! signs PE files in place ([`SigningSession::sign_pe`]) and produces the PKCS#7 of an MSIX
-//! ([`SigningSession::sign_appx_blob`]). Every signature is timestamped (RFC 3161) and
-//! checked by our own verifier before the call returns. Only a 32-byte digest ever leaves the
-//! host for the cloud methods.
+//! ([`SigningSession::sign_appx_blob`]). Opening a session checks the certificate
+//! ([`certificate`]) so a bad one fails the job before anything is compiled. Every signature
+//! is timestamped (RFC 3161, with failover over several servers, unless the job says `none`)
+//! and checked by our own verifier before the call returns. Only a 32-byte digest ever
+//! leaves the host for the cloud methods.
 //!
 //! Module map: [`pe`] (digest, embedding, checksum), [`pkcs7`] (SignedData), [`signer`] (the
-//! [`signer::DigestSigner`] seam, certificates), [`pfx`], [`kms`], [`azure`], [`timestamp`],
-//! [`appx`], [`verify`].
+//! [`signer::DigestSigner`] seam, certificates), [`certificate`] (up-front checks),
+//! [`pfx`], [`kms`], [`azure`], [`timestamp`] + [`timestamp_servers`], [`appx`], [`verify`],
+//! [`summary`] (job-log summary, `/metrics` gauges).
 
 pub mod appx;
 pub mod azure;
+pub mod certificate;
 mod http;
 pub mod kms;
 pub mod pe;
 pub mod pfx;
 pub mod pkcs7;
 pub mod signer;
+pub mod summary;
 pub mod timestamp;
+pub mod timestamp_servers;
 mod token;
 pub mod verify;
 
 use crate::config::SigningEndpoints;
 use crate::job::credentials::{Credentials, SigningMethod};
+use certificate::CertificateReport;
 use signer::{CertChain, DigestSigner};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use timestamp_servers::{TimestampChoice, TimestampServers};
 
 pub use verify::{verify_pe, VerifiedSignature};
 
@@ -79,11 +88,16 @@ impl Default for HttpPolicy {
     }
 }
 
-/// One job's signer: the key (local or remote), its certificate chain and the TSA.
+/// One job's signer: the key (local or remote), its checked certificate chain and the
+/// timestamp servers (`None`: timestamping turned off on purpose).
 pub struct SigningSession {
     method: SigningMethod,
     signer: Box<dyn DigestSigner>,
-    timestamp: timestamp::TimestampClient,
+    /// The chain as checked when the session opened (embedded for PFX and KMS).
+    chain: CertChain,
+    certificate: CertificateReport,
+    timestamp: Option<TimestampServers>,
+    files_signed: AtomicUsize,
 }
 
 impl SigningSession {
@@ -120,21 +134,28 @@ impl SigningSession {
                 Box::new(kms::KmsSigner::connect(kms, http, endpoints, &policy).await?)
             }
         };
-        signer
-            .chain()
-            .check_validity(std::time::SystemTime::now())
-            .map_err(|m| SignError::new(method.as_str(), m))?;
-        signer
-            .chain()
-            .algorithm()
-            .map_err(|m| SignError::new(method.as_str(), m))?;
-        let timestamp =
-            timestamp::TimestampClient::new(http.clone(), creds.timestamp_url(), policy);
-        tracing::info!(method = method.as_str(), subject = %signer::windows_dn(&signer.chain().leaf.tbs_certificate.subject), "signing session ready");
+        let fail = |m: String| SignError::new(method.as_str(), m);
+        // Trusted Signing certificates live a few days and the service renews them: a
+        // near-expiry warning would fire on every job.
+        let warn_expiry = method != SigningMethod::Azure;
+        let (chain, certificate) =
+            certificate::check_chain(signer.chain(), std::time::SystemTime::now(), warn_expiry)
+                .map_err(fail)?;
+        let timestamp = match creds.timestamp_choice().map_err(fail)? {
+            TimestampChoice::Off => None,
+            TimestampChoice::Servers(job) => {
+                let urls = timestamp_servers::job_servers(&job, &endpoints.timestamp_fallbacks);
+                Some(TimestampServers::new(http, &urls, &policy))
+            }
+        };
+        tracing::info!(method = method.as_str(), subject = %certificate.subject, thumbprint = %certificate.thumbprint, "signing session ready");
         Ok(Some(SigningSession {
             method,
             signer,
+            chain,
+            certificate,
             timestamp,
+            files_signed: AtomicUsize::new(0),
         }))
     }
 
@@ -145,7 +166,30 @@ impl SigningSession {
     /// Certificate subject as Windows renders it (reverse RDN order, "CN=…, O=…, C=…"), for
     /// the MSIX Publisher.
     pub fn publisher_dn(&self) -> String {
-        signer::windows_dn(&self.signer.chain().leaf.tbs_certificate.subject)
+        signer::windows_dn(&self.chain.leaf.tbs_certificate.subject)
+    }
+
+    /// The certificate as checked when the session opened.
+    pub fn certificate(&self) -> &CertificateReport {
+        &self.certificate
+    }
+
+    /// The timestamp servers in the order they are tried; `None` when timestamping is off.
+    pub fn timestamp_servers(&self) -> Option<Vec<String>> {
+        self.timestamp.as_ref().map(|t| t.urls())
+    }
+
+    /// The servers that issued timestamps so far.
+    pub fn timestamp_servers_used(&self) -> Vec<String> {
+        self.timestamp
+            .as_ref()
+            .map(|t| t.used())
+            .unwrap_or_default()
+    }
+
+    /// PE files and packages signed so far.
+    pub fn files_signed(&self) -> usize {
+        self.files_signed.load(Ordering::Relaxed)
     }
 
     fn err(&self, message: impl Into<String>) -> SignError {
@@ -158,7 +202,16 @@ impl SigningSession {
         let der_err = |e: der::Error| self.err(format!("encoding the signature failed: {e}"));
         let signed_attrs = pkcs7::signed_attributes(&content).map_err(der_err)?;
         let digest = pkcs7::signed_attributes_digest(&signed_attrs).map_err(der_err)?;
-        let signed = self.signer.sign_digest(&digest).await?;
+        let mut signed = self.signer.sign_digest(&digest).await?;
+        if signed.chain.leaf == self.chain.leaf {
+            signed.chain = self.chain.clone();
+        } else {
+            // Trusted Signing may hand out a renewed certificate: it gets the same checks.
+            let (chain, _) =
+                certificate::check_chain(&signed.chain, std::time::SystemTime::now(), false)
+                    .map_err(|m| self.err(m))?;
+            signed.chain = chain;
+        }
         let algorithm = signed.chain.algorithm().map_err(|m| self.err(m))?;
         verify::check_digest_signature(&signed.chain.leaf, algorithm, &digest, &signed.signature)
             .map_err(|m| {
@@ -166,17 +219,21 @@ impl SigningSession {
                 "the signature returned does not match the certificate: {m}"
             ))
         })?;
-        let token = self
-            .timestamp
-            .stamp(self.method.as_str(), &signed.signature)
-            .await?;
+        let token = match &self.timestamp {
+            Some(servers) => Some(
+                servers
+                    .stamp(self.method.as_str(), &signed.signature)
+                    .await?,
+            ),
+            None => None,
+        };
         pkcs7::assemble(pkcs7::SignedParts {
             content,
             signed_attrs,
             signature: signed.signature,
             algorithm,
             chain: &signed.chain,
-            timestamp_token: Some(token),
+            timestamp_token: token,
         })
         .map_err(der_err)
     }
@@ -214,9 +271,10 @@ impl SigningSession {
         .await
         .map_err(|e| self.err(format!("{name}: embed task failed: {e}")))?
         .map_err(|m| self.err(format!("{name}: {m}")))?;
-        if !verified.timestamped {
+        if !verified.timestamped && self.timestamp.is_some() {
             return Err(self.err(format!("{name}: signature has no timestamp after signing")));
         }
+        self.files_signed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(method = self.method.as_str(), file = %name, signer = %verified.signer_subject, "signed and verified");
         Ok(())
     }
@@ -230,14 +288,15 @@ impl SigningSession {
         let der = self.sign_content(content).await?;
         let verified = verify::verify_pkcs7(&der, blob)
             .map_err(|m| self.err(format!("MSIX signature verification failed: {m}")))?;
-        if !verified.timestamped {
+        if !verified.timestamped && self.timestamp.is_some() {
             return Err(self.err("MSIX signature has no timestamp"));
         }
+        self.files_signed.fetch_add(1, Ordering::Relaxed);
         Ok(der)
     }
 
-    /// The certificate chain currently known for this session.
+    /// The certificate chain checked when the session opened.
     pub fn chain(&self) -> &CertChain {
-        self.signer.chain()
+        &self.chain
     }
 }

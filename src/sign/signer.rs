@@ -84,27 +84,6 @@ impl CertChain {
         std::iter::once(&self.leaf).chain(self.intermediates.iter())
     }
 
-    /// Fails when the leaf is expired or not yet valid.
-    pub fn check_validity(&self, now: std::time::SystemTime) -> Result<(), String> {
-        let validity = &self.leaf.tbs_certificate.validity;
-        let now = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        if validity.not_after.to_unix_duration() < now {
-            return Err(format!(
-                "signing certificate expired on {}",
-                validity.not_after
-            ));
-        }
-        if validity.not_before.to_unix_duration() > now {
-            return Err(format!(
-                "signing certificate is not valid before {}",
-                validity.not_before
-            ));
-        }
-        Ok(())
-    }
-
     pub fn algorithm(&self) -> Result<SignatureAlgorithm, String> {
         SignatureAlgorithm::for_certificate(&self.leaf)
     }

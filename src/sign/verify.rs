@@ -26,6 +26,8 @@ use x509_cert::Certificate;
 pub struct VerifiedSignature {
     /// The signer certificate subject, Windows style.
     pub signer_subject: String,
+    /// The signer certificate's thumbprint (SHA-1, upper-case hex).
+    pub signer_thumbprint: String,
     pub timestamped: bool,
     /// The token's genTime, when timestamped.
     pub timestamp_time: Option<String>,
@@ -100,6 +102,7 @@ pub fn verify_pkcs7(der: &[u8], expected_digest: &[u8]) -> Result<VerifiedSignat
     };
     Ok(VerifiedSignature {
         signer_subject: windows_dn(&cert.tbs_certificate.subject),
+        signer_thumbprint: super::certificate::thumbprint(cert),
         timestamped,
         timestamp_time,
     })

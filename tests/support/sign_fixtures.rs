@@ -43,6 +43,15 @@ pub fn fast_http_policy(
     }
 }
 
+/// Real signing endpoints but no public timestamp fallbacks: tests only talk to their own
+/// stand-in servers.
+pub fn local_endpoints() -> perry_ship_windows::config::SigningEndpoints {
+    perry_ship_windows::config::SigningEndpoints {
+        timestamp_fallbacks: vec![],
+        ..Default::default()
+    }
+}
+
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd
         .output()
@@ -78,9 +87,11 @@ impl Pki {
         std::fs::read(self.path(name)).unwrap()
     }
 
-    /// Creates the code-signing CA (`ca.crt`), an RSA leaf (`rsa.key`/`rsa.crt`), a P-256
-    /// leaf (`ec.key`/`ec.crt`), an unrelated key (`other.key`), an expired leaf
-    /// (`expired.crt` for `rsa.key`) and the TSA (`tsa-ca.crt`, `tsa.crt`, `tsa.key`).
+    /// Creates the code-signing CA (`ca.crt`), an RSA leaf (`rsa.key`/`rsa.crt`, 1 year), a
+    /// P-256 leaf (`ec.key`/`ec.crt`), an unrelated key (`other.key`), certificates for
+    /// `rsa.key` that must be refused or warned about (`expired.crt`, `notyet.crt`,
+    /// `noeku.crt` (server auth only), `nodigsig.crt` (keyEncipherment only), `soon.crt`
+    /// (10 days left)) and the TSA (`tsa-ca.crt`, `tsa.crt`, `tsa.key`).
     pub fn create(dir: &Path) -> Pki {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("leaf.ext"), LEAF_EXT).unwrap();
@@ -105,7 +116,7 @@ impl Pki {
                     "-subj",
                     subject,
                     "-days",
-                    "30",
+                    "3650",
                     "-extensions",
                     "v3_ca",
                     "-addext",
@@ -114,6 +125,7 @@ impl Pki {
             );
         }
         let leaf = |name: &str, newkey: &[&str], subject: &str, ca: &str, ext: &str| {
+            let days = if name == "tsa" { "30" } else { "365" };
             let mut args = vec!["req", "-new", "-nodes"];
             args.extend_from_slice(newkey);
             let key = format!("{name}.key");
@@ -135,7 +147,7 @@ impl Pki {
                     "-out",
                     &format!("{name}.crt"),
                     "-days",
-                    "30",
+                    days,
                     "-sha256",
                     "-extfile",
                     ext,
@@ -175,6 +187,22 @@ impl Pki {
                 "other.key",
             ],
         );
+        // more certificates for rsa.key, each with one problem
+        for (name, ext, days) in [
+            ("noeku", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n", "365"),
+            ("nodigsig", "basicConstraints=CA:FALSE\nkeyUsage=critical,keyEncipherment\nextendedKeyUsage=codeSigning\n", "365"),
+            ("soon", LEAF_EXT, "10"),
+        ] {
+            std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+            openssl(
+                dir,
+                &[
+                    "x509", "-req", "-in", "rsa.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                    "-CAcreateserial", "-out", &format!("{name}.crt"), "-days", days,
+                    "-sha256", "-extfile", &format!("{name}.ext"),
+                ],
+            );
+        }
         // an expired certificate for rsa.key, issued with `openssl ca` (x509 -req cannot backdate)
         std::fs::create_dir_all(dir.join("ca-db")).unwrap();
         std::fs::write(dir.join("ca-db/index.txt"), "").unwrap();
@@ -197,6 +225,24 @@ impl Pki {
                 "rsa.csr",
                 "-out",
                 "expired.crt",
+                "-notext",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-startdate",
+                "20991201000000Z",
+                "-enddate",
+                "21000101000000Z",
+                "-in",
+                "rsa.csr",
+                "-out",
+                "notyet.crt",
                 "-notext",
             ],
         );
