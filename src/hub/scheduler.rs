@@ -1,7 +1,8 @@
 //! The scheduler: which assigned job runs when.
 //!
 //! `max_concurrent` slots. A `job_assign` is never dropped: it waits in a local queue until a
-//! slot is free. The same `job_id` assigned again (the hub re-queued it after a reconnect)
+//! slot is free, or, when that queue already holds `PERRY_MAX_QUEUED_JOBS`, it is refused
+//! with `error` + `complete{success:false}`. The same `job_id` assigned again (the hub re-queued it after a reconnect)
 //! first stops the orphaned run silently, then runs the new assignment; two runs of one job
 //! never overlap. `cancel` stops a running job or removes a queued one (both reported
 //! failed). `update_perry` waits until no job runs (new starts are held meanwhile) and is
@@ -126,6 +127,17 @@ impl Scheduler {
             tracing::warn!(job_id = %assign.job_id, "shutting down: not starting this job (the hub re-queues it when the link closes)");
             return;
         }
+        let replaces_queued = self.queue.iter().any(|q| q.assign.job_id == assign.job_id);
+        if !replaces_queued && self.queue.len() >= self.env.config.max_queued_jobs {
+            let message = format!(
+                "this worker's queue is full ({} jobs waiting, PERRY_MAX_QUEUED_JOBS); \
+                 the job was not started",
+                self.queue.len()
+            );
+            tracing::warn!(job_id = %assign.job_id, "{message}");
+            self.refuse(&assign.job_id, message);
+            return;
+        }
         if self.attempts.len() >= MAX_REMEMBERED_JOBS && !self.attempts.contains_key(&assign.job_id)
         {
             self.attempts.clear();
@@ -177,21 +189,25 @@ impl Scheduler {
             self.queue.remove(pos);
             self.publish_counts();
             tracing::info!(job_id, "cancelled a queued job before it started");
-            let frames = JobFrames::new(job_id);
-            let out = self.env.out.clone();
-            tokio::spawn(async move {
-                let msg = "job cancelled by the hub before it started";
-                let _ = out
-                    .send(frames.error(ErrorCode::InternalError, msg, None))
-                    .await;
-                let _ = out.send(frames.complete_failure(0.0)).await;
-            });
+            self.refuse(job_id, "job cancelled by the hub before it started".into());
             return;
         }
         tracing::warn!(
             job_id,
             "cancel for a job this worker does not have; ignored"
         );
+    }
+
+    /// Answers a job that will not run with `error` + `complete{success:false}`.
+    fn refuse(&self, job_id: &str, message: String) {
+        let frames = JobFrames::new(job_id);
+        let out = self.env.out.clone();
+        tokio::spawn(async move {
+            let _ = out
+                .send(frames.error(ErrorCode::InternalError, message, None))
+                .await;
+            let _ = out.send(frames.complete_failure(0.0)).await;
+        });
     }
 
     fn on_finished(&mut self, run_id: u64) {
