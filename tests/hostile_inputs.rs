@@ -160,3 +160,80 @@ fn the_worker_process_runs_with_core_dumps_off() {
         "soft and hard core limits: {core_line:?}"
     );
 }
+
+/// A tarball of the example project whose `assets/` fan out: each level links twice to
+/// the one below, so a naive copy writes 2^20 files from a few hundred bytes of links.
+fn fan_out_tarball(path: &Path) {
+    let staging = path.parent().unwrap().join("fan-out-project");
+    example_project::copy_dir(&example_project::example_dir(), &staging);
+    let assets = staging.join("assets");
+    std::fs::create_dir_all(assets.join("d0")).unwrap();
+    std::fs::write(assets.join("d0/f.txt"), "x").unwrap();
+    for level in 1..=20 {
+        let d = assets.join(format!("d{level}"));
+        std::fs::create_dir_all(&d).unwrap();
+        for link in ["a", "b"] {
+            std::os::unix::fs::symlink(format!("../d{}", level - 1), d.join(link)).unwrap();
+        }
+    }
+    std::fs::write(path, example_project::tarball_of(&staging)).unwrap();
+}
+
+#[test]
+fn asset_links_that_fan_out_fail_the_build_within_seconds() {
+    if !mingw_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tarball = tmp.path().join("project.tar.gz");
+    fan_out_tarball(&tarball);
+    let started = std::time::Instant::now();
+    let out = build(
+        &tarball,
+        &repo().join("images/linux/standin/perry"),
+        tmp.path(),
+        &["--distribute", "portable"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("PACKAGE_FAILED (bundling)"), "{stderr}");
+    assert!(stderr.contains("already copied"), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("work")).unwrap().count(),
+        0,
+        "the job folder is gone"
+    );
+}
+
+#[test]
+fn an_asset_link_out_of_the_project_fails_the_build_naming_it() {
+    if !mingw_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("p");
+    example_project::copy_dir(&example_project::example_dir(), &project);
+    std::fs::write(tmp.path().join("secret.txt"), "other job's file").unwrap();
+    std::os::unix::fs::symlink(
+        tmp.path().join("secret.txt"),
+        project.join("assets/leak.txt"),
+    )
+    .unwrap();
+    let out = build(
+        &project,
+        &repo().join("images/linux/standin/perry"),
+        tmp.path(),
+        &["--distribute", "portable"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("leak.txt") && stderr.contains("outside the project"),
+        "{stderr}"
+    );
+}
