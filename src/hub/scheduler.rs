@@ -127,8 +127,13 @@ impl Scheduler {
             tracing::warn!(job_id = %assign.job_id, "shutting down: not starting this job (the hub re-queues it when the link closes)");
             return;
         }
-        let replaces_queued = self.queue.iter().any(|q| q.assign.job_id == assign.job_id);
-        if !replaces_queued && self.queue.len() >= self.env.config.max_queued_jobs {
+        // A re-assignment replaces its queued entry or running orphan: never refused.
+        let replaces = self.queue.iter().any(|q| q.assign.job_id == assign.job_id)
+            || self
+                .runs
+                .values()
+                .any(|r| r.job_id == assign.job_id && !r.superseded);
+        if !replaces && self.queue.len() >= self.env.config.max_queued_jobs {
             let message = format!(
                 "this worker's queue is full ({} jobs waiting, PERRY_MAX_QUEUED_JOBS); \
                  the job was not started",

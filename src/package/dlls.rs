@@ -103,6 +103,12 @@ pub fn imported_dlls(exe: &Path) -> Result<Vec<String>, PackageError> {
         path: exe.to_path_buf(),
         reason,
     };
+    let size = std::fs::metadata(exe).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_PE_BYTES {
+        return Err(bad(format!(
+            "{size} bytes is more than the {MAX_PE_BYTES} bytes read for its import table"
+        )));
+    }
     let data = std::fs::read(exe).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => PackageError::Missing {
             what: "PE file",
@@ -188,6 +194,9 @@ pub fn collect_dlls(
     bundled.sort();
     Ok(bundled)
 }
+
+/// Largest PE file whose import table is read (it is read whole).
+const MAX_PE_BYTES: u64 = 1 << 30;
 
 /// Longest DLL name accepted (Windows' own component limit).
 const MAX_DLL_NAME: usize = 255;
