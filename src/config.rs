@@ -148,6 +148,8 @@ pub struct DockerConfig {
     pub memory_bytes: i64,
     pub pids_limit: i64,
     pub cpus: f64,
+    /// `PERRY_DOCKER_DISK`: size of the container's work dir; unset: not limited.
+    pub disk_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -172,6 +174,13 @@ pub struct Config {
     pub log_filter: String,
     pub metrics_addr: Option<SocketAddr>,
     pub signing: SigningEndpoints,
+    /// Origins a job's tarball and upload URLs may use: the hub's own (its WebSocket URL
+    /// as http/https) plus `PERRY_TRANSFER_ORIGINS`.
+    pub transfer_origins: Vec<url::Origin>,
+    /// `PERRY_MAX_ASSIGN_FRAME`: largest `job_assign` frame taken; bigger ones are refused.
+    pub max_assign_frame: usize,
+    /// `PERRY_MAX_QUEUED_JOBS`: assignments waiting for a slot; more are refused.
+    pub max_queued_jobs: usize,
     /// Hub link timings (not read from the environment).
     pub link: LinkTimings,
 }
@@ -256,6 +265,18 @@ impl Config {
                 1 << 22,
             )? as i64,
             cpus: parse_cpus(var("PERRY_DOCKER_CPUS"))?,
+            disk_bytes: match var("PERRY_DOCKER_DISK") {
+                None => None,
+                Some(v) => match parse_size_str(&v) {
+                    Some(n) if n >= 1 << 20 => Some(n),
+                    _ => {
+                        return Err(bad(
+                            "PERRY_DOCKER_DISK",
+                            format!("{v:?} is not a size of at least 1m (like 2g)"),
+                        ))
+                    }
+                },
+            },
         };
 
         let work_dir = var("PERRY_WORK_DIR")
@@ -285,6 +306,15 @@ impl Config {
                 )
             })?),
         };
+
+        let mut transfer_origins =
+            vec![crate::job::transfer::hub_origin(&hub_url).map_err(|p| bad("PERRY_HUB_URL", p))?];
+        transfer_origins.extend(
+            crate::job::transfer::parse_origin_list(
+                &var("PERRY_TRANSFER_ORIGINS").unwrap_or_default(),
+            )
+            .map_err(|p| bad("PERRY_TRANSFER_ORIGINS", p))?,
+        );
 
         let defaults = SigningEndpoints::default();
         let signing = SigningEndpoints {
@@ -362,6 +392,29 @@ impl Config {
             log_filter: var("PERRY_LOG").unwrap_or_else(|| "info".into()),
             metrics_addr,
             signing,
+            transfer_origins,
+            max_assign_frame: parse_size(
+                "PERRY_MAX_ASSIGN_FRAME",
+                var("PERRY_MAX_ASSIGN_FRAME"),
+                4 << 20,
+            )
+            .and_then(|n| {
+                if (64 << 10..=256 << 20).contains(&n) {
+                    Ok(n as usize)
+                } else {
+                    Err(bad(
+                        "PERRY_MAX_ASSIGN_FRAME",
+                        "must be between 64k and 256m",
+                    ))
+                }
+            })?,
+            max_queued_jobs: parse_int(
+                "PERRY_MAX_QUEUED_JOBS",
+                var("PERRY_MAX_QUEUED_JOBS"),
+                16,
+                1,
+                4096,
+            )? as usize,
             link: LinkTimings::default(),
         })
     }
@@ -561,6 +614,18 @@ mod tests {
         assert_eq!(
             err(&[("PERRY_WORKER_CAPABILITIES", "linux")]).var,
             "PERRY_WORKER_CAPABILITIES"
+        );
+        assert_eq!(
+            err(&[("PERRY_TRANSFER_ORIGINS", "https://cdn.example/path")]).var,
+            "PERRY_TRANSFER_ORIGINS"
+        );
+        assert_eq!(
+            err(&[("PERRY_MAX_ASSIGN_FRAME", "1k")]).var,
+            "PERRY_MAX_ASSIGN_FRAME"
+        );
+        assert_eq!(
+            err(&[("PERRY_MAX_QUEUED_JOBS", "0")]).var,
+            "PERRY_MAX_QUEUED_JOBS"
         );
     }
 

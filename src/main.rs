@@ -24,6 +24,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
+    if let Err(e) = cli::core_dumps::disable_core_dumps() {
+        eprintln!("warning: cannot turn core dumps off: {e}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

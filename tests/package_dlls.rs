@@ -139,3 +139,79 @@ fn non_pe_input_is_a_clear_error() {
     let err = imported_dlls(&f).unwrap_err();
     assert!(matches!(err, PackageError::BadPe { .. }), "{err}");
 }
+
+/// Replaces every `from` in the file with `to` (same length): a hostile import name.
+fn patch_bytes(file: &std::path::Path, from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let mut data = std::fs::read(file).unwrap();
+    let mut hits = 0;
+    for i in 0..data.len().saturating_sub(from.len()) {
+        if &data[i..i + from.len()] == from {
+            data[i..i + from.len()].copy_from_slice(to);
+            hits += 1;
+        }
+    }
+    assert!(hits > 0, "{} holds no {:?}", file.display(), from);
+    std::fs::write(file, data).unwrap();
+}
+
+#[test]
+fn import_names_with_paths_or_device_names_are_refused_and_nothing_is_copied() {
+    if !require_tool("x86_64-w64-mingw32-gcc") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (exe, dll) = build_pe_fixtures(tmp.path());
+    // "Another job's" file, one folder above the job's DLL folder.
+    let victim = tmp.path().join("elper.dll");
+    std::fs::copy(&dll, &victim).unwrap();
+    for hostile in [
+        &b"../elper.dll\0"[..],
+        b"..\\elper.dll\0",
+        b"C:elper.dll\0\0",
+        b"nul.dll\0\0\0\0\0\0",
+    ] {
+        let case = tempfile::tempdir().unwrap();
+        let bundle = case.path().join("bundle");
+        let dlls = tmp.path().join("dlls");
+        std::fs::create_dir_all(&bundle).unwrap();
+        std::fs::create_dir_all(&dlls).unwrap();
+        let app = bundle.join("app.exe");
+        std::fs::copy(&exe, &app).unwrap();
+        patch_bytes(&app, b"libhelper.dll", &hostile[..13]);
+        let err = collect_dlls(&app, &[dlls], &bundle)
+            .unwrap_err()
+            .to_string();
+        let shown = String::from_utf8_lossy(&hostile[..13])
+            .trim_end_matches('\0')
+            .to_string();
+        assert!(
+            err.contains("imports") && err.contains(&shown.replace('\\', "\\\\")),
+            "{err}"
+        );
+        let names: Vec<_> = std::fs::read_dir(&bundle)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["app.exe"], "nothing was copied for {shown:?}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_dll_that_is_a_symlink_out_of_the_folder_is_not_taken() {
+    if !require_tool("x86_64-w64-mingw32-gcc") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (exe, dll) = build_pe_fixtures(tmp.path());
+    let bundle = tmp.path().join("bundle");
+    let dlls = tmp.path().join("dlls");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::create_dir_all(&dlls).unwrap();
+    std::fs::copy(&exe, bundle.join("app.exe")).unwrap();
+    std::os::unix::fs::symlink(&dll, dlls.join("libhelper.dll")).unwrap();
+    let err = collect_dlls(&bundle.join("app.exe"), &[dlls], &bundle).unwrap_err();
+    assert!(matches!(err, PackageError::MissingDll { .. }), "{err}");
+    assert!(!bundle.join("libhelper.dll").exists());
+}

@@ -11,6 +11,7 @@ use crate::job::credentials::Credentials;
 use crate::job::manifest::Manifest;
 use crate::pipeline::windows::WindowsPipeline;
 use crate::pipeline::{JobContext, Pipeline};
+use crate::sandbox::lines::strip_controls;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -68,12 +69,12 @@ pub async fn build(args: BuildArgs) -> ExitCode {
                 "error: {} ({}): {}",
                 e.code,
                 e.stage.map(|s| s.as_str()).unwrap_or("setup"),
-                e.message
+                strip_controls(&e.message)
             );
             ExitCode::FAILURE
         }
         Err(BuildFailure::Setup(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", strip_controls(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -98,7 +99,12 @@ async fn build_inner(
     let job_id = format!("local-{}", uuid::Uuid::new_v4().simple());
     std::fs::create_dir_all(&config.work_dir)
         .with_context(|| format!("creating the work dir {}", config.work_dir.display()))?;
-    let work = crate::job::workdir::JobWorkDir::create(&config.work_dir, &job_id, 1)?;
+    let work = crate::job::workdir::JobWorkDir::create(
+        &config.work_dir,
+        &format!("local build {}", std::process::id()),
+        &job_id,
+        1,
+    )?;
     let project_dir = prepare_project(&args.project, work.path(), &config)?;
 
     let mut manifest_json = match &args.manifest {

@@ -2,6 +2,7 @@
 //! stage when stderr is a TTY, plain `[stage] message` lines otherwise (CI logs, pipes).
 
 use crate::events::{EventSink, JobEvent, LogStream, Stage};
+use crate::sandbox::lines::strip_controls;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -32,9 +33,11 @@ impl ConsoleSink {
         }
     }
 
+    /// Prints one line; control characters never reach the terminal.
     fn line(&self, text: &str) {
+        let text = strip_controls(text);
         match &self.bar {
-            Some(bar) => bar.println(text),
+            Some(bar) => bar.println(text.as_ref()),
             None => eprintln!("{text}"),
         }
     }
@@ -54,7 +57,7 @@ impl EventSink for ConsoleSink {
                 if let Some(bar) = &self.bar {
                     bar.set_prefix(stage.as_str());
                     bar.set_position(0);
-                    bar.set_message(message.clone());
+                    bar.set_message(strip_controls(&message).into_owned());
                 }
                 self.line(&format!("[{stage}] {message}"));
             }
@@ -76,7 +79,7 @@ impl EventSink for ConsoleSink {
                     bar.set_prefix(stage.as_str());
                     bar.set_position(percent as u64);
                     if let Some(m) = message {
-                        bar.set_message(m);
+                        bar.set_message(strip_controls(&m).into_owned());
                     }
                 }
                 None => {

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod console;
+pub mod core_dumps;
 pub mod doctor;
 mod doctor_credentials;
 pub mod project;
@@ -24,7 +25,9 @@ pub async fn make_runner(config: &Config) -> anyhow::Result<Arc<dyn Runner>> {
     if config.docker.enabled {
         Ok(Arc::new(DockerRunner::new(config)?))
     } else {
-        Ok(Arc::new(HostRunner::new()))
+        Ok(Arc::new(
+            HostRunner::new().with_copy_limits(config.extract_limits),
+        ))
     }
 }
 
@@ -33,7 +36,9 @@ pub async fn make_runner(config: &Config) -> anyhow::Result<Arc<dyn Runner>> {
 /// previous run of this worker left behind when it crashed.
 pub async fn make_worker_runner(config: &Config) -> anyhow::Result<Arc<dyn Runner>> {
     if !config.docker.enabled {
-        return Ok(Arc::new(HostRunner::new()));
+        return Ok(Arc::new(
+            HostRunner::new().with_copy_limits(config.extract_limits),
+        ));
     }
     let runner = DockerRunner::new(config)?;
     let info = runner.check(&config.docker.image).await?;

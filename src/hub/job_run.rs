@@ -188,6 +188,14 @@ async fn run_stages(
     let credentials =
         credentials.map_err(|e| JobError::internal(None, format!("invalid credentials: {e}")))?;
 
+    for (field, url) in [
+        ("tarball_url", &assign.tarball_url),
+        ("artifact_upload_url", &assign.artifact_upload_url),
+    ] {
+        transfer::check_transfer_url(field, url, &config.transfer_origins).map_err(|e| {
+            JobError::internal(Some(Stage::Extracting), format!("refused the job: {e}"))
+        })?;
+    }
     std::fs::create_dir_all(&config.work_dir).map_err(|e| {
         JobError::internal(
             None,
@@ -196,8 +204,13 @@ async fn run_stages(
     })?;
     workdir::ensure_free_disk(&config.work_dir, config.min_free_disk)
         .map_err(|e| JobError::internal(None, format!("{e:#}")))?;
-    let work = workdir::JobWorkDir::create(&config.work_dir, &assign.job_id, attempt)
-        .map_err(|e| JobError::internal(None, format!("cannot create the job folder: {e:#}")))?;
+    let work = workdir::JobWorkDir::create(
+        &config.work_dir,
+        &config.worker_name,
+        &assign.job_id,
+        attempt,
+    )
+    .map_err(|e| JobError::internal(None, format!("cannot create the job folder: {e:#}")))?;
 
     // Download and extract.
     sink.stage(Stage::Extracting, "downloading the project");

@@ -28,7 +28,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-/// Largest frame accepted from the hub (a job_assign is a few KiB; be generous).
+/// Largest message read off the socket at all (bigger ones end the connection); frames
+/// between `max_assign_frame` and this are answered with a refusal ([`super::oversize`]).
 const MAX_INCOMING_FRAME: usize = 32 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -53,6 +54,8 @@ pub struct LinkSetup {
     /// The `worker_hello` to send first; when it changes, the link reconnects to send it.
     pub hello: tokio::sync::watch::Receiver<WorkerFrame>,
     pub timings: LinkTimings,
+    /// Frames longer than this are refused unparsed (`PERRY_MAX_ASSIGN_FRAME`).
+    pub max_assign_frame: usize,
     pub metrics: Arc<WorkerMetrics>,
     /// Parsed hub frames for the scheduler.
     pub incoming: mpsc::Sender<HubFrame>,
@@ -87,9 +90,10 @@ pub async fn run_link(mut setup: LinkSetup) {
         }
         first_attempt = false;
         setup.metrics.set_link_state(LinkState::Connecting);
+        let read_limit = MAX_INCOMING_FRAME.max(setup.max_assign_frame.saturating_mul(2));
         let ws_config = WebSocketConfig::default()
-            .max_frame_size(Some(MAX_INCOMING_FRAME))
-            .max_message_size(Some(MAX_INCOMING_FRAME));
+            .max_frame_size(Some(read_limit))
+            .max_message_size(Some(read_limit));
         let connecting = tokio_tungstenite::connect_async_with_config(
             setup.url.as_str(),
             Some(ws_config),
@@ -243,6 +247,13 @@ async fn serve_connection(
                     Some(Ok(m)) => m,
                 };
                 match message {
+                    Message::Text(text) if text.len() > setup.max_assign_frame => {
+                        for frame in super::oversize::refusal(text.as_str(), setup.max_assign_frame) {
+                            if let Err(e) = write.send(Message::text(frame.to_json())).await {
+                                return ConnectionEnd::Lost(format!("send failed: {e}"));
+                            }
+                        }
+                    }
                     Message::Text(text) => match parse_hub_frame(text.as_str()) {
                         Ok(HubFrame::Error { code, message }) if code == "AUTH_FAILED" => {
                             return ConnectionEnd::AuthFailed(message);

@@ -12,6 +12,7 @@ pub mod job_run;
 pub mod link;
 mod logging;
 pub mod metrics;
+mod oversize;
 pub mod protocol;
 pub mod scheduler;
 pub mod sink;
@@ -50,6 +51,12 @@ pub async fn run_worker(
         status::serve_status(addr, metrics.clone(), status_stop.clone()).await?;
     }
 
+    // Like orphan containers: what a crashed run of this worker left goes first.
+    match crate::job::workdir::remove_leftovers(&config.work_dir, &config.worker_name) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} leftover work folder(s) of a previous run"),
+        Err(e) => tracing::warn!("could not remove leftover work folders: {e:#}"),
+    }
     let perry_version = update::perry_version(&config, runner.as_ref()).await;
     let hello = update::worker_hello(&config, perry_version);
     let capabilities = match &hello {
@@ -72,6 +79,7 @@ pub async fn run_worker(
         url: config.hub_url.clone(),
         hello: hello_rx,
         timings: config.link,
+        max_assign_frame: config.max_assign_frame,
         metrics: metrics.clone(),
         incoming: in_tx,
         outgoing: out_rx,
@@ -82,7 +90,7 @@ pub async fn run_worker(
         config: config.clone(),
         pipeline,
         runner,
-        http: crate::job::transfer::http_client(),
+        http: crate::job::transfer::http_client_allowing(config.transfer_origins.clone()),
         out: out_tx,
         metrics,
     });

@@ -1,7 +1,8 @@
 //! The scheduler: which assigned job runs when.
 //!
 //! `max_concurrent` slots. A `job_assign` is never dropped: it waits in a local queue until a
-//! slot is free. The same `job_id` assigned again (the hub re-queued it after a reconnect)
+//! slot is free, or, when that queue already holds `PERRY_MAX_QUEUED_JOBS`, it is refused
+//! with `error` + `complete{success:false}`. The same `job_id` assigned again (the hub re-queued it after a reconnect)
 //! first stops the orphaned run silently, then runs the new assignment; two runs of one job
 //! never overlap. `cancel` stops a running job or removes a queued one (both reported
 //! failed). A lost hub link ends every job the scheduler has, for good: the hub revokes
@@ -141,6 +142,22 @@ impl Scheduler {
             tracing::warn!(job_id = %assign.job_id, "shutting down: not starting this job (the hub re-queues it when the link closes)");
             return;
         }
+        // A re-assignment replaces its queued entry or running orphan: never refused.
+        let replaces = self.queue.iter().any(|q| q.assign.job_id == assign.job_id)
+            || self
+                .runs
+                .values()
+                .any(|r| r.job_id == assign.job_id && !r.superseded);
+        if !replaces && self.queue.len() >= self.env.config.max_queued_jobs {
+            let message = format!(
+                "this worker's queue is full ({} jobs waiting, PERRY_MAX_QUEUED_JOBS); \
+                 the job was not started",
+                self.queue.len()
+            );
+            tracing::warn!(job_id = %assign.job_id, "{message}");
+            self.refuse(&assign.job_id, &message);
+            return;
+        }
         if self.attempts.len() >= MAX_REMEMBERED_JOBS && !self.attempts.contains_key(&assign.job_id)
         {
             self.attempts.clear();
@@ -209,20 +226,7 @@ impl Scheduler {
             self.queue.remove(pos);
             self.publish_counts();
             tracing::info!(job_id, "cancelled a queued job before it started");
-            // Queued now (not from a task), so a later link loss finds these in the channel.
-            let frames = JobFrames::new(job_id);
-            let msg = "job cancelled by the hub before it started";
-            match self.env.out.try_reserve_many(2) {
-                Ok(mut permits) => {
-                    let error = frames.error(ErrorCode::InternalError, msg, None);
-                    for frame in [error, frames.complete_failure(0.0, msg)] {
-                        if let Some(permit) = permits.next() {
-                            permit.send(frame);
-                        }
-                    }
-                }
-                Err(_) => tracing::warn!(job_id, "outgoing frames full: cannot report the cancel"),
-            }
+            self.refuse(job_id, "job cancelled by the hub before it started");
             return;
         }
         tracing::warn!(
@@ -248,6 +252,24 @@ impl Scheduler {
             if let Some(hello) = self.pending_hello.take() {
                 self.hello.send_replace(hello);
             }
+        }
+    }
+
+    /// Answers a job that will not run with `error` + `complete{success:false}`. Queued at
+    /// once (not from a task), so a later link loss finds these frames in the channel and
+    /// drops them with the rest of the job's frames.
+    fn refuse(&self, job_id: &str, message: &str) {
+        let frames = JobFrames::new(job_id);
+        match self.env.out.try_reserve_many(2) {
+            Ok(mut permits) => {
+                let error = frames.error(ErrorCode::InternalError, message, None);
+                for frame in [error, frames.complete_failure(0.0, message)] {
+                    if let Some(permit) = permits.next() {
+                        permit.send(frame);
+                    }
+                }
+            }
+            Err(_) => tracing::warn!(job_id, "outgoing frames full: cannot report the refusal"),
         }
     }
 

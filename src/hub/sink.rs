@@ -16,6 +16,7 @@ use crate::config::LogLimits;
 use crate::error::JobError;
 use crate::events::{EventSink, JobEvent, LogStream, Stage};
 use crate::job::mask::Masker;
+use crate::sandbox::lines::strip_controls;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -77,8 +78,9 @@ impl HubEventSink {
         &self.frames
     }
 
+    /// `text` without control characters, then masked: what the hub and the log may show.
     pub fn mask(&self, text: &str) -> String {
-        self.masker.mask(text)
+        self.masker.mask(&strip_controls(text))
     }
 
     /// The stage the job is in (the last stage event), if any.
@@ -194,7 +196,7 @@ impl HubEventSink {
         } else {
             line.to_string()
         };
-        let masked = self.masker.mask(&head);
+        let masked = self.mask(&head);
         if masked.chars().count() <= max {
             return masked;
         }
@@ -217,7 +219,7 @@ impl EventSink for HubEventSink {
                     self.metrics.record_stage(prev, now - since);
                 }
                 st.last_progress = Some((stage, 0, now - PROGRESS_INTERVAL));
-                let frame = self.frames.stage(stage, self.masker.mask(&message));
+                let frame = self.frames.stage(stage, self.mask(&message));
                 self.push_important(&mut st, frame);
             }
             JobEvent::Log {
@@ -249,7 +251,7 @@ impl EventSink for HubEventSink {
                     }
                 }
                 st.last_progress = Some((stage, percent, now));
-                let message = message.map(|m| self.masker.mask(&m));
+                let message = message.map(|m| self.mask(&m));
                 let _ = self
                     .gate
                     .try_send(&self.out, self.frames.progress(stage, percent, message));
@@ -277,6 +279,26 @@ mod tests {
             v.push(f);
         }
         v
+    }
+
+    #[tokio::test]
+    async fn control_characters_never_reach_the_hub() {
+        let (s, mut rx) = sink(100, LogLimits::default());
+        s.stage(Stage::Compiling, "compiling\x1b]0;title\x07");
+        s.info(Stage::Compiling, "ok\rfake \x1b[2Jhunter2-\x08secret\tend");
+        s.progress(Stage::Compiling, 100, Some("done\x1b[H"));
+        let err = JobError::new(
+            crate::error::ErrorCode::CompileFailed,
+            Some(Stage::Compiling),
+            "failed\r[signing] Signed",
+        );
+        s.send_failure(&err, 1.0).await;
+        let text: String = drain(&mut rx).iter().map(WorkerFrame::to_json).collect();
+        for bad in ["\\u001b", "\\u0007", "\\r", "\\b"] {
+            assert!(!text.contains(bad), "{bad} in {text}");
+        }
+        assert!(text.contains("okfake [2J[redacted]\\tend"), "{text}");
+        assert!(text.contains("failed[signing] Signed"), "{text}");
     }
 
     #[tokio::test]

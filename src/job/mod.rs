@@ -2,6 +2,7 @@
 //! tarball download and its safe extraction, the artifact upload, secret masking and the
 //! job's work folder.
 
+pub mod budget;
 pub mod credentials;
 pub mod extract;
 pub mod manifest;

@@ -1,14 +1,25 @@
 //! A job's private work folder and the free-disk check done before a job starts.
 //!
-//! [`JobWorkDir`] is `<root>/<sanitised job_id>-a<attempt>`, created with mode 0700 (the
-//! project, temporary key files and artifacts live there). It is removed by
-//! [`JobWorkDir::remove`] or, best effort, when dropped.
+//! [`JobWorkDir`] is `<root>/<sanitised job_id>-<hash>-a<attempt>`, created with mode 0700
+//! (the project, temporary key files and artifacts live there). `<hash>` is a short hash of
+//! the raw job id, so ids that sanitise alike (`p/1`, `p_1`) never share a folder. The
+//! folder holds an [`OWNER_FILE`] naming the worker that made it, so a restarted worker
+//! removes what it left when it crashed ([`remove_leftovers`]) and nothing of another
+//! worker's. It is removed by [`JobWorkDir::remove`] or, best effort, when dropped.
 
 use anyhow::{bail, Context};
+use sha2::Digest;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Longest job-id part of a work folder name.
 const MAX_ID_LEN: usize = 64;
+/// Hex digits of the job-id hash in a work folder name.
+const HASH_LEN: usize = 10;
+/// File inside each work folder naming the worker that owns it.
+pub const OWNER_FILE: &str = ".perry-owner";
+/// An owner name is at most this long (a worker name is at most 100 characters).
+const MAX_OWNER_LEN: u64 = 512;
 
 #[derive(Debug)]
 pub struct JobWorkDir {
@@ -17,22 +28,31 @@ pub struct JobWorkDir {
 }
 
 impl JobWorkDir {
-    /// Creates a fresh work folder. A leftover folder of the same job and attempt (from a
-    /// crash) is removed first, so a job never sees another run's files.
-    pub fn create(root: &Path, job_id: &str, attempt: u32) -> anyhow::Result<JobWorkDir> {
+    /// Creates a fresh work folder owned by `owner` (the worker name). A leftover folder of
+    /// the same job and attempt (from a crash) is removed first, so a job never sees
+    /// another run's files.
+    pub fn create(
+        root: &Path,
+        owner: &str,
+        job_id: &str,
+        attempt: u32,
+    ) -> anyhow::Result<JobWorkDir> {
         std::fs::create_dir_all(root)
             .with_context(|| format!("creating work root {}", root.display()))?;
-        let path = root.join(format!("{}-a{attempt}", sanitise_id(job_id)));
+        let path = root.join(folder_name(job_id, attempt));
         if std::fs::symlink_metadata(&path).is_ok() {
             remove_any(&path)
                 .with_context(|| format!("removing stale work folder {}", path.display()))?;
         }
         create_private_dir(&path)
             .with_context(|| format!("creating work folder {}", path.display()))?;
-        Ok(JobWorkDir {
+        let dir = JobWorkDir {
             path,
             removed: false,
-        })
+        };
+        std::fs::write(dir.path.join(OWNER_FILE), owner)
+            .with_context(|| format!("marking work folder {}", dir.path.display()))?;
+        Ok(dir)
     }
 
     pub fn path(&self) -> &Path {
@@ -63,6 +83,52 @@ impl Drop for JobWorkDir {
             }
         }
     }
+}
+
+/// `<sanitised id>-<hash of the raw id>-a<attempt>`.
+fn folder_name(job_id: &str, attempt: u32) -> String {
+    let hash = hex::encode(sha2::Sha256::digest(job_id.as_bytes()));
+    format!("{}-{}-a{attempt}", sanitise_id(job_id), &hash[..HASH_LEN])
+}
+
+/// Removes every folder directly under `root` whose [`OWNER_FILE`] names `owner`: the work
+/// folders a crashed run of this worker left behind. Call at start, before any job runs.
+/// Returns how many were removed; a folder that cannot be removed is an error naming it.
+pub fn remove_leftovers(root: &Path, owner: &str) -> anyhow::Result<usize> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", root.display())),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("listing {}", root.display()))?;
+        let path = entry.path();
+        if !entry.file_type().is_ok_and(|t| t.is_dir())
+            || read_owner(&path).as_deref() != Some(owner)
+        {
+            continue;
+        }
+        remove_any(&path)
+            .with_context(|| format!("removing leftover work folder {}", path.display()))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// The owner recorded in a work folder, if it has a (regular, small) owner file.
+fn read_owner(dir: &Path) -> Option<String> {
+    let file = dir.join(OWNER_FILE);
+    if !std::fs::symlink_metadata(&file).ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::open(&file)
+        .ok()?
+        .take(MAX_OWNER_LEN)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 /// ASCII letters, digits, `-` and `_` of the job id (others become `_`), at most 64 of them;

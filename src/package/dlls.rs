@@ -1,7 +1,12 @@
 //! DLLs the app needs next to it: read the exe's import table, leave out what Windows
 //! itself provides, and copy the rest (transitively) from the compile output or
 //! `perry-precompiled/dlls/` into the bundle.
+//!
+//! Import names come from a file the project made, so each must be a bare file name (no
+//! separators, `..`, drive letters, device names; [`check_dll_name`]) and is looked up only
+//! as a regular file (never a link) directly inside the job's own output folders.
 
+use super::escape::is_windows_device_name;
 use super::PackageError;
 use object::read::pe::{PeFile32, PeFile64};
 use object::{FileKind, Object};
@@ -98,6 +103,12 @@ pub fn imported_dlls(exe: &Path) -> Result<Vec<String>, PackageError> {
         path: exe.to_path_buf(),
         reason,
     };
+    let size = std::fs::metadata(exe).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_PE_BYTES {
+        return Err(bad(format!(
+            "{size} bytes is more than the {MAX_PE_BYTES} bytes read for its import table"
+        )));
+    }
     let data = std::fs::read(exe).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => PackageError::Missing {
             what: "PE file",
@@ -140,6 +151,10 @@ pub fn collect_dlls(
     let mut bundled = Vec::new();
     while let Some((pe, pe_name)) = queue.pop_front() {
         for dll in imported_dlls(&pe)? {
+            check_dll_name(&dll).map_err(|reason| PackageError::BadPe {
+                path: pe.clone(),
+                reason: format!("imports {dll:?}, which {reason}"),
+            })?;
             let key = dll.to_ascii_lowercase();
             if is_system_dll(&dll) || !done.insert(key) {
                 continue;
@@ -180,16 +195,46 @@ pub fn collect_dlls(
     Ok(bundled)
 }
 
-/// `dir/<name>` matched case-insensitively (Windows semantics), regular files only.
+/// Largest PE file whose import table is read (it is read whole).
+const MAX_PE_BYTES: u64 = 1 << 30;
+
+/// Longest DLL name accepted (Windows' own component limit).
+const MAX_DLL_NAME: usize = 255;
+
+/// `Ok` when `name` is a bare DLL file name; otherwise why not ("is not a bare file name").
+pub fn check_dll_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > MAX_DLL_NAME {
+        return Err("is empty or longer than 255 bytes");
+    }
+    if name.chars().any(|c| {
+        c.is_control() || matches!(c, '/' | '\\' | ':' | '"' | '<' | '>' | '|' | '?' | '*')
+    }) {
+        return Err("is not a bare file name (separators, drive letters and control characters are refused)");
+    }
+    if name.starts_with('.') || name.ends_with('.') || name.ends_with(' ') {
+        return Err("is not a bare file name (leading dots, trailing dots or spaces)");
+    }
+    if is_windows_device_name(name) {
+        return Err("is a Windows device name");
+    }
+    Ok(())
+}
+
+/// `dir/<name>` matched case-insensitively (Windows semantics): a regular file directly in
+/// `dir`, never a symlink (which could lead out of the job's folders). `name` has passed
+/// [`check_dll_name`].
 fn find_case_insensitive(dir: &Path, name: &str) -> Option<PathBuf> {
+    let is_regular = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
     let exact = dir.join(name);
-    if exact.is_file() {
+    if is_regular(&exact) {
         return Some(exact);
     }
     std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
-        .find(|e| e.file_name().to_string_lossy().eq_ignore_ascii_case(name) && e.path().is_file())
+        .find(|e| {
+            e.file_name().to_string_lossy().eq_ignore_ascii_case(name) && is_regular(&e.path())
+        })
         .map(|e| e.path())
 }
 
@@ -214,6 +259,27 @@ mod tests {
             "perry_runtime.dll",
         ] {
             assert!(!is_system_dll(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn only_bare_dll_names_pass() {
+        for bad in [
+            "../x.dll",
+            "..\\x.dll",
+            "C:x.dll",
+            "sub/x.dll",
+            "..",
+            "",
+            "nul.dll",
+            "COM1.dll",
+            "x.dll.",
+            "a\u{1b}.dll",
+        ] {
+            assert!(check_dll_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["libhelper.dll", "perry_runtime.dll", "Qt6Core.dll"] {
+            assert!(check_dll_name(good).is_ok(), "{good}");
         }
     }
 }

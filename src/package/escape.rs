@@ -76,9 +76,17 @@ pub fn xml(field: &str, value: &str) -> Result<String, PackageError> {
 }
 
 /// Checks a bundle-relative file or folder name before it goes into a script or a package:
-/// no quotes, no control characters, nothing Windows refuses in a file name.
+/// no quotes, no control characters, nothing Windows refuses in a file name, no device
+/// name (see [`is_windows_device_name`]). Applied on every host: a Linux-built package
+/// must install on Windows.
 pub fn check_file_name(rel: &str) -> Result<(), PackageError> {
     for part in rel.split('/') {
+        if is_windows_device_name(part) {
+            return Err(PackageError::UnsafeBundle(format!(
+                "file name {rel:?} cannot be installed on Windows: {part:?} is a reserved \
+                 device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9, with any extension)"
+            )));
+        }
         let bad = part.is_empty()
             || part == "."
             || part == ".."
@@ -95,6 +103,32 @@ pub fn check_file_name(rel: &str) -> Result<(), PackageError> {
         }
     }
     Ok(())
+}
+
+/// True for the names Windows maps to devices whatever the folder: `CON`, `PRN`, `AUX`,
+/// `NUL`, `COM1`-`COM9`, `LPT1`-`LPT9` (and their superscript-digit forms), `CONIN$`,
+/// `CONOUT$`, case-insensitive, with any extension and with spaces before the extension
+/// (`nul.txt`, `Com1 .png`, `aux.tar.gz`).
+pub fn is_windows_device_name(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
+    let upper = stem.to_uppercase();
+    if matches!(
+        upper.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) {
+        return true;
+    }
+    let Some(digit) = upper
+        .strip_prefix("COM")
+        .or_else(|| upper.strip_prefix("LPT"))
+    else {
+        return false;
+    };
+    let mut chars = digit.chars();
+    matches!(
+        (chars.next(), chars.next()),
+        (Some('1'..='9' | '\u{b9}' | '\u{b2}' | '\u{b3}'), None)
+    )
 }
 
 #[cfg(test)]
@@ -129,5 +163,31 @@ mod tests {
         assert!(check_file_name("assets/a\"b.png").is_err());
         assert!(check_file_name("assets/../x").is_err());
         assert!(check_file_name("assets/img $1 (copy).png").is_ok());
+    }
+
+    #[test]
+    fn device_names_are_refused_with_any_extension_and_case() {
+        for name in [
+            "CON",
+            "nul.txt",
+            "COM1.png",
+            "aux",
+            "assets/Lpt9.tar.gz",
+            "prn .x",
+            "com\u{b9}",
+        ] {
+            let err = check_file_name(name).unwrap_err().to_string();
+            assert!(err.contains("reserved device name"), "{name}: {err}");
+        }
+        for name in [
+            "console.txt",
+            "COM10",
+            "com0.png",
+            "nulled",
+            "LPT",
+            "auxiliary/x",
+        ] {
+            assert!(check_file_name(name).is_ok(), "{name}");
+        }
     }
 }

@@ -27,6 +27,15 @@ fn package_failed(e: impl std::fmt::Display) -> JobError {
     )
 }
 
+/// Runs file-heavy synchronous packaging on a blocking thread, off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, JobError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| JobError::internal(Some(Stage::Packaging), format!("packaging crashed: {e}")))
+}
+
 /// Signs every PE file the bundle ships: the exe, its DLLs and any PE among the assets
 /// (native add-ons, helper exes), whatever its extension.
 pub async fn sign_bundle_binaries(
@@ -96,7 +105,11 @@ pub async fn package(
                 let pct = (done * 100).checked_div(total).map_or(100, |p| p as u8);
                 events.progress(stage, pct, None);
             };
-            package::portable::write_portable_zip(bundle, app, &out, &progress)
+            let (zip_bundle, zip_app, zip) = (bundle.clone(), app.clone(), out.clone());
+            blocking(move || {
+                package::portable::write_portable_zip(&zip_bundle, &zip_app, &zip, &progress)
+            })
+                .await?
                 .map_err(package_failed)?;
             if let Some(session) = session {
                 audit(job, session, bundle, Vec::new())?;
@@ -224,14 +237,17 @@ async fn build_msix(
 ) -> Result<PathBuf, JobError> {
     let out = out_dir.join(format!("{}-{}.msix", app.ascii_name, job.manifest.version));
     let publisher = session.map(|s| s.publisher_dn());
-    let pending = package::msix::write_msix(
-        bundle,
-        app,
-        publisher.as_deref(),
-        logo_png,
-        &out,
-        session.is_some(),
-    )
+    let signed = session.is_some();
+    let (bundle, app, logo, msix) = (
+        bundle.clone(),
+        app.clone(),
+        logo_png.to_path_buf(),
+        out.clone(),
+    );
+    let pending = blocking(move || {
+        package::msix::write_msix(&bundle, &app, publisher.as_deref(), &logo, &msix, signed)
+    })
+    .await?
     .map_err(package_failed)?;
     job.events
         .progress(Stage::Packaging, 80, Some("MSIX written"));

@@ -9,8 +9,10 @@ use super::precompiled;
 use super::{Artifact, JobContext, Pipeline};
 use crate::error::{ErrorCode, JobError};
 use crate::events::Stage;
+use crate::job::budget::{Budget, BudgetError};
 use crate::package::{self, AppInfo, Bundle};
 use crate::sign::SigningSession;
+use std::sync::Arc;
 
 /// The Windows build pipeline used by the worker and by `perry-ship-windows build`.
 #[derive(Default)]
@@ -29,10 +31,19 @@ impl Pipeline for WindowsPipeline {
             None => compile::compile(job, &exe_name).await?,
         };
         check_cancel(job, Stage::GeneratingAssets)?;
-        let icons = assets::generate(job, &compiled)?;
+        let compiled = Arc::new(compiled);
+        let c = compiled.clone();
+        let icons = off_runtime(job, Stage::GeneratingAssets, move |job| {
+            assets::generate(&job, &c)
+        })
+        .await?;
 
         check_cancel(job, Stage::Bundling)?;
-        let bundle = assemble_bundle(job, &compiled, &icons.ico, &exe_name, &app)?;
+        let (ico, app_info) = (icons.ico.clone(), app.clone());
+        let bundle = off_runtime(job, Stage::Bundling, move |job| {
+            assemble_bundle(&job, &compiled, &ico, &exe_name, &app_info)
+        })
+        .await?;
 
         check_cancel(job, Stage::Signing)?;
         announce_signing(job, session.as_ref());
@@ -49,6 +60,19 @@ impl Pipeline for WindowsPipeline {
         }
         Ok(vec![artifact])
     }
+}
+
+/// Runs file-heavy synchronous work (icon decoding, PE editing, the asset walk) on a
+/// blocking thread, so the async runtime keeps serving the hub link and other jobs.
+async fn off_runtime<T: Send + 'static>(
+    job: &JobContext,
+    stage: Stage,
+    work: impl FnOnce(JobContext) -> Result<T, JobError> + Send + 'static,
+) -> Result<T, JobError> {
+    let job = job.clone();
+    tokio::task::spawn_blocking(move || work(job))
+        .await
+        .map_err(|e| JobError::internal(Some(stage), format!("{stage} crashed: {e}")))?
 }
 
 fn check_cancel(job: &JobContext, stage: Stage) -> Result<(), JobError> {
@@ -91,14 +115,23 @@ fn assemble_bundle(
     }
     job.events.progress(stage, 30, Some("DLLs collected"));
 
+    let mut budget = Budget::new(
+        "the asset folders",
+        job.config.extract_limits,
+        job.cancel.clone(),
+    );
     for dir in &compiled.asset_dirs {
         let name = dir.file_name().expect("asset folders have names");
-        let files = copy_tree_inside(dir, &root.join(name), &compiled.root).map_err(|e| {
-            fail(
-                &format!("copying {}", name.to_string_lossy()),
-                &format!("{e:#}"),
-            )
-        })?;
+        let files =
+            copy_tree_inside(dir, &root.join(name), &compiled.root, &mut budget).map_err(|e| {
+                if e.downcast_ref::<BudgetError>() == Some(&BudgetError::Cancelled) {
+                    return JobError::cancelled(Some(stage));
+                }
+                fail(
+                    &format!("copying {}", name.to_string_lossy()),
+                    &format!("{e:#}"),
+                )
+            })?;
         job.events.info(
             stage,
             &format!("bundled {} ({files} files)", name.to_string_lossy()),

@@ -12,7 +12,9 @@ use super::fs_copy::{copy_tree, SymlinkPolicy};
 use super::lines::{LineAssembler, DEFAULT_MAX_LINE_BYTES};
 use super::paths::{output_folders, step_relative_path};
 use super::{Runner, Step, StepContext, StepError, StepOutcome};
+use crate::config::ExtractLimits;
 use crate::events::LogStream;
+use crate::job::budget::Budget;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -46,6 +48,8 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct HostRunner {
     max_line_bytes: usize,
+    /// Entry and byte limits of each step's input and output copies.
+    copy_limits: ExtractLimits,
 }
 
 impl Default for HostRunner {
@@ -58,7 +62,17 @@ impl HostRunner {
     pub const fn new() -> Self {
         HostRunner {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            copy_limits: ExtractLimits {
+                max_entries: 100_000,
+                max_unpacked_bytes: 4 << 30,
+            },
         }
+    }
+
+    /// Limits the files and bytes copied into and out of each step (the tarball limits).
+    pub fn with_copy_limits(mut self, limits: ExtractLimits) -> Self {
+        self.copy_limits = limits;
+        self
     }
 
     /// Caps the length of one log line (longer lines are cut and marked).
@@ -82,7 +96,10 @@ impl HostRunner {
 
         let step_dir = make_step_dir(&ctx.output_dir).map_err(infra)?;
         let work = step_dir.path().to_path_buf();
-        copy_inputs(step, &work).await.map_err(infra)?;
+        let budget = |what: &str| Budget::new(what, self.copy_limits, ctx.cancel.clone());
+        copy_inputs(step, &work, budget("the step inputs"))
+            .await
+            .map_err(infra)?;
         for folder in output_folders(&step.outputs).map_err(infra)? {
             let path = work.join(step_relative_path(&folder).map_err(infra)?);
             std::fs::create_dir_all(&path)
@@ -150,7 +167,7 @@ impl HostRunner {
 
         let exit_code = exit_code(&status);
         if exit_code == 0 {
-            copy_outputs(step, &work, &ctx.output_dir)
+            copy_outputs(step, &work, &ctx.output_dir, budget("the step outputs"))
                 .await
                 .map_err(infra)?;
         }
@@ -262,7 +279,7 @@ fn make_step_dir(output_dir: &Path) -> Result<tempfile::TempDir> {
     .context("creating the step dir")
 }
 
-async fn copy_inputs(step: &Step, work: &Path) -> Result<()> {
+async fn copy_inputs(step: &Step, work: &Path, mut budget: Budget) -> Result<()> {
     let plan: Vec<(PathBuf, PathBuf)> = step
         .inputs
         .iter()
@@ -275,7 +292,7 @@ async fn copy_inputs(step: &Step, work: &Path) -> Result<()> {
         .collect::<Result<_>>()?;
     tokio::task::spawn_blocking(move || {
         for (from, to) in plan {
-            copy_tree(&from, &to, SymlinkPolicy::Preserve)
+            copy_tree(&from, &to, SymlinkPolicy::Preserve, &mut budget)
                 .with_context(|| format!("copying input {}", from.display()))?;
         }
         Ok(())
@@ -284,7 +301,12 @@ async fn copy_inputs(step: &Step, work: &Path) -> Result<()> {
     .context("input copy task")?
 }
 
-async fn copy_outputs(step: &Step, work: &Path, output_dir: &Path) -> Result<()> {
+async fn copy_outputs(
+    step: &Step,
+    work: &Path,
+    output_dir: &Path,
+    mut budget: Budget,
+) -> Result<()> {
     let plan: Vec<(String, PathBuf, PathBuf)> = step
         .outputs
         .iter()
@@ -303,7 +325,7 @@ async fn copy_outputs(step: &Step, work: &Path, output_dir: &Path) -> Result<()>
                 bail!("step output {rel:?} was not produced");
             }
             // Outputs are untrusted: a link could point anywhere on the host.
-            copy_tree(&from, &to, SymlinkPolicy::Refuse)
+            copy_tree(&from, &to, SymlinkPolicy::Refuse, &mut budget)
                 .with_context(|| format!("copying output {rel:?}"))?;
         }
         Ok(())

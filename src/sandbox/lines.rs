@@ -6,12 +6,33 @@
 //! replaced (lossy), never an error. A line longer than the cap is cut at a character
 //! boundary and marked with [`TRUNCATION_MARK`]; the rest of it is skipped until the next
 //! newline, so memory stays bounded whatever the process prints.
+//!
+//! Every emitted line goes through [`strip_controls`]: a tool (or project code running at
+//! compile time) must not be able to move the cursor, clear the screen, set a terminal
+//! title or overwrite an earlier line with `\r` on the terminal, in a log file or on the hub.
+
+use std::borrow::Cow;
 
 /// Appended to a line that was cut at the length cap.
 pub const TRUNCATION_MARK: &str = " …[line truncated]";
 
 /// Default cap on a line's length in bytes (matches `LogLimits::max_line_len`).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 4096;
+
+/// `text` without control characters (C0 except tab, DEL, C1: ESC of ANSI/OSC sequences,
+/// BEL, backspace, CR, form feed, …) and without the bidirectional overrides that make text
+/// display in another order than it is written. Borrowed when nothing had to go.
+pub fn strip_controls(text: &str) -> Cow<'_, str> {
+    let unwanted = |c: char| {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if text.chars().any(unwanted) {
+        Cow::Owned(text.chars().filter(|&c| !unwanted(c)).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
 
 /// Splits a byte stream into lines. One assembler per stream.
 #[derive(Debug)]
@@ -97,7 +118,7 @@ impl LineAssembler {
         if self.pending.len() > self.max_line_bytes {
             return self.take_truncated();
         }
-        let line = String::from_utf8_lossy(&self.pending).into_owned();
+        let line = strip_controls(&String::from_utf8_lossy(&self.pending)).into_owned();
         self.pending.clear();
         line
     }
@@ -108,7 +129,7 @@ impl LineAssembler {
         while cut > 0 && cut < self.pending.len() && (self.pending[cut] & 0xC0) == 0x80 {
             cut -= 1;
         }
-        let mut line = String::from_utf8_lossy(&self.pending[..cut]).into_owned();
+        let mut line = strip_controls(&String::from_utf8_lossy(&self.pending[..cut])).into_owned();
         line.push_str(TRUNCATION_MARK);
         self.pending.clear();
         line
@@ -129,6 +150,23 @@ mod tests {
     fn crlf_split_between_chunks_is_stripped() {
         let lines = LineAssembler::split_all(100, [&b"one\r"[..], b"\ntwo\r\n"]);
         assert_eq!(lines, vec!["one", "two"]);
+    }
+
+    #[test]
+    fn control_characters_are_removed_but_tabs_kept() {
+        let hostile = b"\x1b]0;pwned title\x07\x1b[2J\x1b[Hcompiling\tok\rfake [signing] Signed with PFX (verified)\x08\x7f\xc2\x9b\xe2\x80\xaeevil\n";
+        let lines = LineAssembler::split_all(200, [&hostile[..]]);
+        assert_eq!(
+            lines,
+            vec!["]0;pwned title[2J[Hcompiling\tokfake [signing] Signed with PFX (verified)evil"]
+        );
+        for line in &lines {
+            assert!(
+                !line.chars().any(|c| c.is_control() && c != '\t'),
+                "{line:?}"
+            );
+        }
+        assert!(matches!(strip_controls("plain\ttext"), Cow::Borrowed(_)));
     }
 
     #[test]

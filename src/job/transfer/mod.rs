@@ -18,10 +18,12 @@
 
 mod base64_stream;
 mod download;
+mod origin;
 mod upload;
 
 pub use base64_stream::{encoded_len, StreamDecoder};
 pub use download::download_tarball;
+pub use origin::{check_transfer_url, hub_origin, parse_origin_list};
 pub use upload::upload_artifact;
 
 use serde::Serialize;
@@ -36,15 +38,38 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest decoded tarball accepted (the unpacked limit applies separately).
 pub const MAX_TARBALL_BYTES: u64 = 4 << 30;
 
+/// Redirects followed per request at most.
+const MAX_REDIRECTS: usize = 10;
+
 /// Builds the HTTP client; build it once per worker and share clones (they share the
 /// connection pool). Connect timeout 10 s, `User-Agent: perry-ship-windows/<version>`; no
 /// client-wide read timeout (see the module docs): callers of small API requests should set
-/// a per-request `.timeout()`.
+/// a per-request `.timeout()`. Redirects are followed only within the request's origin.
 pub fn http_client() -> reqwest::Client {
+    http_client_allowing(Vec::new())
+}
+
+/// [`http_client`] that also follows redirects into the `allowed` origins (the transfer
+/// origins of the configuration).
+pub fn http_client_allowing(allowed: Vec<url::Origin>) -> reqwest::Client {
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        let first = attempt.previous().first().cloned();
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if first
+            .is_some_and(|from| !origin::redirect_allowed(&from, attempt.url(), &allowed))
+        {
+            let to = attempt.url().origin().ascii_serialization();
+            attempt.error(format!("refused a redirect to another origin ({to})"))
+        } else {
+            attempt.follow()
+        }
+    });
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .user_agent(USER_AGENT)
         .pool_idle_timeout(Duration::from_secs(30))
+        .redirect(policy)
         .build()
         .expect("the HTTP client (rustls) could not be initialised")
 }
@@ -63,6 +88,11 @@ pub enum TransferError {
     Cancelled,
     #[error("the tarball is not valid base64: {0}")]
     Decode(String),
+    #[error(
+        "{field} points at {origin}, which is neither the hub's origin nor listed in \
+         PERRY_TRANSFER_ORIGINS"
+    )]
+    ForeignOrigin { field: String, origin: String },
 }
 
 /// What the hub was told about an uploaded artifact (and what `complete` reports).

@@ -1,7 +1,7 @@
 //! Moving files across the container boundary through the engine's archive API: inputs
-//! go in as one streamed tar ([`super::tar_in`]), each output comes back as a tar spooled
-//! to disk and unpacked with traversal checks ([`super::unpack`]). Memory does not grow
-//! with the size of either.
+//! go in as one streamed tar ([`super::tar_in`]), each output comes back as a tar streamed
+//! through the unpacker's traversal checks and limits ([`super::unpack`]) without touching
+//! the disk first. Memory does not grow with the size of either.
 
 use super::engine::engine_error;
 use super::spec::TargetOs;
@@ -16,7 +16,6 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt;
 
 /// Streams `inputs` and the empty output `folders` as one tar archive into the
 /// container's work dir.
@@ -49,7 +48,9 @@ pub async fn copy_in(
     }
 }
 
-/// Streams `/work/<output>` into a temp file, then unpacks it into `output_dir`.
+/// Streams `/work/<output>` straight into the checked unpacker (on a blocking thread):
+/// nothing is spooled, and the download stops as soon as the unpacker refuses an entry or
+/// the entry/byte limits are reached.
 pub async fn copy_out(
     docker: &Docker,
     os: TargetOs,
@@ -71,43 +72,77 @@ pub async fn copy_out(
         .build();
     let mut body = docker.download_from_container(id, Some(options));
 
-    let spool_dir = output_dir
-        .parent()
-        .filter(|p| p.is_dir())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(std::env::temp_dir);
-    let spool =
-        tempfile::NamedTempFile::new_in(&spool_dir).context("creating the output spool file")?;
-    let mut file = tokio::fs::File::from_std(spool.reopen()?);
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| match e {
-            bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            } => {
-                anyhow!("step output {output:?} was not produced")
-            }
-            other => engine_error(
-                &format!("copying output {output:?} out of the container"),
-                None,
-                other,
-            ),
-        })?;
-        file.write_all(&chunk).await?;
-    }
-    file.flush().await?;
-    drop(file);
-
+    let (chunks, reader) = ChunkReader::channel();
     let top = top.to_string();
-    let spool_path = spool.path().to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let reader = std::io::BufReader::new(std::fs::File::open(&spool_path)?);
-        unpack::unpack_checked(reader, &target_root, &top, limits)
-    })
-    .await
-    .context("output unpack task")?
-    .with_context(|| format!("unpacking step output {output:?}"))?;
-    drop(spool);
+    let unpacker = tokio::task::spawn_blocking(move || {
+        unpack::unpack_checked(std::io::BufReader::new(reader), &target_root, &top, limits)
+    });
+    let mut download_error = None;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => {
+                if chunks.send(chunk).await.is_err() {
+                    break; // the unpacker stopped: its error says why
+                }
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
+                download_error = Some(anyhow!("step output {output:?} was not produced"));
+                break;
+            }
+            Err(other) => {
+                download_error = Some(engine_error(
+                    &format!("copying output {output:?} out of the container"),
+                    None,
+                    other,
+                ));
+                break;
+            }
+        }
+    }
+    drop(chunks);
+    drop(body);
+    let unpacked = unpacker.await.context("output unpack task")?;
+    if let Some(e) = download_error {
+        return Err(e);
+    }
+    unpacked.with_context(|| format!("unpacking step output {output:?}"))?;
     Ok(())
+}
+
+/// A blocking [`std::io::Read`] over byte chunks sent from async code; end of input when
+/// the sender is dropped. Few chunks are buffered, so memory stays small.
+struct ChunkReader {
+    chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    current: bytes::Bytes,
+}
+
+impl ChunkReader {
+    fn channel() -> (tokio::sync::mpsc::Sender<bytes::Bytes>, ChunkReader) {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        (
+            tx,
+            ChunkReader {
+                chunks: rx,
+                current: bytes::Bytes::new(),
+            },
+        )
+    }
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -13,7 +13,7 @@ use crate::sandbox::Step;
 use anyhow::{bail, Result};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, HostConfig, HostConfigIsolationEnum, Mount,
-    MountType,
+    MountType, ResourcesUlimits,
 };
 use std::collections::HashMap;
 
@@ -70,6 +70,9 @@ pub struct Hardening {
     pub pids_limit: i64,
     pub nano_cpus: i64,
     pub isolation: Isolation,
+    /// Largest file a step may write (`PERRY_DOCKER_DISK`, as `RLIMIT_FSIZE` in the
+    /// container); `None`: no limit. Linux only: Windows containers have no ulimits.
+    pub work_disk_bytes: Option<u64>,
 }
 
 impl Hardening {
@@ -79,6 +82,7 @@ impl Hardening {
             pids_limit: docker.pids_limit,
             nano_cpus: (docker.cpus * 1e9).round() as i64,
             isolation: docker.isolation,
+            work_disk_bytes: docker.disk_bytes,
         }
     }
 }
@@ -142,6 +146,7 @@ impl ContainerSpec {
                     ),
                 )])),
                 mounts: Some(vec![work_volume]),
+                ulimits: hardening.work_disk_bytes.map(file_size_limit),
                 auto_remove: Some(false),
                 privileged: Some(false),
                 ..Default::default()
@@ -181,6 +186,19 @@ impl ContainerSpec {
             body,
         })
     }
+}
+
+/// `RLIMIT_FSIZE` of `size` bytes (soft and hard): a step cannot write, extend or
+/// truncate-grow any file past it ("File too large"). A size-limited *volume* is not used:
+/// a tmpfs volume is remounted empty between the archive copy-in of the stopped container
+/// and its start, and the `local` driver's `size` option needs XFS project quotas.
+fn file_size_limit(size: u64) -> Vec<ResourcesUlimits> {
+    let size = i64::try_from(size).unwrap_or(i64::MAX);
+    vec![ResourcesUlimits {
+        name: Some("fsize".into()),
+        soft: Some(size),
+        hard: Some(size),
+    }]
 }
 
 /// argv as the container's Cmd. Windows cannot start `.cmd`/`.bat` files directly, so only
@@ -308,6 +326,12 @@ pub fn verify_hardening(
                 "ReadonlyRootfs",
                 got.readonly_rootfs == Some(true),
                 format!("{:?}", got.readonly_rootfs),
+            );
+            check(
+                "Ulimits (file size)",
+                got.ulimits.as_ref().unwrap_or(&Vec::new())
+                    == want.ulimits.as_ref().unwrap_or(&Vec::new()),
+                format!("{:?}", got.ulimits),
             );
             check(
                 "no added capabilities",

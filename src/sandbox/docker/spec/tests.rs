@@ -22,6 +22,7 @@ fn hardening(isolation: Isolation) -> Hardening {
         pids_limit: 256,
         nano_cpus: 1_500_000_000,
         isolation,
+        work_disk_bytes: None,
     }
 }
 
@@ -75,6 +76,29 @@ fn linux_body_carries_every_hardening_setting() {
         body.get("User").is_none(),
         "the image's own (non-root) user is kept"
     );
+}
+
+#[test]
+fn a_disk_limit_caps_the_file_size_on_linux_only() {
+    let mut h = hardening(Isolation::Process);
+    h.work_disk_bytes = Some(64 << 20);
+    let linux = wire(&ContainerSpec::new(&step(&["x"]), &OWNER, &h, TargetOs::Linux).unwrap());
+    assert_eq!(
+        linux["HostConfig"]["Ulimits"],
+        serde_json::json!([{"Name": "fsize", "Soft": 64 << 20, "Hard": 64 << 20}])
+    );
+    let windows = wire(&ContainerSpec::new(&step(&["x"]), &OWNER, &h, TargetOs::Windows).unwrap());
+    assert!(windows["HostConfig"].get("Ulimits").is_none());
+    let unlimited = wire(
+        &ContainerSpec::new(
+            &step(&["x"]),
+            &OWNER,
+            &hardening(Isolation::Process),
+            TargetOs::Linux,
+        )
+        .unwrap(),
+    );
+    assert!(unlimited["HostConfig"].get("Ulimits").is_none());
 }
 
 #[test]

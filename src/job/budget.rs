@@ -1,0 +1,111 @@
+//! The budget a job's project gets for every tree the worker walks or writes for it: the
+//! project tarball limits (`PERRY_MAX_TARBALL_ENTRIES`, `PERRY_MAX_UNPACKED_SIZE`) apply to
+//! the asset copy, host-runner copies and container copy-out as well, and each walk also
+//! stops at once when the job is cancelled (hub cancel, job timeout, shutdown).
+//!
+//! A [`Budget`] is plain data plus a cancel flag, so the walks that take one stay pure
+//! functions that could run in a per-job child process unchanged.
+
+use crate::config::ExtractLimits;
+use tokio_util::sync::CancellationToken;
+
+/// Why a walk stopped early.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BudgetError {
+    #[error("{what} holds more than {limit} files and folders (PERRY_MAX_TARBALL_ENTRIES)")]
+    TooManyEntries { what: String, limit: u64 },
+    #[error("{what} is larger than {limit} bytes (PERRY_MAX_UNPACKED_SIZE)")]
+    TooManyBytes { what: String, limit: u64 },
+    #[error("the job was cancelled")]
+    Cancelled,
+}
+
+/// Entries and bytes left for one walk, and the job's cancel token.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    what: String,
+    limits: ExtractLimits,
+    entries: u64,
+    bytes: u64,
+    cancel: CancellationToken,
+}
+
+impl Budget {
+    /// A fresh budget for `what` (named in errors: "the assets", "step output \"out\"").
+    pub fn new(what: impl Into<String>, limits: ExtractLimits, cancel: CancellationToken) -> Self {
+        Budget {
+            what: what.into(),
+            limits,
+            entries: 0,
+            bytes: 0,
+            cancel,
+        }
+    }
+
+    /// Counts one file, folder or link; fails past the entry limit or once cancelled.
+    pub fn take_entry(&mut self) -> Result<(), BudgetError> {
+        if self.cancel.is_cancelled() {
+            return Err(BudgetError::Cancelled);
+        }
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(BudgetError::TooManyEntries {
+                what: self.what.clone(),
+                limit: self.limits.max_entries,
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts `n` bytes about to be written; fails when they would pass the byte limit.
+    pub fn take_bytes(&mut self, n: u64) -> Result<(), BudgetError> {
+        let total = self.bytes.saturating_add(n);
+        if total > self.limits.max_unpacked_bytes {
+            return Err(BudgetError::TooManyBytes {
+                what: self.what.clone(),
+                limit: self.limits.max_unpacked_bytes,
+            });
+        }
+        self.bytes = total;
+        Ok(())
+    }
+
+    /// Entries and bytes counted so far.
+    pub fn used(&self) -> (u64, u64) {
+        (self.entries, self.bytes)
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_cancel_stop_the_walk() {
+        let limits = ExtractLimits {
+            max_entries: 2,
+            max_unpacked_bytes: 10,
+        };
+        let cancel = CancellationToken::new();
+        let mut b = Budget::new("the assets", limits, cancel.clone());
+        b.take_entry().unwrap();
+        b.take_entry().unwrap();
+        let e = b.take_entry().unwrap_err().to_string();
+        assert!(
+            e.contains("the assets") && e.contains("PERRY_MAX_TARBALL_ENTRIES"),
+            "{e}"
+        );
+        b.take_bytes(10).unwrap();
+        assert!(matches!(
+            b.take_bytes(1),
+            Err(BudgetError::TooManyBytes { .. })
+        ));
+        let mut b = Budget::new("x", limits, cancel.clone());
+        cancel.cancel();
+        assert_eq!(b.take_entry(), Err(BudgetError::Cancelled));
+    }
+}
