@@ -4,6 +4,10 @@
 //! names the variable and says what is wrong with its value, so `main` can print one clear
 //! line and exit non-zero. Nothing else in the crate reads the environment.
 
+mod fleet;
+
+pub use fleet::{AzureVmSettings, FleetConfig, IdleAction, ServicePrincipal};
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -165,6 +169,8 @@ pub struct Config {
     pub log_filter: String,
     pub metrics_addr: Option<SocketAddr>,
     pub signing: SigningEndpoints,
+    /// Idle timeout and action, job limit, pause control, Azure VM access.
+    pub fleet: FleetConfig,
     /// Hub link timings (not read from the environment).
     pub link: LinkTimings,
 }
@@ -298,6 +304,8 @@ impl Config {
             )?,
         };
 
+        let fleet = fleet::parse_fleet(&var)?;
+
         Ok(Config {
             hub_url,
             worker_secret: var("PERRY_HUB_WORKER_SECRET"),
@@ -351,6 +359,7 @@ impl Config {
             log_filter: var("PERRY_LOG").unwrap_or_else(|| "info".into()),
             metrics_addr,
             signing,
+            fleet,
             link: LinkTimings::default(),
         })
     }

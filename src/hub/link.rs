@@ -7,9 +7,12 @@
 //! are retried with [`Backoff`] (reset after a healthy minute); `AUTH_FAILED` is logged once
 //! per attempt in plain words and retried no sooner than `auth_failed_backoff`.
 //! The link ends when the outgoing channel closes (the scheduler is done: close cleanly
-//! after the last frame) or when `stop` is cancelled.
+//! after the last frame) or when `stop` is cancelled. Released through its [`LinkHold`]
+//! (pause, idle action), it sends what is waiting, closes cleanly and stays parked until
+//! wanted again.
 
 use super::backoff::Backoff;
+use super::link_switch::LinkHold;
 use super::metrics::{LinkState, WorkerMetrics};
 use super::protocol::{parse_hub_frame, HubFrame, WorkerFrame};
 use crate::config::LinkTimings;
@@ -39,6 +42,8 @@ pub struct LinkSetup {
     pub outgoing: mpsc::Receiver<WorkerFrame>,
     /// Hard stop (used when a clean close takes too long).
     pub stop: CancellationToken,
+    /// Closes the link on purpose and opens it again (pause, idle action).
+    pub hold: LinkHold,
 }
 
 /// Why one connection ended.
@@ -46,6 +51,8 @@ enum ConnectionEnd {
     /// Nothing more to send: closed cleanly.
     Finished,
     Stopped,
+    /// Closed cleanly because the link was released.
+    Released,
     AuthFailed(String),
     Lost(String),
 }
@@ -60,6 +67,12 @@ pub async fn run_link(mut setup: LinkSetup) {
     loop {
         if setup.stop.is_cancelled() {
             break;
+        }
+        if !setup.hold.wanted() {
+            if !park(&mut setup, &mut carry).await {
+                break;
+            }
+            backoff.reset();
         }
         if !first_attempt {
             setup.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -81,6 +94,7 @@ pub async fn run_link(mut setup: LinkSetup) {
                 let connected_at = Instant::now();
                 match serve_connection(ws, &mut setup, &mut carry).await {
                     ConnectionEnd::Finished | ConnectionEnd::Stopped => break,
+                    ConnectionEnd::Released => continue,
                     ConnectionEnd::AuthFailed(message) => {
                         setup.metrics.set_link_state(LinkState::AuthFailed);
                         let wait = backoff.next_delay().max(timings.auth_failed_backoff);
@@ -125,6 +139,26 @@ pub async fn run_link(mut setup: LinkSetup) {
     setup.metrics.set_link_state(LinkState::Closed);
 }
 
+/// Stays disconnected until the link is wanted again; returns false when the link should
+/// end instead (stopped, or the scheduler is done and nothing is left to send).
+async fn park(setup: &mut LinkSetup, carry: &mut Option<WorkerFrame>) -> bool {
+    tracing::info!("hub link closed on purpose; staying disconnected");
+    setup.metrics.set_link_state(LinkState::Closed);
+    setup.hold.set_parked(true);
+    let reconnect = loop {
+        tokio::select! {
+            _ = setup.hold.wanted_again() => break true,
+            _ = setup.stop.cancelled() => break false,
+            frame = setup.outgoing.recv(), if carry.is_none() => match frame {
+                None => break false,
+                Some(frame) => *carry = Some(frame),
+            },
+        }
+    };
+    setup.hold.set_parked(false);
+    reconnect
+}
+
 /// Sleeps `delay`; returns false when the link should end instead (stopped, or the
 /// scheduler is done and nothing is left to send).
 async fn wait_before_reconnect(
@@ -137,6 +171,7 @@ async fn wait_before_reconnect(
     loop {
         tokio::select! {
             _ = &mut sleep => return true,
+            _ = setup.hold.released() => return true,
             _ = setup.stop.cancelled() => return false,
             frame = setup.outgoing.recv(), if carry.is_none() => match frame {
                 None => return false,
@@ -177,6 +212,18 @@ async fn serve_connection(
             _ = setup.stop.cancelled() => {
                 let _ = write.send(Message::Close(None)).await;
                 return ConnectionEnd::Stopped;
+            }
+            _ = setup.hold.released() => {
+                // Frames already queued (a last `complete`) go out before the Close.
+                while let Ok(frame) = setup.outgoing.try_recv() {
+                    if let Err(e) = write.send(Message::text(frame.to_json())).await {
+                        *carry = Some(frame);
+                        return ConnectionEnd::Lost(format!("send failed: {e}"));
+                    }
+                }
+                let _ = write.send(Message::Close(None)).await;
+                let _ = write.flush().await;
+                return ConnectionEnd::Released;
             }
             message = read.next() => {
                 last_heard = Instant::now();

@@ -12,14 +12,14 @@
 
 pub mod appx;
 pub mod azure;
-mod http;
+pub(crate) mod http;
 pub mod kms;
 pub mod pe;
 pub mod pfx;
 pub mod pkcs7;
 pub mod signer;
 pub mod timestamp;
-mod token;
+pub(crate) mod token;
 pub mod verify;
 
 use crate::config::SigningEndpoints;

@@ -1,0 +1,494 @@
+//! A worker that fleets can drive: idle exit, the idle actions (`command`,
+//! `azure-deallocate` against local IMDS / Entra ID / ARM stand-ins), the job limit, and
+//! pause / resume over HTTP and with SIGUSR1 / SIGUSR2. The lifecycle tests run the real
+//! binary against the in-process test hub; its jobs use a stand-in `perry` script (no
+//! Docker, no toolchain).
+
+mod hub_support;
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hub_support::*;
+use perry_ship_windows::testhub::TestHub;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A worker process (the real binary) and its private folders.
+struct BinWorker {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl BinWorker {
+    /// `perry` is a stand-in that answers `--version` and fails a compile after `sleep_s`.
+    fn start(hub: &TestHub, args: &[&str], env: &[(&str, &str)], sleep_s: f32) -> BinWorker {
+        let dir = tempfile::tempdir().unwrap();
+        let perry = dir.path().join("perry");
+        std::fs::write(
+            &perry,
+            format!(
+                "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'perry 0.5.3'; exit 0; fi\nsleep {sleep_s}\necho 'stand-in compiler: no compiler here' >&2\nexit 3\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&perry, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_perry-ship-windows"))
+            .arg("run")
+            .args(args)
+            .env("PERRY_HUB_URL", hub.ws_url())
+            .env("PERRY_HUB_WORKER_SECRET", "fleet-hub-secret")
+            .env("PERRY_WORK_DIR", &work)
+            .env("PERRY_MIN_FREE_DISK", "1m")
+            .env("PERRY_WORKER_NAME", "fleet-worker")
+            .env("PERRY_BUILD_PERRY_BINARY", &perry)
+            .env("PERRY_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the worker binary starts");
+        BinWorker { child, dir }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id().expect("the worker runs") as i32
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of our own child process.
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill({signal})");
+    }
+
+    /// Waits for the process to exit within `limit`.
+    async fn exit_within(&mut self, limit: Duration) -> ExitStatus {
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!("the worker did not exit within {limit:?}; log:\n{}", self.log()),
+        }
+    }
+}
+
+/// Waits until the hub has no worker connected.
+async fn wait_disconnected(hub: &TestHub, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while hub.is_connected() {
+        assert!(Instant::now() < deadline, "the worker stayed connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_closes_the_link_cleanly_and_exits_0() {
+    let hub = TestHub::start().await.unwrap();
+    let mut worker = BinWorker::start(&hub, &[], &[("PERRY_IDLE_TIMEOUT", "2")], 0.0);
+    hub.wait_for_hello(1, WAIT).await.unwrap();
+    let connected = Instant::now();
+    let status = worker.exit_within(Duration::from_secs(2 + 5)).await;
+    let took = connected.elapsed();
+    assert!(status.success(), "{status:?}; log:\n{}", worker.log());
+    assert!(took >= Duration::from_millis(1500), "exited too early: {took:?}");
+    assert_eq!(hub.close_frames(), 1, "the link closed with a Close frame");
+    assert!(!hub.is_connected());
+    assert_eq!(hub.connections(), 1, "no reconnect after the idle exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_command_runs_then_the_worker_exits_0() {
+    let hub = TestHub::start().await.unwrap();
+    let marker_dir = tempfile::tempdir().unwrap();
+    let marker = marker_dir.path().join("idle ran");
+    let command = format!("touch '{}'", marker.display());
+    let mut worker = BinWorker::start(
+        &hub,
+        &[],
+        &[
+            ("PERRY_IDLE_TIMEOUT", "1"),
+            ("PERRY_IDLE_ACTION", "command"),
+            ("PERRY_IDLE_COMMAND", &command),
+        ],
+        0.0,
+    );
+    hub.wait_for_hello(1, WAIT).await.unwrap();
+    let status = worker.exit_within(Duration::from_secs(1 + 5)).await;
+    assert!(status.success(), "{status:?}; log:\n{}", worker.log());
+    assert!(marker.exists(), "PERRY_IDLE_COMMAND ran; log:\n{}", worker.log());
+    assert_eq!(hub.close_frames(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_idle_command_reconnects_and_starts_the_idle_timer_again() {
+    let hub = TestHub::start().await.unwrap();
+    let mut worker = BinWorker::start(
+        &hub,
+        &[],
+        &[
+            ("PERRY_IDLE_TIMEOUT", "1"),
+            ("PERRY_IDLE_ACTION", "command"),
+            ("PERRY_IDLE_COMMAND", "false"),
+        ],
+        0.0,
+    );
+    hub.wait_for_hello(1, WAIT).await.unwrap();
+    hub.wait_for_hello(3, WAIT).await.unwrap();
+    assert!(hub.close_frames() >= 2, "each idle action closed the link first");
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "a failed idle action does not exit"
+    );
+    assert!(worker.log().contains("idle action failed"), "{}", worker.log());
+    worker.signal(libc::SIGTERM);
+    assert!(worker.exit_within(WAIT).await.success());
+}
+
+/// One request seen by the Azure stand-in.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    uri: String,
+    authorization: Option<String>,
+    metadata: Option<String>,
+    body: String,
+}
+
+/// IMDS, Entra ID and ARM in one local server; ARM answers from a script.
+#[derive(Clone, Default)]
+struct AzureStandIn {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    arm_replies: Arc<Mutex<VecDeque<u16>>>,
+    tokens: Arc<AtomicU32>,
+}
+
+impl AzureStandIn {
+    async fn start(arm_replies: &[u16]) -> (AzureStandIn, String) {
+        let azure = AzureStandIn::default();
+        azure.arm_replies.lock().unwrap().extend(arm_replies);
+        let state = azure.clone();
+        let app = axum::Router::new().fallback(move |req: Request| {
+            let state = state.clone();
+            async move { state.answer(req).await }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (azure, url)
+    }
+
+    async fn answer(&self, req: Request) -> Response {
+        let (authorization, metadata) = {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_string())
+            };
+            (header("authorization"), header("metadata"))
+        };
+        let method = req.method().to_string();
+        let uri = req.uri().to_string();
+        let path = req.uri().path().to_string();
+        let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
+        self.seen.lock().unwrap().push(Seen {
+            method,
+            uri,
+            authorization,
+            metadata: metadata.clone(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        let n = || self.tokens.fetch_add(1, Ordering::SeqCst) + 1;
+        if path.starts_with("/metadata/") && metadata.as_deref() != Some("true") {
+            return (StatusCode::BAD_REQUEST, "Metadata header missing").into_response();
+        }
+        match path.as_str() {
+            "/metadata/instance/compute" => Json(json!({
+                "subscriptionId": "sub-123",
+                "resourceGroupName": "rg-fleet",
+                "name": "win-07",
+                "location": "westeurope"
+            }))
+            .into_response(),
+            // Managed identity: `expires_in` as a string, like IMDS; 2 s so it is renewed.
+            "/metadata/identity/oauth2/token" => Json(json!({
+                "access_token": format!("mi-token-{}", n()),
+                "expires_in": "2",
+                "token_type": "Bearer"
+            }))
+            .into_response(),
+            p if p.ends_with("/oauth2/v2.0/token") => Json(json!({
+                "access_token": format!("sp-token-{}", n()),
+                "expires_in": 3600,
+                "token_type": "Bearer"
+            }))
+            .into_response(),
+            p if p.ends_with("/deallocate") => {
+                let code = self.arm_replies.lock().unwrap().pop_front().unwrap_or(202);
+                StatusCode::from_u16(code).unwrap().into_response()
+            }
+            _ => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+
+    fn seen(&self, pred: impl Fn(&Seen) -> bool) -> Vec<Seen> {
+        self.seen.lock().unwrap().iter().filter(|s| pred(s)).cloned().collect()
+    }
+}
+
+const DEALLOCATE_URI: &str = "/subscriptions/sub-123/resourceGroups/rg-fleet/providers/Microsoft.Compute/virtualMachines/win-07/deallocate?api-version=2024-07-01";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_deallocate_with_the_managed_identity_retries_renews_and_exits_0() {
+    let hub = TestHub::start().await.unwrap();
+    // First attempt: ARM refuses (403, not retried) → reconnect and wait again. Second
+    // attempt: 503 (retried by the HTTP rules) then 202.
+    let (azure, url) = AzureStandIn::start(&[403, 503, 202]).await;
+    let mut worker = BinWorker::start(
+        &hub,
+        &[],
+        &[
+            ("PERRY_IDLE_TIMEOUT", "1"),
+            ("PERRY_IDLE_ACTION", "azure-deallocate"),
+            ("PERRY_AZURE_IMDS_URL", &url),
+            ("PERRY_AZURE_ARM_URL", &url),
+        ],
+        0.0,
+    );
+    hub.wait_for_hello(1, WAIT).await.unwrap();
+    let status = worker.exit_within(Duration::from_secs(30)).await;
+    let log = worker.log();
+    assert!(status.success(), "{status:?}; log:\n{log}");
+    assert_eq!(
+        hub.frames().iter().filter(|f| f.kind() == "worker_hello").count(),
+        2,
+        "reconnected once after the refused deallocation"
+    );
+    assert_eq!(hub.close_frames(), 2, "the link was closed before each attempt");
+    assert!(log.contains("HTTP 403"), "the failure is logged: {log}");
+
+    let compute = azure.seen(|s| s.uri.starts_with("/metadata/instance/compute"));
+    assert_eq!(compute.len(), 1, "the VM identity is asked once: {compute:?}");
+    assert_eq!(compute[0].method, "GET");
+    assert_eq!(compute[0].uri, "/metadata/instance/compute?api-version=2021-02-01");
+    let tokens = azure.seen(|s| s.uri.starts_with("/metadata/identity/oauth2/token"));
+    assert_eq!(tokens.len(), 2, "the 2 s token was renewed: {tokens:?}");
+    for t in &tokens {
+        assert_eq!(t.method, "GET");
+        assert_eq!(t.metadata.as_deref(), Some("true"));
+        assert_eq!(
+            t.uri,
+            "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F"
+        );
+    }
+    let arm = azure.seen(|s| s.uri.contains("/deallocate"));
+    let bearers: Vec<_> = arm.iter().map(|s| s.authorization.clone().unwrap()).collect();
+    assert_eq!(
+        bearers,
+        ["Bearer mi-token-1", "Bearer mi-token-2", "Bearer mi-token-2"],
+        "{arm:?}"
+    );
+    for call in &arm {
+        assert_eq!(call.method, "POST");
+        assert_eq!(call.uri, DEALLOCATE_URI);
+        assert!(call.body.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_deallocate_with_a_service_principal_sends_its_form_and_never_logs_the_secret() {
+    let hub = TestHub::start().await.unwrap();
+    let (azure, url) = AzureStandIn::start(&[]).await;
+    let secret = "sp-secret-Zq9!x";
+    let mut worker = BinWorker::start(
+        &hub,
+        &[],
+        &[
+            ("PERRY_IDLE_TIMEOUT", "1"),
+            ("PERRY_IDLE_ACTION", "azure-deallocate"),
+            ("PERRY_AZURE_IMDS_URL", &url),
+            ("PERRY_AZURE_ARM_URL", &url),
+            ("PERRY_AZURE_AUTHORITY_URL", &url),
+            ("AZURE_TENANT_ID", "tenant-1"),
+            ("AZURE_CLIENT_ID", "client-1"),
+            ("AZURE_CLIENT_SECRET", secret),
+        ],
+        0.0,
+    );
+    hub.wait_for_hello(1, WAIT).await.unwrap();
+    let status = worker.exit_within(Duration::from_secs(15)).await;
+    let log = worker.log();
+    assert!(status.success(), "{status:?}; log:\n{log}");
+    assert!(!log.contains(secret) && !log.contains("sp-token"), "{log}");
+
+    let login = azure.seen(|s| s.uri.ends_with("/oauth2/v2.0/token"));
+    assert_eq!(login.len(), 1, "{login:?}");
+    assert_eq!(login[0].method, "POST");
+    assert_eq!(login[0].uri, "/tenant-1/oauth2/v2.0/token");
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(login[0].body.as_bytes())
+        .into_owned()
+        .collect();
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(field("grant_type"), Some("client_credentials"));
+    assert_eq!(field("client_id"), Some("client-1"));
+    assert_eq!(field("client_secret"), Some(secret));
+    assert_eq!(field("scope"), Some("https://management.azure.com/.default"));
+    assert!(
+        azure.seen(|s| s.uri.starts_with("/metadata/identity")).is_empty(),
+        "no managed identity token with a service principal"
+    );
+    let arm = azure.seen(|s| s.uri.contains("/deallocate"));
+    assert_eq!(arm.len(), 1);
+    assert_eq!(arm[0].uri, DEALLOCATE_URI);
+    assert_eq!(arm[0].authorization.as_deref(), Some("Bearer sp-token-1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_jobs_1_takes_one_job_and_exits_0_after_it() {
+    let hub = TestHub::start().await.unwrap();
+    let mut worker = BinWorker::start(&hub, &["--max-jobs", "1"], &[], 1.0);
+    hub.wait_for_hello(1, WAIT).await.unwrap();
+    assign(&hub, "only", json!({}));
+    hub.wait_for(WAIT, |f| f.job_id() == Some("only") && f.kind() == "stage")
+        .await
+        .unwrap();
+    assign(&hub, "one-too-many", json!({}));
+    let status = worker.exit_within(WAIT).await;
+    assert!(status.success(), "{status:?}; log:\n{}", worker.log());
+    let complete = hub.wait_for_complete("only", Duration::from_secs(1)).await.unwrap();
+    assert_eq!(complete.json["success"], false, "the stand-in compiler fails");
+    assert!(hub.job_frames("one-too-many").is_empty());
+    assert!(!hub.tarball_requests().contains(&"one-too-many".to_string()));
+    assert_eq!(hub.close_frames(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_max_jobs_ends_the_worker_after_a_successful_job() {
+    let hub = TestHub::start().await.unwrap();
+    let worker = start_worker(&hub, &[("PERRY_MAX_JOBS", "1")], |_| {});
+    hub.wait_for_hello(1, WAIT).await.unwrap();
+    assign(&hub, "single", json!({"sleep_ms": 300}));
+    let result = tokio::time::timeout(WAIT, worker.handle)
+        .await
+        .expect("the worker ends by itself");
+    result.unwrap().unwrap();
+    let complete = hub.wait_for_complete("single", Duration::from_secs(1)).await.unwrap();
+    assert_eq!(complete.json["success"], true);
+    assert!(worker.shutdown.is_cancelled(), "the worker fired its own drain");
+    assert_eq!(hub.uploads().len(), 1);
+    assert_eq!(hub.close_frames(), 1);
+}
+
+fn free_local_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+async fn get_json(http: &reqwest::Client, url: String) -> (u16, serde_json::Value) {
+    let resp = http.get(url).send().await.unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_over_http_finishes_the_job_takes_nothing_new_and_resume_reconnects() {
+    let addr = free_local_addr();
+    let hub = TestHub::start().await.unwrap();
+    let worker = connected_worker(&hub, &[("PERRY_METRICS_ADDR", &addr)]).await;
+    let http = reqwest::Client::new();
+    let (code, ready) = get_json(&http, format!("http://{addr}/readyz")).await;
+    assert_eq!((code, ready["state"].as_str()), (200, Some("serving")));
+
+    assign(&hub, "long", json!({"sleep_ms": 1_500}));
+    hub.wait_for(WAIT, |f| f.job_id() == Some("long") && f.kind() == "stage")
+        .await
+        .unwrap();
+    let resp = http.post(format!("http://{addr}/pause")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let (code, ready) = get_json(&http, format!("http://{addr}/readyz")).await;
+    assert_eq!((code, ready["state"].as_str()), (503, Some("pausing")));
+    assign(&hub, "while-pausing", json!({}));
+
+    let complete = hub.wait_for_complete("long", WAIT).await.unwrap();
+    assert_eq!(complete.json["success"], true, "the running job finished");
+    wait_disconnected(&hub, WAIT).await;
+    assert_eq!(hub.close_frames(), 1, "the link closed cleanly after the job");
+    assert!(hub.job_frames("while-pausing").is_empty());
+    assert!(!hub.tarball_requests().contains(&"while-pausing".to_string()));
+
+    let (code, health) = get_json(&http, format!("http://{addr}/healthz")).await;
+    assert_eq!(code, 200, "paused is alive");
+    assert_eq!(health["live"], true);
+    assert_eq!(health["ready"], false);
+    assert_eq!(health["state"], "paused");
+    assert_eq!(health["link"], "closed");
+    let metrics = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in ["perry_paused 1", "perry_ready 0", "perry_jobs_running 0", "perry_slots_free 1"] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
+    assert!(metrics.contains("perry_idle_seconds "), "{metrics}");
+    settle().await;
+    assert_eq!(hub.connections(), 1, "stays disconnected while paused");
+
+    let resp = http.post(format!("http://{addr}/resume")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    hub.wait_for_hello(2, WAIT).await.unwrap();
+    assign(&hub, "after-resume", json!({}));
+    let complete = hub.wait_for_complete("after-resume", WAIT).await.unwrap();
+    assert_eq!(complete.json["success"], true);
+    let (code, _) = get_json(&http, format!("http://{addr}/readyz")).await;
+    assert_eq!(code, 200);
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr1_pauses_after_the_running_job_and_sigusr2_reconnects() {
+    let hub = TestHub::start().await.unwrap();
+    let mut worker = BinWorker::start(&hub, &[], &[], 1.5);
+    hub.wait_for_hello(1, WAIT).await.unwrap();
+    assign(&hub, "sig-job", json!({}));
+    hub.wait_for(WAIT, |f| f.job_id() == Some("sig-job") && f.kind() == "stage")
+        .await
+        .unwrap();
+    worker.signal(libc::SIGUSR1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assign(&hub, "sig-late", json!({}));
+    let complete = hub.wait_for_complete("sig-job", WAIT).await.unwrap();
+    assert_eq!(complete.json["job_id"], "sig-job", "the running job completed");
+    wait_disconnected(&hub, WAIT).await;
+    assert_eq!(hub.close_frames(), 1);
+    assert!(hub.job_frames("sig-late").is_empty(), "no job taken while paused");
+    assert!(!hub.tarball_requests().contains(&"sig-late".to_string()));
+    settle().await;
+    assert_eq!(hub.connections(), 1);
+    assert!(worker.child.try_wait().unwrap().is_none(), "paused, not exited");
+
+    worker.signal(libc::SIGUSR2);
+    hub.wait_for_hello(2, WAIT).await.unwrap();
+    worker.signal(libc::SIGTERM);
+    let status = worker.exit_within(WAIT).await;
+    assert!(status.success(), "{status:?}; log:\n{}", worker.log());
+}
