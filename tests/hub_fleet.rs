@@ -80,7 +80,10 @@ impl BinWorker {
     async fn exit_within(&mut self, limit: Duration) -> ExitStatus {
         match tokio::time::timeout(limit, self.child.wait()).await {
             Ok(status) => status.unwrap(),
-            Err(_) => panic!("the worker did not exit within {limit:?}; log:\n{}", self.log()),
+            Err(_) => panic!(
+                "the worker did not exit within {limit:?}; log:\n{}",
+                self.log()
+            ),
         }
     }
 }
@@ -103,7 +106,10 @@ async fn idle_timeout_closes_the_link_cleanly_and_exits_0() {
     let status = worker.exit_within(Duration::from_secs(2 + 5)).await;
     let took = connected.elapsed();
     assert!(status.success(), "{status:?}; log:\n{}", worker.log());
-    assert!(took >= Duration::from_millis(1500), "exited too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "exited too early: {took:?}"
+    );
     assert_eq!(hub.close_frames(), 1, "the link closed with a Close frame");
     assert!(!hub.is_connected());
     assert_eq!(hub.connections(), 1, "no reconnect after the idle exit");
@@ -128,7 +134,11 @@ async fn idle_command_runs_then_the_worker_exits_0() {
     hub.wait_for_hello(1, WAIT).await.unwrap();
     let status = worker.exit_within(Duration::from_secs(1 + 5)).await;
     assert!(status.success(), "{status:?}; log:\n{}", worker.log());
-    assert!(marker.exists(), "PERRY_IDLE_COMMAND ran; log:\n{}", worker.log());
+    assert!(
+        marker.exists(),
+        "PERRY_IDLE_COMMAND ran; log:\n{}",
+        worker.log()
+    );
     assert_eq!(hub.close_frames(), 1);
 }
 
@@ -147,12 +157,19 @@ async fn a_failed_idle_command_reconnects_and_starts_the_idle_timer_again() {
     );
     hub.wait_for_hello(1, WAIT).await.unwrap();
     hub.wait_for_hello(3, WAIT).await.unwrap();
-    assert!(hub.close_frames() >= 2, "each idle action closed the link first");
+    assert!(
+        hub.close_frames() >= 2,
+        "each idle action closed the link first"
+    );
     assert!(
         worker.child.try_wait().unwrap().is_none(),
         "a failed idle action does not exit"
     );
-    assert!(worker.log().contains("idle action failed"), "{}", worker.log());
+    assert!(
+        worker.log().contains("idle action failed"),
+        "{}",
+        worker.log()
+    );
     worker.signal(libc::SIGTERM);
     assert!(worker.exit_within(WAIT).await.success());
 }
@@ -202,7 +219,9 @@ impl AzureStandIn {
         let method = req.method().to_string();
         let uri = req.uri().to_string();
         let path = req.uri().path().to_string();
-        let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+            .await
+            .unwrap();
         self.seen.lock().unwrap().push(Seen {
             method,
             uri,
@@ -244,7 +263,13 @@ impl AzureStandIn {
     }
 
     fn seen(&self, pred: impl Fn(&Seen) -> bool) -> Vec<Seen> {
-        self.seen.lock().unwrap().iter().filter(|s| pred(s)).cloned().collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| pred(s))
+            .cloned()
+            .collect()
     }
 }
 
@@ -272,17 +297,31 @@ async fn azure_deallocate_with_the_managed_identity_retries_renews_and_exits_0()
     let log = worker.log();
     assert!(status.success(), "{status:?}; log:\n{log}");
     assert_eq!(
-        hub.frames().iter().filter(|f| f.kind() == "worker_hello").count(),
+        hub.frames()
+            .iter()
+            .filter(|f| f.kind() == "worker_hello")
+            .count(),
         2,
         "reconnected once after the refused deallocation"
     );
-    assert_eq!(hub.close_frames(), 2, "the link was closed before each attempt");
+    assert_eq!(
+        hub.close_frames(),
+        2,
+        "the link was closed before each attempt"
+    );
     assert!(log.contains("HTTP 403"), "the failure is logged: {log}");
 
     let compute = azure.seen(|s| s.uri.starts_with("/metadata/instance/compute"));
-    assert_eq!(compute.len(), 1, "the VM identity is asked once: {compute:?}");
+    assert_eq!(
+        compute.len(),
+        1,
+        "the VM identity is asked once: {compute:?}"
+    );
     assert_eq!(compute[0].method, "GET");
-    assert_eq!(compute[0].uri, "/metadata/instance/compute?api-version=2021-02-01");
+    assert_eq!(
+        compute[0].uri,
+        "/metadata/instance/compute?api-version=2021-02-01"
+    );
     let tokens = azure.seen(|s| s.uri.starts_with("/metadata/identity/oauth2/token"));
     assert_eq!(tokens.len(), 2, "the 2 s token was renewed: {tokens:?}");
     for t in &tokens {
@@ -294,10 +333,17 @@ async fn azure_deallocate_with_the_managed_identity_retries_renews_and_exits_0()
         );
     }
     let arm = azure.seen(|s| s.uri.contains("/deallocate"));
-    let bearers: Vec<_> = arm.iter().map(|s| s.authorization.clone().unwrap()).collect();
+    let bearers: Vec<_> = arm
+        .iter()
+        .map(|s| s.authorization.clone().unwrap())
+        .collect();
     assert_eq!(
         bearers,
-        ["Bearer mi-token-1", "Bearer mi-token-2", "Bearer mi-token-2"],
+        [
+            "Bearer mi-token-1",
+            "Bearer mi-token-2",
+            "Bearer mi-token-2"
+        ],
         "{arm:?}"
     );
     for call in &arm {
@@ -344,9 +390,14 @@ async fn azure_deallocate_with_a_service_principal_sends_its_form_and_never_logs
     assert_eq!(field("grant_type"), Some("client_credentials"));
     assert_eq!(field("client_id"), Some("client-1"));
     assert_eq!(field("client_secret"), Some(secret));
-    assert_eq!(field("scope"), Some("https://management.azure.com/.default"));
+    assert_eq!(
+        field("scope"),
+        Some("https://management.azure.com/.default")
+    );
     assert!(
-        azure.seen(|s| s.uri.starts_with("/metadata/identity")).is_empty(),
+        azure
+            .seen(|s| s.uri.starts_with("/metadata/identity"))
+            .is_empty(),
         "no managed identity token with a service principal"
     );
     let arm = azure.seen(|s| s.uri.contains("/deallocate"));
@@ -367,8 +418,14 @@ async fn max_jobs_1_takes_one_job_and_exits_0_after_it() {
     assign(&hub, "one-too-many", json!({}));
     let status = worker.exit_within(WAIT).await;
     assert!(status.success(), "{status:?}; log:\n{}", worker.log());
-    let complete = hub.wait_for_complete("only", Duration::from_secs(1)).await.unwrap();
-    assert_eq!(complete.json["success"], false, "the stand-in compiler fails");
+    let complete = hub
+        .wait_for_complete("only", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        complete.json["success"], false,
+        "the stand-in compiler fails"
+    );
     assert!(hub.job_frames("one-too-many").is_empty());
     assert!(!hub.tarball_requests().contains(&"one-too-many".to_string()));
     assert_eq!(hub.close_frames(), 1);
@@ -384,9 +441,15 @@ async fn in_process_max_jobs_ends_the_worker_after_a_successful_job() {
         .await
         .expect("the worker ends by itself");
     result.unwrap().unwrap();
-    let complete = hub.wait_for_complete("single", Duration::from_secs(1)).await.unwrap();
+    let complete = hub
+        .wait_for_complete("single", Duration::from_secs(1))
+        .await
+        .unwrap();
     assert_eq!(complete.json["success"], true);
-    assert!(worker.shutdown.is_cancelled(), "the worker fired its own drain");
+    assert!(
+        worker.shutdown.is_cancelled(),
+        "the worker fired its own drain"
+    );
     assert_eq!(hub.uploads().len(), 1);
     assert_eq!(hub.close_frames(), 1);
 }
@@ -419,7 +482,11 @@ async fn pause_over_http_finishes_the_job_takes_nothing_new_and_resume_reconnect
     hub.wait_for(WAIT, |f| f.job_id() == Some("long") && f.kind() == "stage")
         .await
         .unwrap();
-    let resp = http.post(format!("http://{addr}/pause")).send().await.unwrap();
+    let resp = http
+        .post(format!("http://{addr}/pause"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 202);
     let (code, ready) = get_json(&http, format!("http://{addr}/readyz")).await;
     assert_eq!((code, ready["state"].as_str()), (503, Some("pausing")));
@@ -428,9 +495,15 @@ async fn pause_over_http_finishes_the_job_takes_nothing_new_and_resume_reconnect
     let complete = hub.wait_for_complete("long", WAIT).await.unwrap();
     assert_eq!(complete.json["success"], true, "the running job finished");
     wait_disconnected(&hub, WAIT).await;
-    assert_eq!(hub.close_frames(), 1, "the link closed cleanly after the job");
+    assert_eq!(
+        hub.close_frames(),
+        1,
+        "the link closed cleanly after the job"
+    );
     assert!(hub.job_frames("while-pausing").is_empty());
-    assert!(!hub.tarball_requests().contains(&"while-pausing".to_string()));
+    assert!(!hub
+        .tarball_requests()
+        .contains(&"while-pausing".to_string()));
 
     let (code, health) = get_json(&http, format!("http://{addr}/healthz")).await;
     assert_eq!(code, 200, "paused is alive");
@@ -446,14 +519,23 @@ async fn pause_over_http_finishes_the_job_takes_nothing_new_and_resume_reconnect
         .text()
         .await
         .unwrap();
-    for line in ["perry_paused 1", "perry_ready 0", "perry_jobs_running 0", "perry_slots_free 1"] {
+    for line in [
+        "perry_paused 1",
+        "perry_ready 0",
+        "perry_jobs_running 0",
+        "perry_slots_free 1",
+    ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }
     assert!(metrics.contains("perry_idle_seconds "), "{metrics}");
     settle().await;
     assert_eq!(hub.connections(), 1, "stays disconnected while paused");
 
-    let resp = http.post(format!("http://{addr}/resume")).send().await.unwrap();
+    let resp = http
+        .post(format!("http://{addr}/resume"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 202);
     hub.wait_for_hello(2, WAIT).await.unwrap();
     assign(&hub, "after-resume", json!({}));
@@ -470,21 +552,32 @@ async fn sigusr1_pauses_after_the_running_job_and_sigusr2_reconnects() {
     let mut worker = BinWorker::start(&hub, &[], &[], 1.5);
     hub.wait_for_hello(1, WAIT).await.unwrap();
     assign(&hub, "sig-job", json!({}));
-    hub.wait_for(WAIT, |f| f.job_id() == Some("sig-job") && f.kind() == "stage")
-        .await
-        .unwrap();
+    hub.wait_for(WAIT, |f| {
+        f.job_id() == Some("sig-job") && f.kind() == "stage"
+    })
+    .await
+    .unwrap();
     worker.signal(libc::SIGUSR1);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assign(&hub, "sig-late", json!({}));
     let complete = hub.wait_for_complete("sig-job", WAIT).await.unwrap();
-    assert_eq!(complete.json["job_id"], "sig-job", "the running job completed");
+    assert_eq!(
+        complete.json["job_id"], "sig-job",
+        "the running job completed"
+    );
     wait_disconnected(&hub, WAIT).await;
     assert_eq!(hub.close_frames(), 1);
-    assert!(hub.job_frames("sig-late").is_empty(), "no job taken while paused");
+    assert!(
+        hub.job_frames("sig-late").is_empty(),
+        "no job taken while paused"
+    );
     assert!(!hub.tarball_requests().contains(&"sig-late".to_string()));
     settle().await;
     assert_eq!(hub.connections(), 1);
-    assert!(worker.child.try_wait().unwrap().is_none(), "paused, not exited");
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "paused, not exited"
+    );
 
     worker.signal(libc::SIGUSR2);
     hub.wait_for_hello(2, WAIT).await.unwrap();

@@ -64,7 +64,9 @@ pub struct FleetConfig {
 }
 
 /// Reads the fleet variables through `var` (trimmed, empty = unset).
-pub(super) fn parse_fleet(var: &dyn Fn(&str) -> Option<String>) -> Result<FleetConfig, ConfigError> {
+pub(super) fn parse_fleet(
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<FleetConfig, ConfigError> {
     let idle_timeout = match var("PERRY_IDLE_TIMEOUT") {
         None => None,
         Some(v) => Some(parse_secs("PERRY_IDLE_TIMEOUT", Some(v), 0)?),
@@ -148,7 +150,10 @@ fn parse_azure(
     let client_id = azure_var("AZURE_CLIENT_ID");
     let secret = azure_var("AZURE_CLIENT_SECRET");
     let plain = |name: &'static str, v: &str| {
-        if v.len() <= 256 && v.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c)) {
+        if v.len() <= 256
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c))
+        {
             Ok(())
         } else {
             Err(bad(name, "must be an id or domain (letters, digits, - .)"))
@@ -247,7 +252,10 @@ mod tests {
         );
         assert_eq!(var(&[("PERRY_IDLE_ACTION", "exit")]), "PERRY_IDLE_ACTION");
         assert_eq!(
-            var(&[("PERRY_IDLE_TIMEOUT", "5"), ("PERRY_IDLE_ACTION", "command")]),
+            var(&[
+                ("PERRY_IDLE_TIMEOUT", "5"),
+                ("PERRY_IDLE_ACTION", "command")
+            ]),
             "PERRY_IDLE_COMMAND"
         );
         assert_eq!(
@@ -263,7 +271,10 @@ mod tests {
             "PERRY_IDLE_COMMAND"
         );
         assert_eq!(var(&[("PERRY_MAX_JOBS", "0")]), "PERRY_MAX_JOBS");
-        assert_eq!(var(&[("PERRY_AZURE_ARM_URL", "ftp://x")]), "PERRY_AZURE_ARM_URL");
+        assert_eq!(
+            var(&[("PERRY_AZURE_ARM_URL", "ftp://x")]),
+            "PERRY_AZURE_ARM_URL"
+        );
         let dealloc = |extra: &[(&str, &str)]| {
             let mut pairs = vec![
                 ("PERRY_IDLE_TIMEOUT", "300"),

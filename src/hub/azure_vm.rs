@@ -116,12 +116,18 @@ impl AzureVmClient {
         let mut authorization = HeaderValue::from_str(&format!("Bearer {}", bearer.as_str()))
             .map_err(|_| fail("the access token is not a valid header value"))?;
         authorization.set_sensitive(true);
-        let result = http::send(METHOD, "ARM deallocate", &self.policy, self.policy.attempts, || {
-            self.http
-                .post(&url)
-                .header(AUTHORIZATION, authorization.clone())
-                .header(CONTENT_LENGTH, "0")
-        })
+        let result = http::send(
+            METHOD,
+            "ARM deallocate",
+            &self.policy,
+            self.policy.attempts,
+            || {
+                self.http
+                    .post(&url)
+                    .header(AUTHORIZATION, authorization.clone())
+                    .header(CONTENT_LENGTH, "0")
+            },
+        )
         .await;
         if let Err(e) = &result {
             if e.message.contains("HTTP 401") {

@@ -265,9 +265,7 @@ impl Lifecycle {
             },
             jobs_taken: s.admitted,
             max_jobs: self.max_jobs,
-            accepting: s.phase == Phase::Serving
-                && !s.pause_requested
-                && !self.limit_reached(&s),
+            accepting: s.phase == Phase::Serving && !s.pause_requested && !self.limit_reached(&s),
         }
     }
 }
@@ -291,7 +289,10 @@ mod tests {
         assert_eq!(l.admit(), Err(Refusal::IdleExiting));
         l.idle_action_failed();
         assert_eq!(l.snapshot().phase, Phase::Serving);
-        assert!(matches!(l.next_step(), Step::Wait(Some(_))), "timer restarted");
+        assert!(
+            matches!(l.next_step(), Step::Wait(Some(_))),
+            "timer restarted"
+        );
     }
 
     #[test]

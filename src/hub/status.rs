@@ -58,7 +58,9 @@ pub async fn serve_status(
             tracing::warn!("status server stopped: {e}");
         }
     });
-    tracing::info!("status server on http://{bound} (/healthz, /readyz, /metrics, POST /pause, POST /resume)");
+    tracing::info!(
+        "status server on http://{bound} (/healthz, /readyz, /metrics, POST /pause, POST /resume)"
+    );
     Ok(bound)
 }
 
@@ -156,7 +158,9 @@ fn control_allowed(peer: &SocketAddr, allow_remote: bool) -> bool {
 fn refused() -> (StatusCode, Json<serde_json::Value>) {
     (
         StatusCode::FORBIDDEN,
-        Json(json!({"error": "pause and resume are accepted from loopback clients only (PERRY_CONTROL_ALLOW_REMOTE)"})),
+        Json(
+            json!({"error": "pause and resume are accepted from loopback clients only (PERRY_CONTROL_ALLOW_REMOTE)"}),
+        ),
     )
 }
 

@@ -45,7 +45,9 @@ impl Supervisor {
                     }
                 }
                 Step::Disconnect => {
-                    tracing::info!("paused and every job ended: disconnecting from the hub until resumed");
+                    tracing::info!(
+                        "paused and every job ended: disconnecting from the hub until resumed"
+                    );
                     self.release().await;
                 }
                 Step::Reconnect => {
@@ -77,7 +79,10 @@ impl Supervisor {
         self.release().await;
         match self.idle_actor.perform().await {
             Ok(()) => {
-                tracing::info!(action = self.idle_actor.describe(), "idle action done: exiting");
+                tracing::info!(
+                    action = self.idle_actor.describe(),
+                    "idle action done: exiting"
+                );
                 true
             }
             Err(e) => {
