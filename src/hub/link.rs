@@ -140,21 +140,26 @@ pub async fn run_link(mut setup: LinkSetup) {
 }
 
 /// Stays disconnected until the link is wanted again; returns false when the link should
-/// end instead (stopped, or the scheduler is done and nothing is left to send).
+/// end instead (stopped, or the scheduler is done). Jobs end before the link is released,
+/// so frames produced meanwhile are stale: they are dropped, never sent after a reconnect.
 async fn park(setup: &mut LinkSetup, carry: &mut Option<WorkerFrame>) -> bool {
     tracing::info!("hub link closed on purpose; staying disconnected");
     setup.metrics.set_link_state(LinkState::Closed);
     setup.hold.set_parked(true);
+    let mut dropped = usize::from(carry.take().is_some());
     let reconnect = loop {
         tokio::select! {
             _ = setup.hold.wanted_again() => break true,
             _ = setup.stop.cancelled() => break false,
-            frame = setup.outgoing.recv(), if carry.is_none() => match frame {
+            frame = setup.outgoing.recv() => match frame {
                 None => break false,
-                Some(frame) => *carry = Some(frame),
+                Some(_) => dropped += 1,
             },
         }
     };
+    if dropped > 0 {
+        tracing::warn!("dropped {dropped} frame(s) produced while disconnected on purpose");
+    }
     setup.hold.set_parked(false);
     reconnect
 }
