@@ -26,6 +26,7 @@ async fn idle_timeout_closes_the_link_cleanly_and_exits_0() {
         took >= Duration::from_millis(1500),
         "exited too early: {took:?}"
     );
+    wait_disconnected(&hub, WAIT).await;
     assert_eq!(hub.close_frames(), 1, "the link closed with a Close frame");
     assert!(!hub.is_connected());
     assert_eq!(hub.connections(), 1, "no reconnect after the idle exit");
@@ -55,7 +56,59 @@ async fn idle_command_runs_then_the_worker_exits_0() {
         "PERRY_IDLE_COMMAND ran; log:\n{}",
         worker.log()
     );
+    wait_disconnected(&hub, WAIT).await;
     assert_eq!(hub.close_frames(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idle_command_gets_the_environment_without_the_hub_secret() {
+    let hub = TestHub::start().await.unwrap();
+    let mut worker = BinWorker::start(
+        &hub,
+        &[],
+        &[
+            ("PERRY_IDLE_TIMEOUT", "1"),
+            ("PERRY_IDLE_ACTION", "command"),
+            // `env` prints its environment into the worker's output (the log file).
+            ("PERRY_IDLE_COMMAND", "env"),
+        ],
+        0.0,
+    );
+    hub.wait_for_hello(1, WAIT).await.unwrap();
+    assert!(worker.exit_within(Duration::from_secs(6)).await.success());
+    let log = worker.log();
+    assert!(log.contains("PERRY_WORKER_NAME=fleet-worker"), "{log}");
+    assert!(!log.contains("fleet-hub-secret"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idle_timer_waits_for_a_job_longer_than_the_timeout() {
+    let hub = TestHub::start().await.unwrap();
+    let worker = start_worker(&hub, &[("PERRY_IDLE_TIMEOUT", "2")], |_| {});
+    hub.wait_for_hello(1, WAIT).await.unwrap();
+    assign(&hub, "longer-than-idle", json!({"sleep_ms": 3_000}));
+    let complete = hub
+        .wait_for_complete("longer-than-idle", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        complete.json["success"], true,
+        "not cut short by the idle timer"
+    );
+    assert_eq!(hub.close_frames(), 0, "still connected when the job ended");
+    tokio::time::timeout(WAIT, worker.handle)
+        .await
+        .expect("the worker idles out after the job")
+        .unwrap()
+        .unwrap();
+    let idle_for = complete.at.elapsed();
+    assert!(
+        idle_for >= Duration::from_millis(1500),
+        "the idle timer started when the job ended: {idle_for:?}"
+    );
+    wait_disconnected(&hub, WAIT).await;
+    assert_eq!(hub.close_frames(), 1);
+    assert_eq!(hub.connections(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,6 +174,7 @@ async fn azure_deallocate_with_the_managed_identity_retries_renews_and_exits_0()
         2,
         "reconnected once after the refused deallocation"
     );
+    wait_disconnected(&hub, WAIT).await;
     assert_eq!(
         hub.close_frames(),
         2,
@@ -245,6 +299,7 @@ async fn max_jobs_1_takes_one_job_and_exits_0_after_it() {
     );
     assert!(hub.job_frames("one-too-many").is_empty());
     assert!(!hub.tarball_requests().contains(&"one-too-many".to_string()));
+    wait_disconnected(&hub, WAIT).await;
     assert_eq!(hub.close_frames(), 1);
 }
 
@@ -268,6 +323,7 @@ async fn in_process_max_jobs_ends_the_worker_after_a_successful_job() {
         "the worker fired its own drain"
     );
     assert_eq!(hub.uploads().len(), 1);
+    wait_disconnected(&hub, WAIT).await;
     assert_eq!(hub.close_frames(), 1);
 }
 
