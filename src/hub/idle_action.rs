@@ -20,19 +20,15 @@ pub struct IdleActor {
 }
 
 impl IdleActor {
+    /// The Azure calls use the signing services' retry rules ([`HttpPolicy::default`]).
     pub fn new(config: &Config, http: reqwest::Client) -> IdleActor {
-        IdleActor::with_policy(config, http, HttpPolicy::default())
-    }
-
-    /// [`IdleActor::new`] with explicit retry rules for the Azure calls.
-    pub fn with_policy(config: &Config, http: reqwest::Client, policy: HttpPolicy) -> IdleActor {
         let action = config.fleet.idle_action.clone();
         let azure = (action == IdleAction::AzureDeallocate).then(|| {
             AzureVmClient::new(
                 config.fleet.azure.clone(),
                 &config.signing.azure_authority,
                 http,
-                policy,
+                HttpPolicy::default(),
             )
         });
         IdleActor { action, azure }
