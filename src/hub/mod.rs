@@ -108,12 +108,11 @@ pub async fn run_worker_with(
         hold,
     }));
 
-    let http = crate::job::transfer::http_client();
     let supervisor = tokio::spawn(
         supervisor::Supervisor {
             lifecycle: lifecycle.clone(),
             switch,
-            idle_actor: idle_action::IdleActor::new(&config, http.clone()),
+            idle_actor: idle_action::IdleActor::new(&config, crate::job::transfer::http_client()),
             idle_timeout: config.fleet.idle_timeout,
             shutdown: shutdown.clone(),
         }
@@ -125,7 +124,7 @@ pub async fn run_worker_with(
         config: config.clone(),
         pipeline,
         runner,
-        http,
+        http: crate::job::transfer::http_client(),
         out: out_tx,
         metrics,
     });
