@@ -309,3 +309,30 @@ async fn sigusr1_pauses_after_the_running_job_and_sigusr2_reconnects() {
     let status = worker.exit_within(WAIT).await;
     assert!(status.success(), "{status:?}; log:\n{}", worker.log());
 }
+
+#[test]
+fn bad_fleet_settings_stop_the_worker_with_one_line_naming_them() {
+    let bin = env!("CARGO_BIN_EXE_perry-ship-windows");
+    for (var, value) in [
+        ("PERRY_IDLE_TIMEOUT", "soon"),
+        ("PERRY_MAX_JOBS", "0"),
+        ("PERRY_IDLE_COMMAND", "true"),
+    ] {
+        let out = std::process::Command::new(bin)
+            .arg("run")
+            .env("PERRY_IDLE_ACTION", "exit")
+            .env("PERRY_IDLE_TIMEOUT", "60")
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(var), "{err}");
+    }
+    let out = std::process::Command::new(bin)
+        .args(["run", "--max-jobs", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap refuses --max-jobs 0");
+}
