@@ -4,6 +4,10 @@
 //! names the variable and says what is wrong with its value, so `main` can print one clear
 //! line and exit non-zero. Nothing else in the crate reads the environment.
 
+mod fleet;
+
+pub use fleet::{AzureVmSettings, FleetConfig, IdleAction, ServicePrincipal};
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -181,6 +185,8 @@ pub struct Config {
     pub max_assign_frame: usize,
     /// `PERRY_MAX_QUEUED_JOBS`: assignments waiting for a slot; more are refused.
     pub max_queued_jobs: usize,
+    /// Idle timeout and action, job limit, pause control, Azure VM access.
+    pub fleet: FleetConfig,
     /// Hub link timings (not read from the environment).
     pub link: LinkTimings,
 }
@@ -339,6 +345,8 @@ impl Config {
             )?,
         };
 
+        let fleet = fleet::parse_fleet(&var)?;
+
         Ok(Config {
             hub_url,
             worker_secret: var("PERRY_HUB_WORKER_SECRET"),
@@ -415,6 +423,7 @@ impl Config {
                 1,
                 4096,
             )? as usize,
+            fleet,
             link: LinkTimings::default(),
         })
     }

@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Connect to the hub (PERRY_HUB_URL) and serve build jobs until stopped (the default).
-    Run,
+    Run(cli::run::RunArgs),
     /// Build a project locally, with no hub, and print the artifact path.
     Build(cli::build::BuildArgs),
     /// Check this host's configuration, engine, images and tools; exit non-zero when it cannot build.
@@ -38,8 +38,11 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        match args.command.unwrap_or(Command::Run) {
-            Command::Run => cli::run::run().await,
+        match args
+            .command
+            .unwrap_or(Command::Run(cli::run::RunArgs::default()))
+        {
+            Command::Run(run) => cli::run::run(run).await,
             Command::Build(build) => cli::build::build(build).await,
             Command::Doctor(args) => cli::doctor::doctor(args).await,
         }

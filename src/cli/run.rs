@@ -1,15 +1,29 @@
-//! `perry-ship-windows run`: serve the hub until SIGTERM / Ctrl-C, then drain.
+//! `perry-ship-windows run`: serve the hub until SIGTERM / Ctrl-C (then drain), the idle
+//! action, or the job limit (`--max-jobs` / `PERRY_MAX_JOBS`). On Unix, `SIGUSR1` pauses
+//! the worker and `SIGUSR2` resumes it.
 
+use crate::hub::lifecycle::Lifecycle;
 use crate::pipeline::windows::WindowsPipeline;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run() -> ExitCode {
-    let config = match super::load_config() {
-        Ok(c) => Arc::new(c),
+#[derive(clap::Args, Debug, Default)]
+pub struct RunArgs {
+    /// Exit 0 after this many jobs ended (one-job workers: 1). Overrides PERRY_MAX_JOBS.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_jobs: Option<u64>,
+}
+
+pub async fn run(args: RunArgs) -> ExitCode {
+    let mut config = match super::load_config() {
+        Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(n) = args.max_jobs {
+        config.fleet.max_jobs = Some(n);
+    }
+    let config = Arc::new(config);
     crate::hub::init_tracing(&config);
     let runner = match super::make_worker_runner(&config).await {
         Ok(r) => r,
@@ -20,11 +34,47 @@ pub async fn run() -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_stop_signal(shutdown.clone()));
-    match crate::hub::run_worker(config, Arc::new(WindowsPipeline), runner, shutdown).await {
+    let lifecycle = Arc::new(Lifecycle::new(
+        config.fleet.idle_timeout,
+        config.fleet.max_jobs,
+    ));
+    #[cfg(unix)]
+    tokio::spawn(pause_on_signals(lifecycle.clone()));
+    let pipeline = Arc::new(WindowsPipeline);
+    match crate::hub::run_worker_with(config, pipeline, runner, shutdown, lifecycle).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("worker stopped: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `SIGUSR1` pauses (running jobs finish, then the hub link closes), `SIGUSR2` resumes.
+#[cfg(unix)]
+async fn pause_on_signals(lifecycle: Arc<Lifecycle>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut pause, mut resume) = match (
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
+    ) {
+        (Ok(p), Ok(r)) => (p, r),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!("cannot listen for SIGUSR1/SIGUSR2 (pause/resume): {e}");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            Some(()) = pause.recv() => {
+                tracing::info!("SIGUSR1: pausing (running jobs finish, then the hub link closes)");
+                lifecycle.request_pause();
+            }
+            Some(()) = resume.recv() => {
+                tracing::info!("SIGUSR2: resuming");
+                lifecycle.request_resume();
+            }
+            else => return,
         }
     }
 }

@@ -13,8 +13,12 @@
 //! the link tells the scheduler ([`LinkLost`]), waits until it has closed those jobs'
 //! frame gates, then drops every job frame still waiting, so nothing stale follows the
 //! next `worker_hello`.
+//! after the last frame) or when `stop` is cancelled. Released through its [`LinkHold`]
+//! (pause, idle action), it sends what is waiting, closes cleanly and stays parked until
+//! wanted again.
 
 use super::backoff::Backoff;
+use super::link_switch::LinkHold;
 use super::metrics::{LinkState, WorkerMetrics};
 use super::protocol::{parse_hub_frame, HubFrame, WorkerFrame};
 use crate::config::LinkTimings;
@@ -63,6 +67,8 @@ pub struct LinkSetup {
     pub outgoing: mpsc::Receiver<WorkerFrame>,
     /// Hard stop (used when a clean close takes too long).
     pub stop: CancellationToken,
+    /// Closes the link on purpose and opens it again (pause, idle action).
+    pub hold: LinkHold,
 }
 
 /// Why one connection ended.
@@ -70,6 +76,8 @@ enum ConnectionEnd {
     /// Nothing more to send: closed cleanly.
     Finished,
     Stopped,
+    /// Closed cleanly because the link was released.
+    Released,
     AuthFailed(String),
     Lost(String),
 }
@@ -84,6 +92,12 @@ pub async fn run_link(mut setup: LinkSetup) {
     loop {
         if setup.stop.is_cancelled() {
             break;
+        }
+        if !setup.hold.wanted() {
+            if !park(&mut setup, &mut carry).await {
+                break;
+            }
+            backoff.reset();
         }
         if !first_attempt {
             setup.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -106,6 +120,7 @@ pub async fn run_link(mut setup: LinkSetup) {
                 let connected_at = Instant::now();
                 match serve_connection(ws, &mut setup, &mut carry).await {
                     ConnectionEnd::Finished | ConnectionEnd::Stopped => break,
+                    ConnectionEnd::Released => continue,
                     ConnectionEnd::AuthFailed(message) => {
                         setup.metrics.set_link_state(LinkState::AuthFailed);
                         let wait = backoff.next_delay().max(timings.auth_failed_backoff);
@@ -185,6 +200,31 @@ async fn end_jobs_of_lost_link(setup: &mut LinkSetup, carry: &mut Option<WorkerF
     }
 }
 
+/// Stays disconnected until the link is wanted again; returns false when the link should
+/// end instead (stopped, or the scheduler is done). Jobs end before the link is released,
+/// so frames produced meanwhile are stale: they are dropped, never sent after a reconnect.
+async fn park(setup: &mut LinkSetup, carry: &mut Option<WorkerFrame>) -> bool {
+    tracing::info!("hub link closed on purpose; staying disconnected");
+    setup.metrics.set_link_state(LinkState::Closed);
+    setup.hold.set_parked(true);
+    let mut dropped = usize::from(carry.take().is_some());
+    let reconnect = loop {
+        tokio::select! {
+            _ = setup.hold.wanted_again() => break true,
+            _ = setup.stop.cancelled() => break false,
+            frame = setup.outgoing.recv() => match frame {
+                None => break false,
+                Some(_) => dropped += 1,
+            },
+        }
+    };
+    if dropped > 0 {
+        tracing::warn!("dropped {dropped} frame(s) produced while disconnected on purpose");
+    }
+    setup.hold.set_parked(false);
+    reconnect
+}
+
 /// Sleeps `delay`; returns false when the link should end instead (stopped, or the
 /// scheduler is done and nothing is left to send).
 async fn wait_before_reconnect(
@@ -197,6 +237,7 @@ async fn wait_before_reconnect(
     loop {
         tokio::select! {
             _ = &mut sleep => return true,
+            _ = setup.hold.released() => return true,
             _ = setup.stop.cancelled() => return false,
             frame = setup.outgoing.recv(), if carry.is_none() => match frame {
                 None => return false,
@@ -238,6 +279,18 @@ async fn serve_connection(
             _ = setup.stop.cancelled() => {
                 let _ = write.send(Message::Close(None)).await;
                 return ConnectionEnd::Stopped;
+            }
+            _ = setup.hold.released() => {
+                // Frames already queued (a last `complete`) go out before the Close.
+                while let Ok(frame) = setup.outgoing.try_recv() {
+                    if let Err(e) = write.send(Message::text(frame.to_json())).await {
+                        *carry = Some(frame);
+                        return ConnectionEnd::Lost(format!("send failed: {e}"));
+                    }
+                }
+                let _ = write.send(Message::Close(None)).await;
+                let _ = write.flush().await;
+                return ConnectionEnd::Released;
             }
             message = read.next() => {
                 last_heard = Instant::now();

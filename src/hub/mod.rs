@@ -3,13 +3,19 @@
 //! [`run_worker`] wires the pieces: the [`link`] task owns the WebSocket and turns frames
 //! into [`protocol::HubFrame`]s; the [`scheduler`] decides which job runs when; each job runs
 //! through [`job_run`], reporting via a masked, rate-limited [`sink::HubEventSink`] into one
-//! bounded outgoing channel that the link drains. [`status`] optionally serves `/healthz` and
-//! `/metrics`.
+//! bounded outgoing channel that the link drains. [`status`] optionally serves `/healthz`,
+//! `/readyz`, `/metrics`, `POST /pause` and `POST /resume`. The [`lifecycle`] says whether
+//! the worker takes jobs (pause, idle action, job limit); the [`supervisor`] acts on it
+//! through the link's [`link_switch`] and the [`idle_action`].
 
+pub mod azure_vm;
 pub mod backoff;
 pub mod gate;
+pub mod idle_action;
 pub mod job_run;
+pub mod lifecycle;
 pub mod link;
+pub mod link_switch;
 mod logging;
 pub mod metrics;
 mod oversize;
@@ -17,6 +23,7 @@ pub mod protocol;
 pub mod scheduler;
 pub mod sink;
 pub mod status;
+pub mod supervisor;
 pub mod update;
 
 pub use logging::init_tracing;
@@ -37,18 +44,39 @@ const INCOMING_CAPACITY: usize = 64;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs the worker until `shutdown` fires and the running jobs have drained (or were
-/// cancelled at the drain deadline and reported), then closes the link.
+/// cancelled at the drain deadline and reported), then closes the link. The worker fires
+/// `shutdown` itself after its idle action or its last job (`PERRY_MAX_JOBS`).
 pub async fn run_worker(
     config: Arc<Config>,
     pipeline: Arc<dyn Pipeline>,
     runner: Arc<dyn Runner>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let lifecycle = Arc::new(lifecycle::Lifecycle::new(
+        config.fleet.idle_timeout,
+        config.fleet.max_jobs,
+    ));
+    run_worker_with(config, pipeline, runner, shutdown, lifecycle).await
+}
+
+/// [`run_worker`] with a lifecycle the caller also holds (to pause and resume on signals).
+pub async fn run_worker_with(
+    config: Arc<Config>,
+    pipeline: Arc<dyn Pipeline>,
+    runner: Arc<dyn Runner>,
+    shutdown: CancellationToken,
+    lifecycle: Arc<lifecycle::Lifecycle>,
+) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::WorkerMetrics::new(config.max_concurrent));
     let status_stop = CancellationToken::new();
     let _status_guard = status_stop.clone().drop_guard();
     if let Some(addr) = config.metrics_addr {
-        status::serve_status(addr, metrics.clone(), status_stop.clone()).await?;
+        let state = status::StatusState {
+            metrics: metrics.clone(),
+            lifecycle: lifecycle.clone(),
+            control_allow_remote: config.fleet.control_allow_remote,
+        };
+        status::serve_status(addr, state, status_stop.clone()).await?;
     }
 
     // Like orphan containers: what a crashed run of this worker left goes first.
@@ -75,6 +103,7 @@ pub async fn run_worker(
     let (out_tx, out_rx) = mpsc::channel(OUTGOING_CAPACITY);
     let (in_tx, in_rx) = mpsc::channel(INCOMING_CAPACITY);
     let link_stop = CancellationToken::new();
+    let (switch, hold) = link_switch::link_switch();
     let mut link = tokio::spawn(link::run_link(link::LinkSetup {
         url: config.hub_url.clone(),
         hello: hello_rx,
@@ -84,7 +113,20 @@ pub async fn run_worker(
         incoming: in_tx,
         outgoing: out_rx,
         stop: link_stop.clone(),
+        hold,
     }));
+
+    let supervisor = tokio::spawn(
+        supervisor::Supervisor {
+            lifecycle: lifecycle.clone(),
+            switch,
+            idle_actor: idle_action::IdleActor::new(&config, crate::job::transfer::http_client()),
+            idle_timeout: config.fleet.idle_timeout,
+            shutdown: shutdown.clone(),
+        }
+        .run(),
+    );
+    let _supervisor_guard = AbortOnDrop(supervisor);
 
     let env = Arc::new(job_run::JobEnv {
         config: config.clone(),
@@ -95,6 +137,7 @@ pub async fn run_worker(
         metrics,
     });
     scheduler::Scheduler::new(env, hello_tx)
+        .with_lifecycle(lifecycle)
         .run(in_rx, shutdown)
         .await;
 
@@ -109,4 +152,13 @@ pub async fn run_worker(
     }
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Stops a background task when the worker returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

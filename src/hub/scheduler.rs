@@ -11,8 +11,11 @@
 //! `update_perry` waits until no job runs (new starts are held meanwhile) and is
 //! answered with `update_result`. On shutdown the scheduler drains: no new job starts,
 //! running jobs may finish until the drain deadline, then they are cancelled and reported.
+//! A job is taken only when the [`Lifecycle`] admits it (not paused, not idle-exiting, job
+//! limit not reached); the scheduler tells it whenever it becomes busy or idle.
 
 use super::job_run::{run_job, JobEnv, RunControl};
+use super::lifecycle::Lifecycle;
 use super::protocol::{HubFrame, JobAssign, JobFrames, WorkerFrame};
 use super::update::{update_perry, worker_hello};
 use crate::error::ErrorCode;
@@ -58,6 +61,7 @@ pub struct Scheduler {
     pending_hello: Option<WorkerFrame>,
     drain_deadline: Option<Instant>,
     drain_cancelled: bool,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl Scheduler {
@@ -81,7 +85,14 @@ impl Scheduler {
             pending_hello: None,
             drain_deadline: None,
             drain_cancelled: false,
+            lifecycle: Arc::new(Lifecycle::new(None, None)),
         }
+    }
+
+    /// Takes jobs only when `lifecycle` admits them, and reports busy/idle to it.
+    pub fn with_lifecycle(mut self, lifecycle: Arc<Lifecycle>) -> Self {
+        self.lifecycle = lifecycle;
+        self
     }
 
     /// Runs until `shutdown` fired and every job has ended (drained or cancelled).
@@ -156,6 +167,11 @@ impl Scheduler {
             );
             tracing::warn!(job_id = %assign.job_id, "{message}");
             self.refuse(&assign.job_id, &message);
+            return;
+        }
+        // Counts the job as taken (job limit), so it comes after every refusal of our own.
+        if let Err(refusal) = self.lifecycle.admit() {
+            tracing::warn!(job_id = %assign.job_id, "{refusal}: not taking this job (the hub re-queues it when the link closes)");
             return;
         }
         if self.attempts.len() >= MAX_REMEMBERED_JOBS && !self.attempts.contains_key(&assign.job_id)
@@ -378,6 +394,11 @@ impl Scheduler {
         let m = &self.env.metrics;
         m.running.store(self.runs.len(), Ordering::Relaxed);
         m.queued.store(self.queue.len(), Ordering::Relaxed);
+        let busy = !self.runs.is_empty()
+            || !self.queue.is_empty()
+            || self.update_requested
+            || self.update_running;
+        self.lifecycle.set_busy(busy);
     }
 }
 

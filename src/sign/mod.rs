@@ -16,7 +16,7 @@
 pub mod appx;
 pub mod azure;
 pub mod certificate;
-mod http;
+pub(crate) mod http;
 pub mod kms;
 pub mod pe;
 pub mod pfx;
@@ -25,7 +25,7 @@ pub mod signer;
 pub mod summary;
 pub mod timestamp;
 pub mod timestamp_servers;
-mod token;
+pub(crate) mod token;
 pub mod verify;
 
 use crate::config::SigningEndpoints;

@@ -96,7 +96,7 @@ async fn issue(
 }
 
 /// How long after issue a token of `lifetime` is renewed.
-fn renew_after(lifetime: Duration) -> Duration {
+pub(crate) fn renew_after(lifetime: Duration) -> Duration {
     lifetime.saturating_sub(RENEW_MARGIN.min(lifetime / 2))
 }
 

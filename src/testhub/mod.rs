@@ -98,6 +98,7 @@ struct Shared {
     connection: Mutex<Option<(u64, mpsc::UnboundedSender<Outbound>)>>,
     connections: AtomicU64,
     pings: AtomicU64,
+    close_frames: AtomicU64,
     jobs: Mutex<jobs::Jobs>,
     tarball_failures: Mutex<HashMap<String, TarballFailure>>,
     upload_failures: Mutex<HashMap<String, UploadFailure>>,
@@ -165,6 +166,7 @@ impl TestHub {
             connection: Mutex::default(),
             connections: AtomicU64::new(0),
             pings: AtomicU64::new(0),
+            close_frames: AtomicU64::new(0),
             jobs: Mutex::default(),
             tarball_failures: Mutex::default(),
             upload_failures: Mutex::default(),
@@ -348,6 +350,11 @@ impl TestHub {
     /// WebSocket Pings received so far.
     pub fn pings(&self) -> u64 {
         self.shared.pings.load(Ordering::SeqCst)
+    }
+
+    /// WebSocket Close frames received from workers so far (clean closes).
+    pub fn close_frames(&self) -> u64 {
+        self.shared.close_frames.load(Ordering::SeqCst)
     }
 
     pub fn is_connected(&self) -> bool {

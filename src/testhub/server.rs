@@ -96,7 +96,11 @@ async fn serve_worker(mut socket: WebSocket, app: App) {
                 }
             }
             incoming = socket.recv() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(Message::Close(_))) => {
+                    shared.close_frames.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
+                None | Some(Err(_)) => break,
                 Some(Ok(Message::Text(t))) => shared.record(conn, t.to_string()),
                 Some(Ok(Message::Ping(_))) => {
                     shared.pings.fetch_add(1, Ordering::SeqCst);

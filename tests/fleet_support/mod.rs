@@ -1,0 +1,100 @@
+//! Pieces of the fleet tests: the worker binary run as a child process with a stand-in
+//! `perry`, and small HTTP helpers.
+#![allow(dead_code)]
+
+use perry_ship_windows::testhub::TestHub;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A worker process (the real binary) and its private folders.
+pub struct BinWorker {
+    pub child: tokio::process::Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl BinWorker {
+    /// `perry` is a stand-in that answers `--version` and fails a compile after `sleep_s`.
+    pub fn start(hub: &TestHub, args: &[&str], env: &[(&str, &str)], sleep_s: f32) -> BinWorker {
+        let dir = tempfile::tempdir().unwrap();
+        let perry = dir.path().join("perry");
+        std::fs::write(
+            &perry,
+            format!(
+                "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'perry 0.5.3'; exit 0; fi\nsleep {sleep_s}\necho 'stand-in compiler: no compiler here' >&2\nexit 3\n"
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&perry, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_perry-ship-windows"))
+            .arg("run")
+            .args(args)
+            .env("PERRY_HUB_URL", hub.ws_url())
+            .env("PERRY_HUB_WORKER_SECRET", "fleet-hub-secret")
+            .env("PERRY_WORK_DIR", &work)
+            .env("PERRY_MIN_FREE_DISK", "1m")
+            .env("PERRY_WORKER_NAME", "fleet-worker")
+            .env("PERRY_BUILD_PERRY_BINARY", &perry)
+            .env("PERRY_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the worker binary starts");
+        BinWorker { child, dir }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id().expect("the worker runs") as i32
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("worker.log")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of our own child process.
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill({signal})");
+    }
+
+    /// Waits for the process to exit within `limit`.
+    pub async fn exit_within(&mut self, limit: Duration) -> ExitStatus {
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!(
+                "the worker did not exit within {limit:?}; log:\n{}",
+                self.log()
+            ),
+        }
+    }
+}
+
+/// Waits until the hub has no worker connected.
+pub async fn wait_disconnected(hub: &TestHub, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while hub.is_connected() {
+        assert!(Instant::now() < deadline, "the worker stayed connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn free_local_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+pub async fn get_json(http: &reqwest::Client, url: String) -> (u16, serde_json::Value) {
+    let resp = http.get(url).send().await.unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap())
+}
