@@ -4,6 +4,7 @@
 //! names the variable and says what is wrong with its value, so `main` can print one clear
 //! line and exit non-zero. Nothing else in the crate reads the environment.
 
+use crate::package::nsis_compression::NsisCompression;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -152,6 +153,8 @@ pub struct Config {
     pub perry_binary: String,
     pub windows_sdk_path: Option<PathBuf>,
     pub nsis_path: Option<PathBuf>,
+    /// `PERRY_NSIS_COMPRESSION`: how the NSIS installer compresses its payload.
+    pub nsis_compression: NsisCompression,
     pub docker: DockerConfig,
     pub max_concurrent: usize,
     pub work_dir: PathBuf,
@@ -306,6 +309,12 @@ impl Config {
             perry_binary: var("PERRY_BUILD_PERRY_BINARY").unwrap_or_else(|| "perry".into()),
             windows_sdk_path: var("PERRY_BUILD_WINDOWS_SDK_PATH").map(PathBuf::from),
             nsis_path: var("PERRY_BUILD_NSIS_PATH").map(PathBuf::from),
+            nsis_compression: match var("PERRY_NSIS_COMPRESSION") {
+                None => NsisCompression::default(),
+                Some(v) => {
+                    NsisCompression::parse(&v).map_err(|p| bad("PERRY_NSIS_COMPRESSION", p))?
+                }
+            },
             docker,
             max_concurrent: parse_int(
                 "PERRY_MAX_CONCURRENT_BUILDS",
@@ -538,6 +547,30 @@ mod tests {
         assert_eq!(
             err(&[("PERRY_WORKER_CAPABILITIES", "linux")]).var,
             "PERRY_WORKER_CAPABILITIES"
+        );
+    }
+
+    #[test]
+    fn nsis_compression_is_validated() {
+        assert_eq!(
+            Config::for_tests(&[]).nsis_compression,
+            NsisCompression::Auto
+        );
+        for (value, expected) in [
+            ("auto", NsisCompression::Auto),
+            ("lzma-solid", NsisCompression::LzmaSolid),
+            ("bzip2", NsisCompression::Bzip2),
+            ("zlib", NsisCompression::Zlib),
+            (" STORE ", NsisCompression::Store),
+        ] {
+            let c = Config::for_tests(&[("PERRY_NSIS_COMPRESSION", value)]);
+            assert_eq!(c.nsis_compression, expected, "{value}");
+        }
+        let e = err(&[("PERRY_NSIS_COMPRESSION", "lzma")]);
+        assert_eq!(e.var, "PERRY_NSIS_COMPRESSION");
+        assert_eq!(
+            e.to_string(),
+            "PERRY_NSIS_COMPRESSION: \"lzma\" is not one of auto, lzma-solid, bzip2, zlib, store"
         );
     }
 

@@ -6,11 +6,14 @@
 //! template under `templates/` is rendered by [`template`], which refuses unknown placeholders.
 
 pub mod bundle;
+pub mod compressibility;
+pub mod deflate_pool;
 pub mod dlls;
 pub mod escape;
 pub mod icon;
 pub mod msix;
 pub mod nsis;
+pub mod nsis_compression;
 pub mod nsis_uninstaller;
 pub mod portable;
 pub mod resources;

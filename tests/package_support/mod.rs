@@ -121,6 +121,7 @@ pub fn host_makensis() -> perry_ship_windows::package::nsis::Makensis<'static> {
         image: "unused",
         program: "makensis",
         timeout: std::time::Duration::from_secs(120),
+        compression: perry_ship_windows::package::nsis_compression::NsisCompression::Auto,
     }
 }
 
