@@ -18,6 +18,7 @@ pub mod nsis_uninstaller;
 pub mod portable;
 pub mod resources;
 pub mod template;
+pub mod zip_stream;
 
 pub use bundle::Bundle;
 

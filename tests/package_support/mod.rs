@@ -3,6 +3,7 @@
 //! sandbox's HostRunner, and a strict XML reader.
 #![allow(dead_code)]
 
+pub mod mixed_payload;
 pub mod msix_verify;
 
 use perry_ship_windows::events::{CollectingSink, Stage};
