@@ -2,6 +2,7 @@
 # Prepares a Debian/Ubuntu host (developer machine or CI) for perry-ship-windows:
 #   1. installs the host tools (only the missing ones; quiet):
 #      docker.io debootstrap nsis p7zip-full gcc-mingw-w64-x86-64 osslsigncode openssl ca-certificates
+#      wine64 wine (runs test installers: tests/package_nsis_compression.rs)
 #   2. starts a Docker engine when none answers          (scripts/start-docker.sh)
 #   3. creates the local Debian base image when missing  (scripts/make-base-image.sh)
 #   4. builds the toolchain images (cached)              (scripts/build-images.sh)
@@ -9,7 +10,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
-PACKAGES=(docker.io debootstrap nsis p7zip-full gcc-mingw-w64-x86-64 osslsigncode openssl ca-certificates)
+PACKAGES=(docker.io debootstrap nsis p7zip-full gcc-mingw-w64-x86-64 osslsigncode openssl ca-certificates wine64 wine)
 log() { echo "[setup-host] $*" >&2; }
 
 SUDO=""
