@@ -18,6 +18,11 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Mutex;
 
+/// Deflate level of the ZIP-based packagers for files that compress: zlib-rs' level 4
+/// (short lazy-match chains) is within ~4 % of level 6's size on text and executables at
+/// about twice its speed, and far from level 9's time for < 1 % more.
+pub const BULK_DEFLATE_LEVEL: u32 = 4;
+
 /// How one file's bytes go into the archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Packing {

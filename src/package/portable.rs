@@ -7,14 +7,11 @@
 
 use super::bundle::{dos_time_date, BundleListing};
 use super::compressibility::probe_files;
-use super::deflate_pool::{pack_files, PackFile, Packing};
+use super::deflate_pool::{pack_files, PackFile, Packing, BULK_DEFLATE_LEVEL};
 use super::zip_stream::{ZipStream, METHOD_DEFLATED, METHOD_STORED};
 use super::{AppInfo, Bundle, PackageError};
 use std::path::Path;
 
-/// Deflate level for files that compress: within ~3 % of level 9's size on text and
-/// executables, at several times its speed.
-pub const DEFLATE_LEVEL: u32 = 6;
 const CHUNK_BYTES: usize = 512 * 1024;
 /// DOS time of folder entries: 1980-01-01 00:00, so the archive depends on the files only.
 const FOLDER_DOS_TIME: (u16, u16) = (0, (1 << 5) | 1);
@@ -58,7 +55,7 @@ fn write_zip(
         .map(|(f, probe)| PackFile {
             path: &f.source,
             packing: if probe.compresses() {
-                Packing::Deflate(DEFLATE_LEVEL)
+                Packing::Deflate(BULK_DEFLATE_LEVEL)
             } else {
                 Packing::Store
             },

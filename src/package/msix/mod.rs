@@ -15,7 +15,7 @@ pub use manifest::UNSIGNED_PUBLISHER;
 
 use crate::package::bundle::dos_time_date;
 use crate::package::compressibility::probe_files;
-use crate::package::deflate_pool::{pack_files, PackFile, Packing};
+use crate::package::deflate_pool::{pack_files, PackFile, Packing, BULK_DEFLATE_LEVEL};
 use crate::package::icon::png_logos;
 use crate::package::{AppInfo, Bundle, PackageError};
 use blockmap::{render_block_map, write_blocked_entry, BlockMapFile, ChunkedEntry};
@@ -24,9 +24,6 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use zip64::{central_directory, write_plain_stored, EntryRecord, HashingWriter};
-
-/// Deflate level of payload files that compress (files that do not are stored).
-const DEFLATE_LEVEL: u32 = 6;
 
 /// The package digests an APPX/MSIX signature covers (all SHA-256).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -260,7 +257,7 @@ fn write_parts(
         .map(|(&(path, size), probe)| PackFile {
             path,
             packing: if size > 0 && probe.compresses() {
-                Packing::Deflate(DEFLATE_LEVEL)
+                Packing::Deflate(BULK_DEFLATE_LEVEL)
             } else {
                 Packing::Store
             },
