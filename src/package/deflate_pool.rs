@@ -86,7 +86,15 @@ pub fn pack_files(
                 loop {
                     let next = job_rx.lock().expect("job queue lock").recv();
                     let Ok((seq, job)) = next else { break };
-                    let packed = pack_chunk(job, &mut compressor, hash_chunks);
+                    // A compressor panic becomes this chunk's error instead of a lost
+                    // chunk the writer would wait for forever.
+                    let packed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        pack_chunk(job, &mut compressor, hash_chunks)
+                    }))
+                    .unwrap_or_else(|_| {
+                        compressor = None;
+                        Err(io::Error::other("the deflate compressor panicked"))
+                    });
                     if done_tx.send((seq, packed)).is_err() {
                         break;
                     }
