@@ -306,31 +306,23 @@ pub async fn build_installer(
             tool: makensis,
             stage: &stage,
         };
+        let first_pass = match signer {
+            None => Finalize::None,
+            Some(_) => Finalize::Export,
+        };
+        fresh_dir(&stage)?;
+        let staged = stage_payload(
+            bundle,
+            app,
+            &out_name,
+            &stage,
+            first_pass,
+            makensis.compression,
+        )?;
+        ctx.events.info(ctx.stage, &staged.compression.describe());
         match signer {
-            None => {
-                fresh_dir(&stage)?;
-                let staged = stage_payload(
-                    bundle,
-                    app,
-                    &out_name,
-                    &stage,
-                    Finalize::None,
-                    makensis.compression,
-                )?;
-                ctx.events.info(ctx.stage, &staged.compression.describe());
-                mk.run(ctx, Finalize::None, &[], &out_name).await?;
-            }
+            None => mk.run(ctx, Finalize::None, &[], &out_name).await?,
             Some(signer) => {
-                fresh_dir(&stage)?;
-                let staged = stage_payload(
-                    bundle,
-                    app,
-                    &out_name,
-                    &stage,
-                    Finalize::Export,
-                    makensis.compression,
-                )?;
-                ctx.events.info(ctx.stage, &staged.compression.describe());
                 let pass1_out = scratch.join("nsis-uninstaller");
                 fresh_dir(&pass1_out)?;
                 let pass1_ctx = StepContext {
