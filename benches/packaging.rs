@@ -7,6 +7,7 @@
 //! `$CARGO_TARGET_DIR/bench/packaging.json` (default `target/bench/packaging.json`).
 //! `PACKAGING_BENCH_MIB` overrides the large size (default 50).
 
+use perry_ship_windows::package::nsis_compression::NsisCompression;
 use perry_ship_windows::package::nsis_uninstaller::Finalize;
 use perry_ship_windows::package::{icon, msix, nsis, portable, resources, AppInfo, Bundle};
 use std::io::Write;
@@ -139,7 +140,15 @@ fn run(work: &Path, mib: u64, with_makensis: bool) -> Run {
         std::fs::create_dir_all(&stage).unwrap();
         let out_name = nsis::installer_file_name(&app);
         time(&mut phases, "NSIS staging (script + links)", || {
-            nsis::stage_payload(&bundle, &app, &out_name, &stage, Finalize::None).unwrap()
+            nsis::stage_payload(
+                &bundle,
+                &app,
+                &out_name,
+                &stage,
+                Finalize::None,
+                NsisCompression::LzmaSolid,
+            )
+            .unwrap()
         });
         let before = children_max_rss_kib();
         let start = Instant::now();

@@ -2,7 +2,7 @@
 # Prepares a Debian/Ubuntu host (developer machine or CI) for perry-ship-windows:
 #   1. installs the host tools (only the missing ones; quiet):
 #      docker.io debootstrap nsis p7zip-full gcc-mingw-w64-x86-64 osslsigncode openssl ca-certificates
-#      wine64 wine (runs the NSIS installers in the upgrade test)
+#      wine64 wine (runs test installers: upgrades, mixed compression)
 #   2. starts a Docker engine when none answers          (scripts/start-docker.sh)
 #   3. creates the local Debian base image when missing  (scripts/make-base-image.sh)
 #   4. builds the toolchain images (cached)              (scripts/build-images.sh)

@@ -8,6 +8,7 @@ mod fleet;
 
 pub use fleet::{AzureVmSettings, FleetConfig, IdleAction, ServicePrincipal};
 
+use crate::package::nsis_compression::NsisCompression;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -165,6 +166,8 @@ pub struct Config {
     pub perry_binary: String,
     pub windows_sdk_path: Option<PathBuf>,
     pub nsis_path: Option<PathBuf>,
+    /// `PERRY_NSIS_COMPRESSION`: how the NSIS installer compresses its payload.
+    pub nsis_compression: NsisCompression,
     pub docker: DockerConfig,
     pub max_concurrent: usize,
     pub work_dir: PathBuf,
@@ -355,6 +358,12 @@ impl Config {
             perry_binary: var("PERRY_BUILD_PERRY_BINARY").unwrap_or_else(|| "perry".into()),
             windows_sdk_path: var("PERRY_BUILD_WINDOWS_SDK_PATH").map(PathBuf::from),
             nsis_path: var("PERRY_BUILD_NSIS_PATH").map(PathBuf::from),
+            nsis_compression: match var("PERRY_NSIS_COMPRESSION") {
+                None => NsisCompression::default(),
+                Some(v) => {
+                    NsisCompression::parse(&v).map_err(|p| bad("PERRY_NSIS_COMPRESSION", p))?
+                }
+            },
             docker,
             max_concurrent: parse_int(
                 "PERRY_MAX_CONCURRENT_BUILDS",
@@ -656,6 +665,30 @@ mod tests {
         assert_eq!(
             err(&[("PERRY_TIMESTAMP_URLS", "ftp://x")]).var,
             "PERRY_TIMESTAMP_URLS"
+        );
+    }
+
+    #[test]
+    fn nsis_compression_is_validated() {
+        assert_eq!(
+            Config::for_tests(&[]).nsis_compression,
+            NsisCompression::Auto
+        );
+        for (value, expected) in [
+            ("auto", NsisCompression::Auto),
+            ("lzma-solid", NsisCompression::LzmaSolid),
+            ("bzip2", NsisCompression::Bzip2),
+            ("zlib", NsisCompression::Zlib),
+            (" STORE ", NsisCompression::Store),
+        ] {
+            let c = Config::for_tests(&[("PERRY_NSIS_COMPRESSION", value)]);
+            assert_eq!(c.nsis_compression, expected, "{value}");
+        }
+        let e = err(&[("PERRY_NSIS_COMPRESSION", "lzma")]);
+        assert_eq!(e.var, "PERRY_NSIS_COMPRESSION");
+        assert_eq!(
+            e.to_string(),
+            "PERRY_NSIS_COMPRESSION: \"lzma\" is not one of auto, lzma-solid, bzip2, zlib, store"
         );
     }
 

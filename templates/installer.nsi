@@ -6,7 +6,7 @@ Unicode true
 !pragma warning error 6000
 Target amd64-unicode
 ManifestDPIAware true
-SetCompressor /SOLID lzma
+{{compressor}}
 SetDateSave off
 {{uninstaller_finalize}}
 ; Plugin DLLs: signed copies for signed builds (they are extracted to $PLUGINSDIR and run).

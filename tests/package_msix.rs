@@ -248,3 +248,44 @@ fn osslsigncode_signs_and_verifies_our_msix_and_our_finish_signed_output() {
         Some("AppxSignature.p7x")
     );
 }
+
+#[test]
+fn msix_stores_media_deflates_text_and_its_block_map_matches() {
+    use package_support::mixed_payload::write_mixed_bundle;
+    let tmp = tempfile::tempdir().unwrap();
+    // 3 MiB each: every file spans many 64 KiB blocks, packed on several threads.
+    let (bundle, files) = write_mixed_bundle(&tmp.path().join("b"), 3 << 20, 3 << 20);
+    let png = tmp.path().join("logo.png");
+    write_test_png(&png, 256, 256);
+    let out = tmp.path().join("mixed.msix");
+    write_msix(&bundle, &app_info(), None, &png, &out, false)
+        .unwrap()
+        .finish_unsigned()
+        .unwrap();
+    // Every block hash, every deflated block's Size and LfhSize/Size per file.
+    let checked = verify_msix(&out);
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    for rel in files.media.iter().chain(&files.text) {
+        assert!(checked.names.contains(rel), "{rel}");
+        let mut entry = zip.by_name(rel).unwrap();
+        let stored = files.media.contains(rel);
+        assert_eq!(
+            entry.compression() == zip::CompressionMethod::Stored,
+            stored,
+            "{rel}: media stored, text deflated"
+        );
+        if !stored {
+            assert!(
+                entry.compressed_size() * 2 < entry.size(),
+                "{rel} compresses"
+            );
+        }
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        assert_eq!(
+            package_support::sha256_hex(&bundle.root.join(rel)),
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)),
+            "{rel} extracts byte-exact"
+        );
+    }
+}

@@ -85,3 +85,49 @@ fn portable_zip_of_a_bundle_without_exe_is_refused() {
     );
     assert!(!tmp.path().join("x.zip").exists());
 }
+
+#[test]
+fn portable_zip_stores_media_deflates_text_and_extracts_byte_exact() {
+    use package_support::mixed_payload::{write_mixed_bundle, MIXED_EXE};
+    let tmp = tempfile::tempdir().unwrap();
+    // Files of several 512 KiB chunks each, so chunks are packed on several threads.
+    let (bundle, files) = write_mixed_bundle(&tmp.path().join("b"), 6 << 20, 6 << 20);
+    let out = tmp.path().join("mixed.zip");
+    write_portable_zip(&bundle, &app_info(), &out, &|_, _| {}).unwrap();
+
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut all: Vec<&String> = files.media.iter().chain(&files.text).collect();
+    let exe = MIXED_EXE.to_string();
+    all.push(&exe);
+    for rel in all {
+        let mut entry = zip.by_name(&format!("Demo App/{rel}")).unwrap();
+        let expected = if files.media.contains(rel) {
+            zip::CompressionMethod::Stored
+        } else {
+            zip::CompressionMethod::Deflated
+        };
+        assert_eq!(entry.compression(), expected, "{rel}");
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        assert_eq!(
+            hex::encode(Sha256::digest(&data)),
+            sha256_hex(&bundle.root.join(rel)),
+            "{rel}"
+        );
+    }
+    let text_size: u64 = files
+        .text
+        .iter()
+        .map(|r| {
+            zip.by_name(&format!("Demo App/{r}"))
+                .unwrap()
+                .compressed_size()
+        })
+        .sum();
+    assert!(text_size < (6 << 20) / 2, "text deflated: {text_size}");
+    // A second, independent reader tests every CRC.
+    if require_tool("7z") {
+        let t = run(std::process::Command::new("7z").arg("t").arg(&out));
+        assert!(String::from_utf8_lossy(&t.stdout).contains("Everything is Ok"));
+    }
+}

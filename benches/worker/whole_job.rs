@@ -23,6 +23,7 @@
 use crate::report::Report;
 use crate::support::{self, median, BenchEnv, Worker};
 use perry_ship_windows::job::manifest::Manifest;
+use perry_ship_windows::package::nsis_compression::NsisCompression;
 use perry_ship_windows::package::nsis_uninstaller::{
     Finalize, SIGNED_UNINSTALLER, UNSIGNED_UNINSTALLER,
 };
@@ -203,8 +204,15 @@ async fn baseline_once(env: &BenchEnv, app: &AppInfo) -> Vec<Duration> {
     let setup_name = nsis::installer_file_name(app);
     let nsis_dir = dir.path().join("nsis");
     std::fs::create_dir_all(&nsis_dir).unwrap();
-    let listing =
-        nsis::stage_payload(&bundle, app, &setup_name, &nsis_dir, Finalize::Export).unwrap();
+    let staged = nsis::stage_payload(
+        &bundle,
+        app,
+        &setup_name,
+        &nsis_dir,
+        Finalize::Export,
+        NsisCompression::Auto,
+    )
+    .unwrap();
     open_up(&nsis_dir);
     // Pass 1 sees the placeholders as its payload, as in the worker.
     let (payload, real) = (nsis_dir.join("payload"), nsis_dir.join("payload.real"));
@@ -218,7 +226,7 @@ async fn baseline_once(env: &BenchEnv, app: &AppInfo) -> Vec<Duration> {
     std::fs::rename(&real, &payload).unwrap();
     nsis::restage_script(
         &bundle,
-        &listing,
+        &staged,
         app,
         &setup_name,
         &nsis_dir,

@@ -6,16 +6,20 @@
 //! template under `templates/` is rendered by [`template`], which refuses unknown placeholders.
 
 pub mod bundle;
+pub mod compressibility;
+pub mod deflate_pool;
 pub mod dlls;
 pub mod escape;
 pub mod icon;
 pub mod msix;
 pub mod nsis;
 pub mod nsis_plugins;
+pub mod nsis_compression;
 pub mod nsis_uninstaller;
 pub mod portable;
 pub mod resources;
 pub mod template;
+pub mod zip_stream;
 
 pub use bundle::Bundle;
 

@@ -8,6 +8,7 @@
 
 use super::bundle::BundleListing;
 use super::escape::{nsis_string, nsis_version_string};
+use super::nsis_compression::{plan, CompressionPlan, NsisCompression};
 use super::nsis_plugins::{self, INSTALLER_PLUGINS, SIGNED_INPUTS_DIR};
 use super::nsis_uninstaller::{
     Finalize, UninstallerSigner, SIGNED_UNINSTALLER, UNSIGNED_UNINSTALLER,
@@ -61,26 +62,48 @@ fn win_path(rel: &str) -> String {
     rel.replace('/', "\\")
 }
 
-/// Renders the installer script for `bundle` (its listing must be the one whose payload
-/// is staged with [`stage_payload`]).
+/// The bundle listing a staged installer was written for, and how it is compressed.
+#[derive(Clone, Debug)]
+pub struct StagedPayload {
+    pub listing: BundleListing,
+    pub compression: CompressionPlan,
+}
+
+/// Renders the installer script for `bundle` with the default (`auto`) compression.
 pub fn render_installer_script(
     bundle: &Bundle,
     app: &AppInfo,
     out_name: &str,
 ) -> Result<String, PackageError> {
+    render_installer_script_with(bundle, app, out_name, NsisCompression::Auto)
+}
+
+/// Renders the installer script for `bundle` under `compression` (its listing must be the
+/// one whose payload is staged with [`stage_payload`]).
+pub fn render_installer_script_with(
+    bundle: &Bundle,
+    app: &AppInfo,
+    out_name: &str,
+    compression: NsisCompression,
+) -> Result<String, PackageError> {
     let listing = bundle.list()?;
+    let staged = StagedPayload {
+        compression: plan(&listing, compression)?,
+        listing,
+    };
     let has_icon = bundle.root.join("app.ico").is_file();
-    render_with_listing(bundle, &listing, app, out_name, has_icon, Finalize::None)
+    render_with_listing(bundle, &staged, app, out_name, has_icon, Finalize::None)
 }
 
 fn render_with_listing(
     bundle: &Bundle,
-    listing: &BundleListing,
+    staged: &StagedPayload,
     app: &AppInfo,
     out_name: &str,
     has_icon: bool,
     finalize: Finalize,
 ) -> Result<String, PackageError> {
+    let listing = &staged.listing;
     let q = nsis_string;
     let vi = nsis_version_string;
     let mut install = String::new();
@@ -101,6 +124,10 @@ fn render_with_listing(
                 continue;
             }
             let leaf = f.rel.rsplit('/').next().unwrap_or(&f.rel);
+            let stored = staged.compression.is_stored(i);
+            if stored {
+                install.push_str("  SetCompress off\n");
+            }
             writeln!(
                 install,
                 "  File \"/oname={}\" \"{}\"",
@@ -108,6 +135,9 @@ fn render_with_listing(
                 payload_name(i)
             )
             .unwrap();
+            if stored {
+                install.push_str("  SetCompress auto\n");
+            }
             writeln!(
                 uninstall,
                 "  Delete \"$INSTDIR\\{}\"",
@@ -159,6 +189,7 @@ fn render_with_listing(
             ("exe_name", &q("exe_name", &bundle.exe_name)?),
             ("reg_key", &q("bundle_id", &app.bundle_id)?),
             ("icon_defines", &icon_defines),
+            ("compressor", staged.compression.directives()),
             ("install_files", install.trim_end()),
             ("uninstall_files", uninstall.trim_end()),
             ("uninstall_dirs", uninstall_dirs.trim_end()),
@@ -176,21 +207,28 @@ fn render_with_listing(
 
 /// Writes `<dir>/installer.nsi` (UTF-8 with BOM) for `finalize`, `<dir>/installer.ico`
 /// and the payload under neutral names (hard links where possible, copies otherwise); for
-/// [`Finalize::Export`] also empty placeholders under the same names. Returns the bundle
-/// listing the script was written for.
+/// [`Finalize::Export`] also empty placeholders under the same names. The payload is
+/// sampled once to plan its `compression`. Returns the listing and plan the script was
+/// written for.
 pub fn stage_payload(
     bundle: &Bundle,
     app: &AppInfo,
     out_name: &str,
     dir: &Path,
     finalize: Finalize,
-) -> Result<BundleListing, PackageError> {
+    compression: NsisCompression,
+) -> Result<StagedPayload, PackageError> {
     let listing = bundle.list()?;
+    let staged = StagedPayload {
+        compression: plan(&listing, compression)?,
+        listing,
+    };
+    let listing = &staged.listing;
     let icon = bundle.root.join("app.ico");
     if icon.is_file() {
         link_or_copy(&icon, &dir.join(ICON_NAME))?;
     }
-    restage_script(bundle, &listing, app, out_name, dir, finalize)?;
+    restage_script(bundle, &staged, app, out_name, dir, finalize)?;
     let payload = dir.join(PAYLOAD_DIR);
     std::fs::create_dir_all(&payload)
         .map_err(PackageError::io(format!("creating {}", payload.display())))?;
@@ -206,22 +244,23 @@ pub fn stage_payload(
                 .map_err(PackageError::io("creating the payload placeholders"))?;
         }
     }
-    Ok(listing)
+    Ok(staged)
 }
 
 /// Writes `<dir>/installer.nsi` for `finalize`; the icon is used when it is staged in
 /// `dir`. Pass 2 of the signed-uninstaller build calls it to replace pass 1's script,
-/// keeping the staged payload (`listing` is the one [`stage_payload`] returned).
+/// keeping the staged payload and its compression plan (`staged` is what
+/// [`stage_payload`] returned), so both passes build the same uninstaller.
 pub fn restage_script(
     bundle: &Bundle,
-    listing: &BundleListing,
+    staged: &StagedPayload,
     app: &AppInfo,
     out_name: &str,
     dir: &Path,
     finalize: Finalize,
 ) -> Result<(), PackageError> {
     let has_icon = dir.join(ICON_NAME).is_file();
-    let script = render_with_listing(bundle, listing, app, out_name, has_icon, finalize)?;
+    let script = render_with_listing(bundle, staged, app, out_name, has_icon, finalize)?;
     write_script(dir, &script)
 }
 
@@ -251,6 +290,8 @@ pub struct Makensis<'a> {
     /// `makensis`, or `PERRY_BUILD_NSIS_PATH`.
     pub program: &'a str,
     pub timeout: Duration,
+    /// `PERRY_NSIS_COMPRESSION`.
+    pub compression: NsisCompression,
 }
 
 /// Builds `<ascii>-<version>-Setup.exe` into `ctx.output_dir` with makensis as a runner
@@ -275,12 +316,22 @@ pub async fn build_installer(
             tool: makensis,
             stage: &stage,
         };
+        let first_pass = match signer {
+            None => Finalize::None,
+            Some(_) => Finalize::Export,
+        };
+        fresh_dir(&stage)?;
+        let staged = stage_payload(
+            bundle,
+            app,
+            &out_name,
+            &stage,
+            first_pass,
+            makensis.compression,
+        )?;
+        ctx.events.info(ctx.stage, &staged.compression.describe());
         match signer {
-            None => {
-                fresh_dir(&stage)?;
-                stage_payload(bundle, app, &out_name, &stage, Finalize::None)?;
-                mk.run(ctx, Finalize::None, &[], &out_name).await?;
-            }
+            None => mk.run(ctx, Finalize::None, &[], &out_name).await?,
             Some(signer) => {
                 let signed_dir = scratch.join(SIGNED_INPUTS_DIR);
                 fresh_dir(&signed_dir)?;
@@ -290,8 +341,6 @@ pub async fn build_installer(
                     signer.sign_uninstaller(&plugins.join(dll)).await?;
                 }
                 let plugin_input = [nsis_plugins::plugin_input(&plugins)];
-                fresh_dir(&stage)?;
-                let listing = stage_payload(bundle, app, &out_name, &stage, Finalize::Export)?;
                 let pass1_out = scratch.join("nsis-uninstaller");
                 fresh_dir(&pass1_out)?;
                 let pass1_ctx = StepContext {
@@ -309,7 +358,7 @@ pub async fn build_installer(
                 std::fs::rename(pass1_out.join(UNSIGNED_UNINSTALLER), &uninstaller)
                     .map_err(PackageError::io("moving the exported uninstaller"))?;
                 signer.sign_uninstaller(&uninstaller).await?;
-                restage_script(bundle, &listing, app, &out_name, &stage, Finalize::Import)?;
+                restage_script(bundle, &staged, app, &out_name, &stage, Finalize::Import)?;
                 let extra = [
                     StepInput {
                         host_path: uninstaller,

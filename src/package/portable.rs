@@ -1,13 +1,20 @@
 //! The portable ZIP `<App>-<version>-portable.zip`: one top folder `<ascii name>/` holding
-//! the bundle (exe, DLLs, asset folders, recursively), deflated, with each file's mtime.
-//! Files are streamed through the compressor; memory does not grow with their size.
+//! the bundle (exe, DLLs, asset folders, recursively), with each file's mtime.
+//!
+//! Files that compress are deflated, the others (media, archives: see
+//! [`super::compressibility`]) are stored. Deflating runs on every core in 512 KiB chunks
+//! ([`super::deflate_pool`]); memory does not grow with the files' sizes.
 
-use super::bundle::{utc_fields, BundleListing};
+use super::bundle::{dos_time_date, BundleListing};
+use super::compressibility::probe_files;
+use super::deflate_pool::{pack_files, PackFile, Packing, BULK_DEFLATE_LEVEL};
+use super::zip_stream::{ZipStream, METHOD_DEFLATED, METHOD_STORED};
 use super::{AppInfo, Bundle, PackageError};
-use std::io::{BufWriter, Read, Write};
 use std::path::Path;
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, DateTime, ZipWriter};
+
+const CHUNK_BYTES: usize = 512 * 1024;
+/// DOS time of folder entries: 1980-01-01 00:00, so the archive depends on the files only.
+const FOLDER_DOS_TIME: (u16, u16) = (0, (1 << 5) | 1);
 
 /// Writes the portable ZIP to `out`; `progress(done_bytes, total_bytes)` after each chunk.
 pub fn write_portable_zip(
@@ -35,51 +42,59 @@ fn write_zip(
     progress: &dyn Fn(u64, u64),
 ) -> Result<(), PackageError> {
     let total = listing.total_size();
-    let zip_err = |e: zip::result::ZipError| PackageError::Io {
-        context: format!("writing {}", out.display()),
-        source: std::io::Error::other(e),
-    };
-    let file = std::fs::File::create(out)
-        .map_err(PackageError::io(format!("creating {}", out.display())))?;
-    let mut zip = ZipWriter::new(BufWriter::new(file));
+    let inputs: Vec<_> = listing
+        .files
+        .iter()
+        .map(|f| (f.source.as_path(), f.size))
+        .collect();
+    let probes = probe_files(&inputs).map_err(PackageError::io("sampling the bundle"))?;
+    let files: Vec<PackFile> = listing
+        .files
+        .iter()
+        .zip(&probes)
+        .map(|(f, probe)| PackFile {
+            path: &f.source,
+            packing: if probe.compresses() {
+                Packing::Deflate(BULK_DEFLATE_LEVEL)
+            } else {
+                Packing::Store
+            },
+        })
+        .collect();
+
+    let io_err = || PackageError::io(format!("writing {}", out.display()));
+    let mut zip = ZipStream::create(out).map_err(io_err())?;
     let top = &app.ascii_name;
-    let dir_opts = SimpleFileOptions::default().unix_permissions(0o755);
-    zip.add_directory(format!("{top}/"), dir_opts)
-        .map_err(zip_err)?;
+    zip.add_directory(&format!("{top}/"), FOLDER_DOS_TIME, 0o755)
+        .map_err(io_err())?;
     for dir in &listing.dirs {
-        zip.add_directory(format!("{top}/{dir}/"), dir_opts)
-            .map_err(zip_err)?;
+        zip.add_directory(&format!("{top}/{dir}/"), FOLDER_DOS_TIME, 0o755)
+            .map_err(io_err())?;
     }
     let mut done = 0u64;
-    let mut buf = vec![0u8; 256 * 1024];
-    for f in &listing.files {
-        let (y, mo, d, h, mi, s) = utc_fields(f.mtime);
-        let stamp = DateTime::from_date_and_time(y, mo, d, h, mi, s).unwrap_or_default();
-        let opts = SimpleFileOptions::default()
-            .compression_method(CompressionMethod::Deflated)
-            .last_modified_time(stamp)
-            .unix_permissions(0o644)
-            .large_file(f.size >= u32::MAX as u64);
-        zip.start_file(format!("{top}/{}", f.rel), opts)
-            .map_err(zip_err)?;
-        let mut src = std::fs::File::open(&f.source)
-            .map_err(PackageError::io(format!("reading {}", f.source.display())))?;
-        loop {
-            let n = src
-                .read(&mut buf)
-                .map_err(PackageError::io(format!("reading {}", f.source.display())))?;
-            if n == 0 {
-                break;
-            }
-            zip.write_all(&buf[..n])
-                .map_err(PackageError::io(format!("writing {}", out.display())))?;
-            done += n as u64;
-            progress(done, total);
+    pack_files(&files, CHUNK_BYTES, false, |chunk| {
+        let f = &listing.files[chunk.file];
+        if chunk.first {
+            let method = match files[chunk.file].packing {
+                Packing::Store => METHOD_STORED,
+                Packing::Deflate(_) => METHOD_DEFLATED,
+            };
+            zip.begin_file(
+                &format!("{top}/{}", f.rel),
+                method,
+                dos_time_date(f.mtime),
+                0o644,
+                f.size,
+            )?;
         }
-    }
-    let mut inner = zip.finish().map_err(zip_err)?;
-    inner
-        .flush()
-        .map_err(PackageError::io(format!("writing {}", out.display())))?;
-    Ok(())
+        zip.write_chunk(&chunk.bytes, chunk.raw_len, &chunk.crc)?;
+        if chunk.last {
+            zip.end_file()?;
+        }
+        done += chunk.raw_len as u64;
+        progress(done, total);
+        Ok(())
+    })
+    .map_err(io_err())?;
+    zip.finish().map_err(io_err())
 }

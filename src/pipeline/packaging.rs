@@ -201,6 +201,7 @@ async fn build_installer(
         image: &job.config.docker.image,
         program: &makensis,
         timeout: job.config.docker.step_timeout,
+        compression: job.config.nsis_compression,
     };
     package::nsis::build_installer(
         &tool,

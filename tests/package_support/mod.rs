@@ -3,6 +3,7 @@
 //! sandbox's HostRunner, and a strict XML reader.
 #![allow(dead_code)]
 
+pub mod mixed_payload;
 pub mod msix_verify;
 
 use perry_ship_windows::events::{CollectingSink, Stage};
@@ -121,6 +122,7 @@ pub fn host_makensis() -> perry_ship_windows::package::nsis::Makensis<'static> {
         image: "unused",
         program: "makensis",
         timeout: std::time::Duration::from_secs(120),
+        compression: perry_ship_windows::package::nsis_compression::NsisCompression::Auto,
     }
 }
 

@@ -1,15 +1,21 @@
 //! Entries written block by block, and the `AppxBlockMap.xml` that describes them: for
 //! each 64 KiB block of uncompressed data its SHA-256, and for deflated entries the size
 //! of that block's compressed bytes (each block ends with a full flush, so it can be
-//! decompressed on its own).
+//! decompressed on its own). Stored entries' blocks carry no `Size` (the schema's rule:
+//! `Size` is the compressed size, present only when the file is compressed).
+//!
+//! Payload files arrive as 64 KiB chunks packed in parallel ([`ChunkedEntry`]); the
+//! small generated parts (manifest, block map, content types) go through
+//! [`write_blocked_entry`].
 
 use super::zip64::{
     write_data_descriptor, write_local_header, EntryRecord, METHOD_DEFLATED, METHOD_STORED,
 };
+use crate::package::deflate_pool::{deflate_into, PackedChunk};
 use crate::package::escape::xml;
 use crate::package::PackageError;
 use base64::Engine;
-use flate2::{Compress, Compression, FlushCompress, Status};
+use flate2::{Compress, Compression, FlushCompress};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 
@@ -102,7 +108,7 @@ pub fn write_blocked_entry<W: Write, R: Read>(
             } else {
                 FlushCompress::Full
             };
-            deflate_block(&mut compressor, &pending, &mut out, flush)?;
+            deflate_into(&mut compressor, &pending, &mut out, flush)?;
             w.write_all(&out)?;
             total_out += out.len() as u64;
             if len > 0 {
@@ -152,27 +158,75 @@ fn read_block<R: Read>(src: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-fn deflate_block(
-    c: &mut Compress,
-    input: &[u8],
-    out: &mut Vec<u8>,
-    flush: FlushCompress,
-) -> std::io::Result<()> {
-    let start_in = c.total_in();
-    loop {
-        if out.capacity() - out.len() < 4096 {
-            out.reserve(64 * 1024);
+/// A payload entry written from chunks packed by [`crate::package::deflate_pool`] (one
+/// chunk per 64 KiB block, in order).
+pub struct ChunkedEntry {
+    record: EntryRecord,
+    file: BlockMapFile,
+    crc: flate2::Crc,
+}
+
+impl ChunkedEntry {
+    /// Writes the local header of `part_name` at `offset`.
+    pub fn begin<W: Write>(
+        w: &mut W,
+        offset: u64,
+        part_name: &str,
+        deflate: bool,
+        dos: (u16, u16),
+    ) -> std::io::Result<Self> {
+        let method = if deflate {
+            METHOD_DEFLATED
+        } else {
+            METHOD_STORED
+        };
+        let lfh_size = write_local_header(w, part_name, method, dos.0, dos.1)?;
+        Ok(ChunkedEntry {
+            record: EntryRecord {
+                name: part_name.to_string(),
+                method,
+                flags: 0x0008,
+                dos_time: dos.0,
+                dos_date: dos.1,
+                crc32: 0,
+                compressed: 0,
+                uncompressed: 0,
+                offset,
+            },
+            file: BlockMapFile {
+                name: String::new(),
+                size: 0,
+                lfh_size,
+                blocks: Vec::new(),
+            },
+            crc: flate2::Crc::new(),
+        })
+    }
+
+    /// Writes one block's bytes and records its hash (and compressed size when deflated).
+    pub fn add<W: Write>(&mut self, w: &mut W, chunk: &PackedChunk) -> std::io::Result<()> {
+        w.write_all(&chunk.bytes)?;
+        self.crc.combine(&chunk.crc);
+        self.record.compressed += chunk.bytes.len() as u64;
+        self.record.uncompressed += chunk.raw_len as u64;
+        if let Some(hash) = chunk.sha256 {
+            let size = (self.record.method == METHOD_DEFLATED).then_some(chunk.bytes.len() as u64);
+            self.file.blocks.push((hash, size));
         }
-        let consumed = (c.total_in() - start_in) as usize;
-        let status = c
-            .compress_vec(&input[consumed..], out, flush)
-            .map_err(|e| std::io::Error::other(format!("deflate: {e}")))?;
-        let all_in = (c.total_in() - start_in) as usize == input.len();
-        match (status, flush) {
-            (Status::StreamEnd, _) => return Ok(()),
-            // A full flush is complete once all input is consumed and spare room remains.
-            (_, FlushCompress::Full) if all_in && out.len() < out.capacity() => return Ok(()),
-            _ => {}
-        }
+        Ok(())
+    }
+
+    /// Writes the data descriptor; returns the central-directory record and the block-map
+    /// entry (its `name` still to be set).
+    pub fn finish<W: Write>(mut self, w: &mut W) -> std::io::Result<(EntryRecord, BlockMapFile)> {
+        self.record.crc32 = self.crc.sum();
+        write_data_descriptor(
+            w,
+            self.record.crc32,
+            self.record.compressed,
+            self.record.uncompressed,
+        )?;
+        self.file.size = self.record.uncompressed;
+        Ok((self.record, self.file))
     }
 }

@@ -14,20 +14,16 @@ pub use blockmap::BLOCK_SIZE;
 pub use manifest::UNSIGNED_PUBLISHER;
 
 use crate::package::bundle::dos_time_date;
+use crate::package::compressibility::probe_files;
+use crate::package::deflate_pool::{pack_files, PackFile, Packing, BULK_DEFLATE_LEVEL};
 use crate::package::icon::png_logos;
 use crate::package::{AppInfo, Bundle, PackageError};
-use blockmap::{render_block_map, write_blocked_entry, BlockMapFile};
+use blockmap::{render_block_map, write_blocked_entry, BlockMapFile, ChunkedEntry};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use zip64::{central_directory, write_plain_stored, EntryRecord, HashingWriter};
-
-/// Extensions stored instead of deflated (already compressed).
-const STORED_EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "gif", "webp", "zip", "7z", "gz", "mp3", "ogg", "mp4", "woff2", "msix",
-    "appx",
-];
 
 /// The package digests an APPX/MSIX signature covers (all SHA-256).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -245,26 +241,52 @@ fn write_parts(
     let io_err =
         |what: &str| PackageError::io(format!("writing {what} into {}", partial.display()));
 
-    for (rel, source, dos) in payload {
-        let part = manifest::part_name(rel);
-        let ext = rel
-            .rsplit_once('.')
-            .map(|(_, e)| e.to_ascii_lowercase())
-            .unwrap_or_default();
+    // Payload: files that compress are deflated, the others stored; 64 KiB blocks are
+    // packed and hashed on every core.
+    let mut sized = Vec::with_capacity(payload.len());
+    for (_, source, _) in payload {
         let size = std::fs::metadata(source)
             .map_err(PackageError::io(format!("stat {}", source.display())))?
             .len();
-        let deflate = size > 0 && !STORED_EXTENSIONS.contains(&ext.as_str());
-        let mut src = File::open(source)
-            .map_err(PackageError::io(format!("reading {}", source.display())))?;
-        let offset = w.written;
-        let (record, mut map) = write_blocked_entry(&mut w, offset, &part, &mut src, deflate, *dos)
-            .map_err(io_err(rel))?;
-        map.name = rel.replace('/', "\\");
-        entries.push(record);
-        map_files.push(map);
-        part_names.push(part);
+        sized.push((source.as_path(), size));
     }
+    let probes = probe_files(&sized).map_err(PackageError::io("sampling the payload"))?;
+    let files: Vec<PackFile> = sized
+        .iter()
+        .zip(&probes)
+        .map(|(&(path, size), probe)| PackFile {
+            path,
+            packing: if size > 0 && probe.compresses() {
+                Packing::Deflate(BULK_DEFLATE_LEVEL)
+            } else {
+                Packing::Store
+            },
+        })
+        .collect();
+    let mut current: Option<ChunkedEntry> = None;
+    pack_files(&files, BLOCK_SIZE, true, |chunk| {
+        let (rel, _, dos) = &payload[chunk.file];
+        if chunk.first {
+            let part = manifest::part_name(rel);
+            let deflate = files[chunk.file].packing != Packing::Store;
+            let offset = w.written;
+            current = Some(ChunkedEntry::begin(&mut w, offset, &part, deflate, *dos)?);
+            part_names.push(part);
+        }
+        let entry = current.as_mut().expect("entry begun by its first chunk");
+        entry.add(&mut w, &chunk)?;
+        if chunk.last {
+            let (record, mut map) = current.take().expect("entry open").finish(&mut w)?;
+            map.name = rel.replace('/', "\\");
+            entries.push(record);
+            map_files.push(map);
+        }
+        Ok(())
+    })
+    .map_err(PackageError::io(format!(
+        "writing the payload into {}",
+        partial.display()
+    )))?;
     let offset = w.written;
     let (record, mut map) = write_blocked_entry(
         &mut w,
