@@ -304,7 +304,10 @@ impl Config {
             worker_name,
             capabilities,
             perry_binary: var("PERRY_BUILD_PERRY_BINARY").unwrap_or_else(|| "perry".into()),
-            windows_sdk_path: var("PERRY_BUILD_WINDOWS_SDK_PATH").map(PathBuf::from),
+            windows_sdk_path: existing_path(
+                "PERRY_BUILD_WINDOWS_SDK_PATH",
+                var("PERRY_BUILD_WINDOWS_SDK_PATH"),
+            )?,
             nsis_path: var("PERRY_BUILD_NSIS_PATH").map(PathBuf::from),
             docker,
             max_concurrent: parse_int(
@@ -392,6 +395,16 @@ fn http_url(
         return Err(bad(var, "must be an http:// or https:// URL"));
     }
     Ok(v.trim_end_matches('/').to_string())
+}
+
+/// An optional path that must exist when given (a folder or a file).
+fn existing_path(var: &'static str, value: Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(v) = value else { return Ok(None) };
+    let path = PathBuf::from(&v);
+    if !path.exists() {
+        return Err(bad(var, format!("{v:?} does not exist")));
+    }
+    Ok(Some(path))
 }
 
 fn parse_bool(
@@ -538,6 +551,10 @@ mod tests {
         assert_eq!(
             err(&[("PERRY_WORKER_CAPABILITIES", "linux")]).var,
             "PERRY_WORKER_CAPABILITIES"
+        );
+        assert_eq!(
+            err(&[("PERRY_BUILD_WINDOWS_SDK_PATH", "/no/such/Windows Kits")]).var,
+            "PERRY_BUILD_WINDOWS_SDK_PATH"
         );
     }
 

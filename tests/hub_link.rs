@@ -1,5 +1,7 @@
 //! The hub link against the in-process test hub: hello, secret and AUTH_FAILED, pings,
 //! hostile frames, hub restart mid-job.
+// Linux-host suite (shell-script stand-ins, Unix permissions and symlinks).
+#![cfg(unix)]
 
 mod hub_support;
 

@@ -1,10 +1,11 @@
-//! The three commands of the binary and what they share (runner choice, config loading).
+//! The commands of the binary and what they share (runner choice, config loading).
 
 pub mod build;
 pub mod console;
 pub mod doctor;
 pub mod project;
 pub mod run;
+pub mod service;
 
 use crate::config::Config;
 use crate::sandbox::{docker::DockerRunner, host::HostRunner, Runner};

@@ -1,4 +1,5 @@
-//! `perry-ship-windows run`: serve the hub until SIGTERM / Ctrl-C, then drain.
+//! `perry-ship-windows run`: serve the hub until SIGTERM / Ctrl-C, then drain. The Windows
+//! service ([`super::service`]) serves the same way, with an SCM stop as the signal.
 
 use crate::pipeline::windows::WindowsPipeline;
 use std::process::ExitCode;
@@ -6,6 +7,13 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run() -> ExitCode {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_stop_signal(shutdown.clone()));
+    serve(shutdown).await
+}
+
+/// Serves the hub until `shutdown` fires, then drains running jobs (PERRY_DRAIN_TIMEOUT).
+pub async fn serve(shutdown: CancellationToken) -> ExitCode {
     let config = match super::load_config() {
         Ok(c) => Arc::new(c),
         Err(code) => return code,
@@ -18,8 +26,6 @@ pub async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(wait_for_stop_signal(shutdown.clone()));
     match crate::hub::run_worker(config, Arc::new(WindowsPipeline), runner, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

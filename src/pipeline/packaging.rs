@@ -7,6 +7,7 @@ use crate::error::{ErrorCode, JobError};
 use crate::events::Stage;
 use crate::job::manifest::Distribute;
 use crate::package::{self, AppInfo, Bundle};
+use crate::sign::signtool::SignTool;
 use crate::sign::SigningSession;
 use std::path::{Path, PathBuf};
 
@@ -26,12 +27,12 @@ fn package_failed(e: impl std::fmt::Display) -> JobError {
     )
 }
 
-/// Signs the exe and every DLL the bundle ships.
+/// Signs the exe and every DLL the bundle ships; returns the files it signed.
 pub async fn sign_bundle_binaries(
     job: &JobContext,
     session: &SigningSession,
     bundle: &Bundle,
-) -> Result<(), JobError> {
+) -> Result<Vec<PathBuf>, JobError> {
     let stage = Stage::Signing;
     let mut binaries = vec![bundle.root.join(&bundle.exe_name)];
     let entries = std::fs::read_dir(&bundle.root).map_err(signing_failed)?;
@@ -59,6 +60,25 @@ pub async fn sign_bundle_binaries(
             .info(stage, &format!("signed and verified {name}"));
         job.events
             .progress(stage, ((i + 1) * 100 / total) as u8, Some(&name));
+    }
+    Ok(binaries)
+}
+
+/// The Windows SDK's independent second check of files we signed and verified ourselves:
+/// `signtool verify /pa /v` must accept each one, or the job fails with `SIGNING_FAILED`.
+pub async fn signtool_check(
+    job: &JobContext,
+    tool: &SignTool,
+    files: &[PathBuf],
+    stage: Stage,
+) -> Result<(), JobError> {
+    for file in files {
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        tool.verify(file).await.map_err(|m| {
+            JobError::new(ErrorCode::SigningFailed, Some(stage), format!("{name}: {m}"))
+        })?;
+        job.events
+            .info(stage, &format!("signtool verify /pa accepted {name}"));
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The real pipeline: compile (or take a precompiled bundle), icon, bundle with resources
-//! and DLLs, sign, package as installer / MSIX / portable ZIP, sign the package.
+//! and DLLs, sign, package as installer / MSIX / portable ZIP, sign the package; on Windows
+//! hosts with the SDK, `signtool verify /pa` checks every signed file a second time.
 
 use super::assets;
 use super::compile::{self, CompiledApp};
@@ -10,6 +11,7 @@ use super::{Artifact, JobContext, Pipeline};
 use crate::error::{ErrorCode, JobError};
 use crate::events::Stage;
 use crate::package::{self, AppInfo, Bundle};
+use crate::sign::signtool::SignTool;
 use crate::sign::SigningSession;
 
 /// The Windows build pipeline used by the worker and by `perry-ship-windows build`.
@@ -34,12 +36,25 @@ impl Pipeline for WindowsPipeline {
 
         check_cancel(job, Stage::Signing)?;
         let session = open_signing_session(job).await?;
+        let signtool = session
+            .as_ref()
+            .and_then(|_| SignTool::for_host(job.config.windows_sdk_path.as_deref()));
         if let Some(session) = &session {
-            packaging::sign_bundle_binaries(job, session, &bundle).await?;
+            let signed = packaging::sign_bundle_binaries(job, session, &bundle).await?;
+            if let Some(tool) = &signtool {
+                packaging::signtool_check(job, tool, &signed, Stage::Signing).await?;
+            }
         }
 
         check_cancel(job, Stage::Packaging)?;
         let artifact = packaging::package(job, &bundle, &app, &icons, session.as_ref()).await?;
+        let signed_package = artifact.path.extension().is_some_and(|x| {
+            x.eq_ignore_ascii_case("exe") || x.eq_ignore_ascii_case("msix")
+        });
+        if let (Some(tool), true) = (&signtool, signed_package) {
+            packaging::signtool_check(job, tool, &[artifact.path.clone()], Stage::Packaging)
+                .await?;
+        }
         Ok(vec![artifact])
     }
 }

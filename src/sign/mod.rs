@@ -8,7 +8,7 @@
 //!
 //! Module map: [`pe`] (digest, embedding, checksum), [`pkcs7`] (SignedData), [`signer`] (the
 //! [`signer::DigestSigner`] seam, certificates), [`pfx`], [`kms`], [`azure`], [`timestamp`],
-//! [`appx`], [`verify`].
+//! [`appx`], [`verify`], [`signtool`] (the Windows SDK's second opinion on Windows hosts).
 
 pub mod appx;
 pub mod azure;
@@ -18,6 +18,7 @@ pub mod pe;
 pub mod pfx;
 pub mod pkcs7;
 pub mod signer;
+pub mod signtool;
 pub mod timestamp;
 mod token;
 pub mod verify;

@@ -1,0 +1,364 @@
+//! The Windows build of the worker (`--target x86_64-pc-windows-gnu`), run for real under
+//! wine (tests/support/wine.rs): local `build`s of a hand-off bundle into a signed portable
+//! ZIP and a signed MSIX (verified with osslsigncode on Linux, and by a signtool double found
+//! through PERRY_BUILD_WINDOWS_SDK_PATH), a signtool rejection failing the build, a
+//! `windows-sign` job from the test hub, `doctor`, and the Windows service registration.
+//! The installer format is not covered: it needs Windows NSIS, which no registry here has.
+//! Under `CI=true` a missing wine (or mingw, or the Windows Rust target) fails these tests.
+
+mod common;
+#[path = "support/example_project.rs"]
+mod example_project;
+#[path = "support/sign_fixtures.rs"]
+mod fixtures;
+#[path = "support/sign_servers.rs"]
+mod servers;
+#[path = "support/wine.rs"]
+mod wine;
+
+use base64::Engine as _;
+use perry_ship_windows::testhub::TestHub;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wine::{win_path, Wine};
+
+const PFX_PASSWORD: &str = "wine-Pfx-Passw0rd!";
+const TOOLS: &[&str] = &["openssl", "osslsigncode"];
+const SDK_VERSION: &str = "10.0.22621.0";
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+
+/// A hand-off bundle, PFX credentials with a local TSA, and an SDK folder holding the
+/// signtool double, all under one temporary folder.
+struct Setup {
+    dir: tempfile::TempDir,
+    pki: fixtures::Pki,
+    _tsa: servers::Tsa,
+    credentials: Value,
+    bundle: PathBuf,
+}
+
+impl Setup {
+    async fn new(wine: &Wine) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = fixtures::Pki::create(&dir.path().join("pki"));
+        let pfx = pki.pfx("wine", "rsa.key", "rsa.crt", PFX_PASSWORD, &[]);
+        let tsa = servers::start_tsa(pki.dir.clone()).await;
+        let credentials = json!({
+            "windows_pfx_base64": base64::engine::general_purpose::STANDARD.encode(pfx),
+            "windows_pfx_password": PFX_PASSWORD,
+            "windows_timestamp_url": tsa.url,
+        });
+        let bundle = dir.path().join("bundle");
+        let pre = bundle.join("perry-precompiled");
+        std::fs::create_dir_all(pre.join("assets")).unwrap();
+        let exe = fixtures::mingw_exe(dir.path(), "hello");
+        std::fs::copy(&exe, pre.join("Hello Perry.exe")).unwrap();
+        std::fs::write(pre.join("assets/readme.txt"), "bundled asset").unwrap();
+        std::fs::write(
+            pre.join("metadata.json"),
+            r#"{"perry_version":"0.5.3","compiled_by":"linux-01","compile_timestamp":"2026-11-25T12:00:00Z"}"#,
+        )
+        .unwrap();
+        wine.mingw_tool(
+            "fake_signtool",
+            &dir.path().join("sdk/bin").join(SDK_VERSION).join("x64"),
+            "signtool.exe",
+        );
+        Setup {
+            dir,
+            pki,
+            _tsa: tsa,
+            credentials,
+            bundle,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn manifest(distribute: &str) -> Value {
+        let mut manifest = example_project::example_manifest(distribute);
+        manifest["targets"] = json!(["windows-sign"]);
+        manifest["icon"] = Value::Null;
+        manifest
+    }
+
+    /// The worker's environment: work dir, a small free-disk floor (the free-space check
+    /// runs for real), the SDK folder and the signtool double's log.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PERRY_WORK_DIR", win_path(&self.path("work"))),
+            ("PERRY_MIN_FREE_DISK", "1m".to_string()),
+            ("PERRY_DOCKER_ENABLED", "false".to_string()),
+            ("PERRY_BUILD_WINDOWS_SDK_PATH", win_path(&self.path("sdk"))),
+            ("FAKE_SIGNTOOL_LOG", win_path(&self.path("signtool.log"))),
+        ]
+    }
+
+    /// `perry-ship-windows.exe build` of the bundle as `distribute`, signed.
+    async fn local_build(
+        &self,
+        wine: &Wine,
+        distribute: &str,
+        extra_env: &[(&'static str, String)],
+    ) -> std::process::Output {
+        let manifest = self.path(&format!("manifest-{distribute}.json"));
+        std::fs::write(&manifest, Setup::manifest(distribute).to_string()).unwrap();
+        let credentials = self.path("credentials.json");
+        std::fs::write(&credentials, self.credentials.to_string()).unwrap();
+        let args = [
+            "build".to_string(),
+            win_path(&self.bundle),
+            "--manifest".into(),
+            win_path(&manifest),
+            "--credentials".into(),
+            win_path(&credentials),
+            "--distribute".into(),
+            distribute.into(),
+            "--out".into(),
+            win_path(&self.path("out")),
+            "--no-docker".into(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut env = self.env();
+        env.extend_from_slice(extra_env);
+        wine.run(&args, &env, RUN_LIMIT).await
+    }
+
+    fn signtool_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("signtool.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+async fn prerequisites() -> Option<&'static Wine> {
+    if !fixtures::require_tools(TOOLS) {
+        return None;
+    }
+    wine::require_wine()
+}
+
+/// Extracts one entry of a ZIP into `to`.
+fn unzip_entry(zip: &Path, name: &str, to: &Path) -> PathBuf {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
+    let mut entry = archive
+        .by_name(name)
+        .unwrap_or_else(|_| panic!("{name} missing from {}", zip.display()));
+    let out = to.join(Path::new(name).file_name().unwrap());
+    let mut file = std::fs::File::create(&out).unwrap();
+    std::io::copy(&mut entry, &mut file).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_builds_under_wine_give_a_signed_portable_zip_and_a_signed_msix() {
+    let Some(wine) = prerequisites().await else {
+        return;
+    };
+    let setup = Setup::new(wine).await;
+
+    let out = setup.local_build(wine, "portable", &[]).await;
+    let log = wine::text(&out);
+    assert!(out.status.success(), "portable build failed:\n{log}");
+    let zip = setup.path("out/Hello Perry-1.2.0-portable.zip");
+    assert!(zip.is_file(), "no portable ZIP:\n{log}");
+    let exe = unzip_entry(&zip, "Hello Perry/Hello Perry.exe", setup.dir.path());
+    fixtures::assert_osslsigncode_ok(&setup.pki, &exe);
+    unzip_entry(&zip, "Hello Perry/assets/readme.txt", setup.dir.path());
+
+    let out = setup.local_build(wine, "msix", &[]).await;
+    let log = wine::text(&out);
+    assert!(out.status.success(), "MSIX build failed:\n{log}");
+    let msix = setup.path("out/Hello Perry-1.2.0.msix");
+    fixtures::assert_osslsigncode_ok(&setup.pki, &msix);
+
+    // The SDK's signtool (a double here) checked every signed file a second time.
+    let calls = setup.signtool_calls();
+    let exe_checks = calls
+        .iter()
+        .filter(|c| c.starts_with("verify /pa /v ") && c.ends_with("Hello Perry.exe"))
+        .count();
+    assert_eq!(exe_checks, 2, "one exe check per build: {calls:?}");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("verify /pa /v ") && c.ends_with("Hello Perry-1.2.0.msix")),
+        "the MSIX was not checked: {calls:?}"
+    );
+    assert!(
+        log.contains("signtool verify /pa accepted Hello Perry-1.2.0.msix"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_signtool_rejects_fails_the_build_with_signing_failed() {
+    let Some(wine) = prerequisites().await else {
+        return;
+    };
+    let setup = Setup::new(wine).await;
+    let reject = "A certificate chain processed, but terminated in a root certificate which is not trusted";
+    let out = setup
+        .local_build(
+            wine,
+            "portable",
+            &[("FAKE_SIGNTOOL_REJECT", reject.to_string())],
+        )
+        .await;
+    let log = wine::text(&out);
+    assert!(!out.status.success(), "the build must fail:\n{log}");
+    assert!(log.contains("SIGNING_FAILED"), "{log}");
+    assert!(log.contains(reject), "signtool's reason is shown:\n{log}");
+    assert!(
+        !setup.path("out/Hello Perry-1.2.0-portable.zip").exists(),
+        "no artifact after a rejected signature"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_windows_sign_job_from_the_hub_is_signed_and_uploaded_by_the_wine_worker() {
+    let Some(wine) = prerequisites().await else {
+        return;
+    };
+    let setup = Setup::new(wine).await;
+    let hub = TestHub::start().await.expect("test hub");
+    let mut env = setup.env();
+    env.push(("PERRY_HUB_URL", hub.ws_url()));
+    env.push(("PERRY_WORKER_NAME", "wine-worker".to_string()));
+    env.push(("PERRY_WORKER_CAPABILITIES", "windows-sign".to_string()));
+    let mut worker = wine
+        .worker(&["run"], &env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting the worker under wine");
+
+    let hello = hub
+        .wait_for_hello(1, Duration::from_secs(120))
+        .await
+        .expect("the wine worker says hello");
+    assert_eq!(hello.json["capabilities"], json!(["windows-sign"]), "{}", hello.raw);
+
+    let job = "wine-sign-only";
+    hub.assign(
+        job,
+        "tok-wine",
+        example_project::tarball_of(&setup.bundle),
+        Setup::manifest("msix"),
+        setup.credentials.clone(),
+    )
+    .unwrap();
+    let complete = hub.wait_for_complete(job, RUN_LIMIT).await.unwrap();
+    let _ = worker.kill().await;
+    let frames: Vec<String> = hub.job_frames(job).into_iter().map(|f| f.raw).collect();
+    assert_eq!(
+        complete.json["success"],
+        json!(true),
+        "{}\n{frames:#?}",
+        complete.raw
+    );
+    assert!(
+        frames.iter().any(|f| f.contains("bundle compiled by linux-01")),
+        "sign-only path not taken: {frames:#?}"
+    );
+    let msix = hub.upload_path(job, "Hello Perry-1.2.0.msix");
+    fixtures::assert_osslsigncode_ok(&setup.pki, &msix);
+    assert!(
+        setup
+            .signtool_calls()
+            .iter()
+            .any(|c| c.ends_with("Hello Perry-1.2.0.msix")),
+        "signtool checked the uploaded MSIX"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_under_wine_reports_signtool_free_space_and_windows_hints() {
+    let Some(wine) = prerequisites().await else {
+        return;
+    };
+    let setup = Setup::new(wine).await;
+    let out = wine
+        .run(&["doctor"], &setup.env(), Duration::from_secs(120))
+        .await;
+    let report = wine::text(&out);
+    assert!(
+        report.contains(&format!("(version {SDK_VERSION})")) && report.contains("signtool.exe"),
+        "signtool found with its version:\n{report}"
+    );
+    assert!(
+        report.contains("GiB free"),
+        "free space read through the OS API:\n{report}"
+    );
+    assert!(report.contains("winget install NSIS.NSIS"), "{report}");
+    assert!(!report.contains("apt-get"), "Linux hints on Windows:\n{report}");
+
+    let missing = setup.path("empty-sdk");
+    std::fs::create_dir_all(&missing).unwrap();
+    let mut env = setup.env();
+    env.retain(|(k, _)| *k != "PERRY_BUILD_WINDOWS_SDK_PATH");
+    env.push(("PERRY_BUILD_WINDOWS_SDK_PATH", win_path(&missing)));
+    let out = wine.run(&["doctor"], &env, Duration::from_secs(120)).await;
+    let report = wine::text(&out);
+    assert!(!out.status.success());
+    assert!(
+        report.contains("✗ signtool: not found under"),
+        "a configured SDK without signtool is a failure:\n{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_install_registers_with_the_service_control_manager_and_uninstall_removes_it() {
+    let Some(wine) = prerequisites().await else {
+        return;
+    };
+    let sc = |args: &'static [&'static str]| async move {
+        let out = wine.wine(args).output().await.expect("running wine sc");
+        wine::text(&out)
+    };
+    // A registration left by an interrupted earlier run would make install fail.
+    let _ = wine
+        .run(&["service", "uninstall"], &[], Duration::from_secs(60))
+        .await;
+
+    let out = wine
+        .run(&["service", "install"], &[], Duration::from_secs(60))
+        .await;
+    let text = wine::text(&out);
+    assert!(out.status.success(), "service install failed:\n{text}");
+    let config = sc(&["qc", "perry-ship-windows"]).await;
+    assert!(
+        config.contains("perry-ship-windows.exe") && config.contains("service run"),
+        "registered command line:\n{config}"
+    );
+    assert!(config.contains("AUTO_START"), "{config}");
+
+    let out = wine
+        .run(&["service", "uninstall"], &[], Duration::from_secs(60))
+        .await;
+    assert!(out.status.success(), "{}", wine::text(&out));
+    let query = sc(&["query", "perry-ship-windows"]).await;
+    assert!(
+        query.contains("1060") || query.to_lowercase().contains("does not exist"),
+        "still registered after uninstall:\n{query}"
+    );
+}
+
+#[test]
+fn service_is_windows_only_on_other_hosts() {
+    if cfg!(windows) {
+        return;
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perry-ship-windows"))
+        .args(["service", "install"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("Windows-only"), "{text}");
+}
