@@ -52,7 +52,7 @@ impl Pipeline for WindowsPipeline {
             x.eq_ignore_ascii_case("exe") || x.eq_ignore_ascii_case("msix")
         });
         if let (Some(tool), true) = (&signtool, signed_package) {
-            packaging::signtool_check(job, tool, &[artifact.path.clone()], Stage::Packaging)
+            packaging::signtool_check(job, tool, std::slice::from_ref(&artifact.path), Stage::Packaging)
                 .await?;
         }
         Ok(vec![artifact])

@@ -126,7 +126,32 @@ fn wine_command(prefix: &Path, program: &str) -> std::process::Command {
     cmd
 }
 
+/// Like [`require_wine`], with a prefix of its own (`target/wine-prefix-<name>`) for a test
+/// whose Windows services must not meet the other tests' wine processes.
+pub fn require_own_prefix(name: &str) -> Option<Wine> {
+    let shared = require_wine()?;
+    let prefix = target_dir().join(format!("wine-prefix-{name}"));
+    match init_prefix(&prefix) {
+        Ok(()) => Some(Wine {
+            prefix,
+            exe: shared.exe.clone(),
+        }),
+        Err(why) => crate::common::skip_or_fail(&why),
+    }
+}
+
 impl Wine {
+    /// `wineserver <args>` for this prefix: `-p 120` keeps the session (and its services)
+    /// alive between commands, `-k` ends every process of the prefix.
+    pub fn wineserver(&self, args: &[&str]) {
+        // The server outlives this call: it must not hold the test's output pipes open.
+        let _ = wine_command(&self.prefix, "wineserver")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
     /// `wine <args>` in this prefix (e.g. `sc query …`).
     pub fn wine(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = wine_command(&self.prefix, "wine");
