@@ -199,7 +199,8 @@ async fn a_signature_signtool_rejects_fails_the_build_with_signing_failed() {
         return;
     };
     let setup = Setup::new(wine).await;
-    let reject = "A certificate chain processed, but terminated in a root certificate which is not trusted";
+    let reject =
+        "A certificate chain processed, but terminated in a root certificate which is not trusted";
     let out = setup
         .local_build(
             wine,
@@ -239,7 +240,12 @@ async fn a_windows_sign_job_from_the_hub_is_signed_and_uploaded_by_the_wine_work
         .wait_for_hello(1, Duration::from_secs(120))
         .await
         .expect("the wine worker says hello");
-    assert_eq!(hello.json["capabilities"], json!(["windows-sign"]), "{}", hello.raw);
+    assert_eq!(
+        hello.json["capabilities"],
+        json!(["windows-sign"]),
+        "{}",
+        hello.raw
+    );
 
     let job = "wine-sign-only";
     hub.assign(
@@ -260,7 +266,9 @@ async fn a_windows_sign_job_from_the_hub_is_signed_and_uploaded_by_the_wine_work
         complete.raw
     );
     assert!(
-        frames.iter().any(|f| f.contains("bundle compiled by linux-01")),
+        frames
+            .iter()
+            .any(|f| f.contains("bundle compiled by linux-01")),
         "sign-only path not taken: {frames:#?}"
     );
     let msix = hub.upload_path(job, "Hello Perry-1.2.0.msix");
@@ -293,7 +301,10 @@ async fn doctor_under_wine_reports_signtool_free_space_and_windows_hints() {
         "free space read through the OS API:\n{report}"
     );
     assert!(report.contains("winget install NSIS.NSIS"), "{report}");
-    assert!(!report.contains("apt-get"), "Linux hints on Windows:\n{report}");
+    assert!(
+        !report.contains("apt-get"),
+        "Linux hints on Windows:\n{report}"
+    );
 
     let missing = setup.path("empty-sdk");
     std::fs::create_dir_all(&missing).unwrap();
@@ -354,7 +365,11 @@ async fn the_windows_service_runs_under_the_scm_and_a_stop_drains_it_to_stopped(
     let text = wine::text(&out);
     assert!(out.status.success(), "service install failed:\n{text}");
     let registry = wine
-        .wine(&["reg.exe", "query", r"HKLM\System\CurrentControlSet\Services\perry-ship-windows"])
+        .wine(&[
+            "reg.exe",
+            "query",
+            r"HKLM\System\CurrentControlSet\Services\perry-ship-windows",
+        ])
         .output()
         .await
         .unwrap();
@@ -363,7 +378,10 @@ async fn the_windows_service_runs_under_the_scm_and_a_stop_drains_it_to_stopped(
         registry.contains("perry-ship-windows.exe service run"),
         "registered command line:\n{registry}"
     );
-    assert!(registry.contains("Start    REG_DWORD    0x2"), "automatic start:\n{registry}");
+    assert!(
+        registry.contains("Start    REG_DWORD    0x2"),
+        "automatic start:\n{registry}"
+    );
 
     let started = sc(&["start", "perry-ship-windows"]).await;
     assert!(started.status.success(), "{}", wine::text(&started));

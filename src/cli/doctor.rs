@@ -88,11 +88,7 @@ fn nsis_binary(config: &Config) -> String {
 
 async fn check_docker(config: &Config, report: &mut Report) {
     match DockerRunner::new(config) {
-        Err(e) => report.fail(
-            "docker engine",
-            &format!("{e:#}"),
-            hints::START_DOCKER,
-        ),
+        Err(e) => report.fail("docker engine", &format!("{e:#}"), hints::START_DOCKER),
         Ok(runner) => match runner.check(&config.docker.image).await {
             Ok(info) => {
                 report.ok(

@@ -155,7 +155,10 @@ mod scm {
     }
 
     /// Stop and shutdown mean drain: cancel `shutdown`, which the worker treats as SIGTERM.
-    fn on_control(control: ServiceControl, shutdown: &CancellationToken) -> ServiceControlHandlerResult {
+    fn on_control(
+        control: ServiceControl,
+        shutdown: &CancellationToken,
+    ) -> ServiceControlHandlerResult {
         match control {
             ServiceControl::Stop | ServiceControl::Shutdown | ServiceControl::Preshutdown => {
                 shutdown.cancel();
@@ -210,7 +213,11 @@ mod scm {
             Ok(runtime) => runtime,
             Err(e) => {
                 eprintln!("error: cannot start the async runtime: {e}");
-                report(ServiceState::Stopped, 0, ServiceExitCode::ServiceSpecific(1));
+                report(
+                    ServiceState::Stopped,
+                    0,
+                    ServiceExitCode::ServiceSpecific(1),
+                );
                 return;
             }
         };
@@ -222,7 +229,11 @@ mod scm {
                 tracing::info!("service stop: draining running jobs");
                 // Tell the SCM the drain is progressing so it does not give up on us.
                 for checkpoint in 1.. {
-                    report(ServiceState::StopPending, checkpoint, ServiceExitCode::NO_ERROR);
+                    report(
+                        ServiceState::StopPending,
+                        checkpoint,
+                        ServiceExitCode::NO_ERROR,
+                    );
                     tokio::time::sleep(STOP_WAIT_HINT / 3).await;
                 }
             });

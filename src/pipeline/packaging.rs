@@ -75,7 +75,11 @@ pub async fn signtool_check(
     for file in files {
         let name = file.file_name().unwrap_or_default().to_string_lossy();
         tool.verify(file).await.map_err(|m| {
-            JobError::new(ErrorCode::SigningFailed, Some(stage), format!("{name}: {m}"))
+            JobError::new(
+                ErrorCode::SigningFailed,
+                Some(stage),
+                format!("{name}: {m}"),
+            )
         })?;
         job.events
             .info(stage, &format!("signtool verify /pa accepted {name}"));

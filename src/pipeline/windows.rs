@@ -48,12 +48,18 @@ impl Pipeline for WindowsPipeline {
 
         check_cancel(job, Stage::Packaging)?;
         let artifact = packaging::package(job, &bundle, &app, &icons, session.as_ref()).await?;
-        let signed_package = artifact.path.extension().is_some_and(|x| {
-            x.eq_ignore_ascii_case("exe") || x.eq_ignore_ascii_case("msix")
-        });
+        let signed_package = artifact
+            .path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("exe") || x.eq_ignore_ascii_case("msix"));
         if let (Some(tool), true) = (&signtool, signed_package) {
-            packaging::signtool_check(job, tool, std::slice::from_ref(&artifact.path), Stage::Packaging)
-                .await?;
+            packaging::signtool_check(
+                job,
+                tool,
+                std::slice::from_ref(&artifact.path),
+                Stage::Packaging,
+            )
+            .await?;
         }
         Ok(vec![artifact])
     }

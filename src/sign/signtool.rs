@@ -42,7 +42,10 @@ impl SignTool {
                 exe: sdk.to_path_buf(),
             });
         }
-        let direct = [sdk.join("signtool.exe"), sdk.join("x64").join("signtool.exe")];
+        let direct = [
+            sdk.join("signtool.exe"),
+            sdk.join("x64").join("signtool.exe"),
+        ];
         if let Some(exe) = direct.into_iter().find(|p| p.is_file()) {
             return Some(SignTool { exe });
         }
@@ -88,7 +91,11 @@ impl SignTool {
             .kill_on_drop(true)
             .output();
         let output = match tokio::time::timeout(VERIFY_TIMEOUT, run).await {
-            Err(_) => return Err(format!("signtool verify took longer than {VERIFY_TIMEOUT:?}")),
+            Err(_) => {
+                return Err(format!(
+                    "signtool verify took longer than {VERIFY_TIMEOUT:?}"
+                ))
+            }
             Ok(Err(e)) => return Err(format!("cannot run {}: {e}", self.exe.display())),
             Ok(Ok(output)) => output,
         };

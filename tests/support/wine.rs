@@ -61,7 +61,13 @@ fn set_up() -> Result<Wine, String> {
 fn build_worker_exe() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
-        .args(["build", "--target", WINDOWS_TARGET, "--bin", "perry-ship-windows"])
+        .args([
+            "build",
+            "--target",
+            WINDOWS_TARGET,
+            "--bin",
+            "perry-ship-windows",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdin(Stdio::null())
         .output()
@@ -184,7 +190,9 @@ impl Wine {
         let run = self.worker(args, env).output();
         tokio::time::timeout(limit, run)
             .await
-            .unwrap_or_else(|_| panic!("perry-ship-windows.exe {args:?} under wine took longer than {limit:?}"))
+            .unwrap_or_else(|_| {
+                panic!("perry-ship-windows.exe {args:?} under wine took longer than {limit:?}")
+            })
             .expect("running wine")
     }
 
