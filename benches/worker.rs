@@ -17,6 +17,10 @@
 //! it prints SKIP and exits 0, unless `CI=true`, where it fails.
 //! `BENCH_WORKER_SECTIONS=whole_job,memory,…` runs a subset; `BENCH_WORKER_MAX_MIB` sets the
 //! largest artifact (default 1024); `BENCH_WORKER_RUNS` the whole-job runs per side (5).
+// Linux-host benchmark (Docker engine, /proc, rusage): empty on other targets, so that
+// `cargo clippy --all-targets --target x86_64-pc-windows-gnu` checks the rest.
+#![cfg_attr(not(unix), no_main)]
+#![cfg(unix)]
 
 #[path = "../tests/support/example_project.rs"]
 mod example_project;

@@ -356,7 +356,10 @@ impl Config {
             worker_name,
             capabilities,
             perry_binary: var("PERRY_BUILD_PERRY_BINARY").unwrap_or_else(|| "perry".into()),
-            windows_sdk_path: var("PERRY_BUILD_WINDOWS_SDK_PATH").map(PathBuf::from),
+            windows_sdk_path: existing_path(
+                "PERRY_BUILD_WINDOWS_SDK_PATH",
+                var("PERRY_BUILD_WINDOWS_SDK_PATH"),
+            )?,
             nsis_path: var("PERRY_BUILD_NSIS_PATH").map(PathBuf::from),
             nsis_compression: match var("PERRY_NSIS_COMPRESSION") {
                 None => NsisCompression::default(),
@@ -486,6 +489,16 @@ fn timestamp_urls(value: Option<String>, default: Vec<String>) -> Result<Vec<Str
             TimestampChoice::Servers(urls) => Ok(urls),
         },
     }
+}
+
+/// An optional path that must exist when given (a folder or a file).
+fn existing_path(var: &'static str, value: Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(v) = value else { return Ok(None) };
+    let path = PathBuf::from(&v);
+    if !path.exists() {
+        return Err(bad(var, format!("{v:?} does not exist")));
+    }
+    Ok(Some(path))
 }
 
 fn parse_bool(
@@ -632,6 +645,10 @@ mod tests {
         assert_eq!(
             err(&[("PERRY_WORKER_CAPABILITIES", "linux")]).var,
             "PERRY_WORKER_CAPABILITIES"
+        );
+        assert_eq!(
+            err(&[("PERRY_BUILD_WINDOWS_SDK_PATH", "/no/such/Windows Kits")]).var,
+            "PERRY_BUILD_WINDOWS_SDK_PATH"
         );
         assert_eq!(
             err(&[("PERRY_TRANSFER_ORIGINS", "https://cdn.example/path")]).var,

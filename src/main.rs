@@ -1,5 +1,6 @@
 //! `perry-ship-windows`: the command line. `run` (the default) serves a Perry Hub,
-//! `build` runs one local build with no hub, `doctor` checks that this host can build.
+//! `build` runs one local build with no hub, `doctor` checks that this host can build,
+//! `service` registers the worker as a Windows service.
 
 use clap::{Parser, Subcommand};
 use perry_ship_windows::cli;
@@ -20,6 +21,9 @@ enum Command {
     Build(cli::build::BuildArgs),
     /// Check this host's configuration, engine, images and tools; exit non-zero when it cannot build.
     Doctor(cli::doctor::DoctorArgs),
+    /// Windows only: install or uninstall the worker as a Windows service (runs `run`).
+    #[command(subcommand)]
+    Service(cli::service::ServiceCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,10 @@ fn main() -> ExitCode {
             Command::Run(run) => cli::run::run(run).await,
             Command::Build(build) => cli::build::build(build).await,
             Command::Doctor(args) => cli::doctor::doctor(args).await,
+            // Blocking: under the SCM the dispatcher owns this thread until the service stops.
+            Command::Service(service) => {
+                tokio::task::block_in_place(|| cli::service::service(service))
+            }
         }
     })
 }

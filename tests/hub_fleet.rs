@@ -3,6 +3,8 @@
 //! `hub_fleet_azure.rs`). The lifecycle tests run the real
 //! binary against the in-process test hub; its jobs use a stand-in `perry` script (no
 //! Docker, no toolchain).
+// Linux-host suite (shell-script stand-ins, Unix signals and permissions).
+#![cfg(unix)]
 
 mod fleet_support;
 mod hub_support;

@@ -2,6 +2,8 @@
 //! Instance Metadata Service, Entra ID and Resource Manager: the exact requests the worker
 //! makes, managed identity and service principal tokens, token renewal, a refused
 //! deallocation (logged, reconnect, idle again) and a retried one.
+// Linux-host suite (shell-script stand-ins, Unix signals and permissions).
+#![cfg(unix)]
 
 mod fleet_support;
 mod hub_support;

@@ -1,6 +1,8 @@
 //! The hub link against the in-process test hub: hello, secret and AUTH_FAILED, pings,
 //! hostile frames, outages mid-job (the job is over; only its re-queued copy reports),
 //! capabilities that follow `perry --version`.
+// Linux-host suite (shell-script stand-ins, Unix permissions and symlinks).
+#![cfg(unix)]
 
 mod hub_support;
 

@@ -1,5 +1,7 @@
 //! Operations: graceful drain on shutdown, the drain deadline, the status server and the
 //! deferred `update_perry`.
+// Linux-host suite (shell-script stand-ins, Unix permissions and symlinks).
+#![cfg(unix)]
 
 mod hub_support;
 

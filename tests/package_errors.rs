@@ -1,5 +1,7 @@
 //! Bundles that must not be packaged fail every format with a clear error: a missing exe,
 //! a symlink pointing outside the bundle, a file name NSIS/Windows cannot carry.
+// Linux-host suite (shell-script stand-ins, Unix permissions and symlinks).
+#![cfg(unix)]
 
 mod package_support;
 

@@ -1,8 +1,9 @@
-//! `perry-ship-windows doctor`: one line per check with ✓ / ✗ and a hint, and a non-zero
-//! exit when the configured mode cannot build.
+//! `perry-ship-windows doctor`: one line per check with ✓ / ✗ and a hint (worded for the
+//! host's OS), and a non-zero exit when the configured mode cannot build.
 
 use crate::config::Config;
 use crate::sandbox::{docker::DockerRunner, Runner};
+use crate::sign::signtool::SignTool;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -73,12 +74,12 @@ pub async fn doctor(args: DoctorArgs) -> ExitCode {
             "makensis",
             &nsis_binary(&config),
             &["-VERSION"],
-            "apt-get install nsis (or set PERRY_BUILD_NSIS_PATH)",
+            hints::INSTALL_NSIS,
         )
         .await;
     }
     check_perry(&config, &mut report).await;
-    check_signing_tools(&mut report).await;
+    check_signing_tools(&config, &mut report).await;
     check_work_dir(&config, &mut report);
 
     if report.failures == 0 {
@@ -103,11 +104,7 @@ fn nsis_binary(config: &Config) -> String {
 
 async fn check_docker(config: &Config, report: &mut Report) {
     match DockerRunner::new(config) {
-        Err(e) => report.fail(
-            "docker engine",
-            &format!("{e:#}"),
-            "start dockerd (scripts/start-docker.sh) or set DOCKER_HOST",
-        ),
+        Err(e) => report.fail("docker engine", &format!("{e:#}"), hints::START_DOCKER),
         Ok(runner) => match runner.check(&config.docker.image).await {
             Ok(info) => {
                 report.ok(
@@ -122,7 +119,7 @@ async fn check_docker(config: &Config, report: &mut Report) {
             Err(e) => report.fail(
                 "docker engine / toolchain image",
                 &format!("{e:#}"),
-                "run scripts/setup-host.sh (builds images/linux) or set PERRY_DOCKER_IMAGE",
+                hints::BUILD_IMAGE,
             ),
         },
     }
@@ -177,16 +174,13 @@ async fn check_host_tool(
     }
 }
 
-async fn check_signing_tools(report: &mut Report) {
+async fn check_signing_tools(config: &Config, report: &mut Report) {
     report.ok(
         "signing",
         "built-in Authenticode signer (PFX, Azure Trusted Signing, Cloud KMS)",
     );
     if cfg!(windows) {
-        report.note(
-            "signtool",
-            "optional on Windows hosts (PERRY_BUILD_WINDOWS_SDK_PATH)",
-        );
+        check_signtool(config, report);
     } else {
         match tokio::process::Command::new("osslsigncode")
             .arg("--version")
@@ -203,6 +197,35 @@ async fn check_signing_tools(report: &mut Report) {
             ),
             Err(_) => report.note("osslsigncode", "not installed (only the tests use it)"),
         }
+    }
+}
+
+/// Windows hosts: the SDK's signtool verifies every signature a second time when found; a
+/// configured PERRY_BUILD_WINDOWS_SDK_PATH without one is a failure.
+fn check_signtool(config: &Config, report: &mut Report) {
+    match SignTool::for_host(config.windows_sdk_path.as_deref()) {
+        Some(tool) => report.ok(
+            "signtool",
+            &format!(
+                "{} (version {}): every signature is checked again with `signtool verify /pa`",
+                tool.path().display(),
+                tool.version().as_deref().unwrap_or("unknown")
+            ),
+        ),
+        None => match &config.windows_sdk_path {
+            Some(path) => report.fail(
+                "signtool",
+                &format!("not found under {}", path.display()),
+                "point PERRY_BUILD_WINDOWS_SDK_PATH at the SDK folder (Windows Kits\\10) or signtool.exe",
+            ),
+            None => report.note(
+                "signtool",
+                &format!(
+                    "not found under {} (optional; install the Windows SDK or set PERRY_BUILD_WINDOWS_SDK_PATH for a second check of every signature)",
+                    crate::sign::signtool::DEFAULT_SDK_ROOT
+                ),
+            ),
+        },
     }
 }
 
@@ -239,4 +262,28 @@ fn check_work_dir(config: &Config, report: &mut Report) {
             "set PERRY_WORK_DIR",
         ),
     }
+}
+
+/// Hints that differ per host OS.
+mod hints {
+    #[cfg(windows)]
+    pub const INSTALL_NSIS: &str =
+        "install NSIS 3 (https://nsis.sourceforge.io, e.g. `winget install NSIS.NSIS`) or set PERRY_BUILD_NSIS_PATH to makensis.exe";
+    #[cfg(target_os = "macos")]
+    pub const INSTALL_NSIS: &str = "brew install makensis (or set PERRY_BUILD_NSIS_PATH)";
+    #[cfg(not(any(windows, target_os = "macos")))]
+    pub const INSTALL_NSIS: &str = "apt-get install nsis (or set PERRY_BUILD_NSIS_PATH)";
+
+    #[cfg(windows)]
+    pub const START_DOCKER: &str =
+        "start Docker (the `docker` Windows service or Docker Desktop, Windows containers) or set DOCKER_HOST";
+    #[cfg(not(windows))]
+    pub const START_DOCKER: &str = "start dockerd (scripts/start-docker.sh) or set DOCKER_HOST";
+
+    #[cfg(windows)]
+    pub const BUILD_IMAGE: &str =
+        "build images/windows (docker build -t perry-ship-windows/toolchain-windows images/windows) or set PERRY_DOCKER_IMAGE";
+    #[cfg(not(windows))]
+    pub const BUILD_IMAGE: &str =
+        "run scripts/setup-host.sh (builds images/linux) or set PERRY_DOCKER_IMAGE";
 }

@@ -1,4 +1,4 @@
-//! The three commands of the binary and what they share (runner choice, config loading).
+//! The commands of the binary and what they share (runner choice, config loading).
 
 pub mod build;
 pub mod console;
@@ -7,6 +7,7 @@ pub mod doctor;
 mod doctor_credentials;
 pub mod project;
 pub mod run;
+pub mod service;
 
 use crate::config::Config;
 use crate::sandbox::{docker::DockerRunner, host::HostRunner, Runner};

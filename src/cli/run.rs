@@ -1,6 +1,7 @@
 //! `perry-ship-windows run`: serve the hub until SIGTERM / Ctrl-C (then drain), the idle
 //! action, or the job limit (`--max-jobs` / `PERRY_MAX_JOBS`). On Unix, `SIGUSR1` pauses
-//! the worker and `SIGUSR2` resumes it.
+//! the worker and `SIGUSR2` resumes it. The Windows service ([`super::service`]) serves the
+//! same way, with an SCM stop as the signal.
 
 use crate::hub::lifecycle::Lifecycle;
 use crate::pipeline::windows::WindowsPipeline;
@@ -16,6 +17,13 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_stop_signal(shutdown.clone()));
+    serve(args, shutdown).await
+}
+
+/// Serves the hub until `shutdown` fires, then drains running jobs (PERRY_DRAIN_TIMEOUT).
+pub async fn serve(args: RunArgs, shutdown: CancellationToken) -> ExitCode {
     let mut config = match super::load_config() {
         Ok(c) => c,
         Err(code) => return code,
@@ -32,8 +40,6 @@ pub async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(wait_for_stop_signal(shutdown.clone()));
     let lifecycle = Arc::new(Lifecycle::new(
         config.fleet.idle_timeout,
         config.fleet.max_jobs,

@@ -153,6 +153,7 @@ fn sanitise_id(job_id: &str) -> String {
 }
 
 fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    #[cfg_attr(not(unix), allow(unused_mut))] // only Unix sets a mode
     let mut builder = std::fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
@@ -190,54 +191,10 @@ fn make_writable(dir: &Path) {
     let _ = dir;
 }
 
-/// Bytes available to an unprivileged user on the file system holding `path`.
-#[cfg(unix)]
+/// Bytes available to this (unprivileged) user on the volume holding `path`: `statvfs` on
+/// Unix, `GetDiskFreeSpaceExW` on Windows (through `fs4`).
 pub fn free_disk_bytes(path: &Path) -> std::io::Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains a NUL byte")
-    })?;
-    // SAFETY: `c_path` is a valid NUL-terminated string and `stats` a properly sized,
-    // zero-initialised out parameter that statvfs fills in.
-    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    #[allow(clippy::unnecessary_cast)] // field widths differ between platforms
-    Ok((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
-}
-
-/// Bytes available on the volume holding `path`.
-///
-/// Windows fallback without extra bindings: asks PowerShell for the drive's free space.
-/// Returns an error (and the caller fails the job with a clear message) when that fails.
-#[cfg(windows)]
-pub fn free_disk_bytes(path: &Path) -> std::io::Result<u64> {
-    let absolute = std::path::absolute(path)?;
-    let drive: String = absolute
-        .to_string_lossy()
-        .chars()
-        .take_while(|c| *c != ':')
-        .collect();
-    if drive.len() != 1 || !drive.chars().all(|c| c.is_ascii_alphabetic()) {
-        return Err(std::io::Error::other(format!(
-            "cannot tell the drive of {}",
-            path.display()
-        )));
-    }
-    let output = std::process::Command::new("powershell")
-        .args([
-            "-NoProfile",
-            "-NonInteractive",
-            "-Command",
-            &format!("(Get-PSDrive -Name {drive}).Free"),
-        ])
-        .output()?;
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse::<u64>()
-        .map_err(|_| std::io::Error::other(format!("could not read free space of drive {drive}:")))
+    fs4::available_space(path)
 }
 
 /// Fails with a message naming the path, the free and the required space when the file

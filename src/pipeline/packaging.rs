@@ -8,6 +8,7 @@ use crate::error::{ErrorCode, JobError};
 use crate::events::Stage;
 use crate::job::manifest::Distribute;
 use crate::package::{self, AppInfo, Bundle};
+use crate::sign::signtool::SignTool;
 use crate::sign::SigningSession;
 use std::path::{Path, PathBuf};
 
@@ -37,12 +38,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Signs every PE file the bundle ships: the exe, its DLLs and any PE among the assets
-/// (native add-ons, helper exes), whatever its extension.
+/// (native add-ons, helper exes), whatever its extension; returns the files it signed.
 pub async fn sign_bundle_binaries(
     job: &JobContext,
     session: &SigningSession,
     bundle: &Bundle,
-) -> Result<(), JobError> {
+) -> Result<Vec<PathBuf>, JobError> {
     let stage = Stage::Signing;
     let binaries = signature_audit::bundle_pe_files(bundle).map_err(signing_failed)?;
     let total = binaries.len();
@@ -55,6 +56,29 @@ pub async fn sign_bundle_binaries(
             .info(stage, &format!("signed and verified {name}"));
         job.events
             .progress(stage, ((i + 1) * 100 / total.max(1)) as u8, Some(name));
+    }
+    Ok(binaries.into_iter().map(|(_, path)| path).collect())
+}
+
+/// The Windows SDK's independent second check of files we signed and verified ourselves:
+/// `signtool verify /pa /v` must accept each one, or the job fails with `SIGNING_FAILED`.
+pub async fn signtool_check(
+    job: &JobContext,
+    tool: &SignTool,
+    files: &[PathBuf],
+    stage: Stage,
+) -> Result<(), JobError> {
+    for file in files {
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        tool.verify(file).await.map_err(|m| {
+            JobError::new(
+                ErrorCode::SigningFailed,
+                Some(stage),
+                format!("{name}: {m}"),
+            )
+        })?;
+        job.events
+            .info(stage, &format!("signtool verify /pa accepted {name}"));
     }
     Ok(())
 }

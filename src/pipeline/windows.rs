@@ -1,5 +1,6 @@
 //! The real pipeline: compile (or take a precompiled bundle), icon, bundle with resources
-//! and DLLs, sign, package as installer / MSIX / portable ZIP, sign the package.
+//! and DLLs, sign, package as installer / MSIX / portable ZIP, sign the package; on Windows
+//! hosts with the SDK, `signtool verify /pa` checks every signed file a second time.
 
 use super::assets;
 use super::compile::{self, CompiledApp};
@@ -11,6 +12,7 @@ use crate::error::{ErrorCode, JobError};
 use crate::events::Stage;
 use crate::job::budget::{Budget, BudgetError};
 use crate::package::{self, AppInfo, Bundle};
+use crate::sign::signtool::SignTool;
 use crate::sign::SigningSession;
 use std::sync::Arc;
 
@@ -47,12 +49,31 @@ impl Pipeline for WindowsPipeline {
 
         check_cancel(job, Stage::Signing)?;
         announce_signing(job, session.as_ref());
+        let signtool = session
+            .as_ref()
+            .and_then(|_| SignTool::for_host(job.config.windows_sdk_path.as_deref()));
         if let Some(session) = &session {
-            packaging::sign_bundle_binaries(job, session, &bundle).await?;
+            let signed = packaging::sign_bundle_binaries(job, session, &bundle).await?;
+            if let Some(tool) = &signtool {
+                packaging::signtool_check(job, tool, &signed, Stage::Signing).await?;
+            }
         }
 
         check_cancel(job, Stage::Packaging)?;
         let artifact = packaging::package(job, &bundle, &app, &icons, session.as_ref()).await?;
+        let signed_package = artifact
+            .path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("exe") || x.eq_ignore_ascii_case("msix"));
+        if let (Some(tool), true) = (&signtool, signed_package) {
+            packaging::signtool_check(
+                job,
+                tool,
+                std::slice::from_ref(&artifact.path),
+                Stage::Packaging,
+            )
+            .await?;
+        }
         if let Some(session) = &session {
             for line in crate::sign::summary::summary_lines(session) {
                 job.events.info(Stage::Packaging, &line);

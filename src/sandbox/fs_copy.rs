@@ -91,6 +91,7 @@ fn copy_link(from: &Path, to: &Path, links: SymlinkPolicy) -> Result<()> {
     }
     #[cfg(not(unix))]
     {
+        let _ = to;
         bail!(
             "{} is a symbolic link to {}; links are not supported on this OS",
             from.display(),

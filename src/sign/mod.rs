@@ -11,7 +11,8 @@
 //! Module map: [`pe`] (digest, embedding, checksum), [`pkcs7`] (SignedData), [`signer`] (the
 //! [`signer::DigestSigner`] seam, certificates), [`certificate`] (up-front checks),
 //! [`pfx`], [`kms`], [`azure`], [`timestamp`] + [`timestamp_servers`], [`appx`], [`verify`],
-//! [`summary`] (job-log summary, `/metrics` gauges).
+//! [`summary`] (job-log summary, `/metrics` gauges), [`signtool`] (the Windows SDK's second
+//! opinion on Windows hosts).
 
 pub mod appx;
 pub mod azure;
@@ -22,6 +23,7 @@ pub mod pe;
 pub mod pfx;
 pub mod pkcs7;
 pub mod signer;
+pub mod signtool;
 pub mod summary;
 pub mod timestamp;
 pub mod timestamp_servers;

@@ -235,6 +235,7 @@ fn io_error(entry: &[u8], action: &'static str, source: std::io::Error) -> Extra
 }
 
 fn create_dir(path: &Path) -> std::io::Result<()> {
+    #[cfg_attr(not(unix), allow(unused_mut))] // only Unix sets a mode
     let mut builder = std::fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o755);

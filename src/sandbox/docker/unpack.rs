@@ -172,6 +172,7 @@ fn make_dir(path: &Path) -> Result<()> {
         Ok(_) => bail!("{} exists and is not a folder", path.display()),
         Err(_) => {}
     }
+    #[cfg_attr(not(unix), allow(unused_mut))] // only Unix sets a mode
     let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o755);
