@@ -55,11 +55,6 @@ impl JobError {
         }
     }
 
-    /// Wraps any error chain (`{:#}` formatting keeps the context) with a code and stage.
-    pub fn from_anyhow(code: ErrorCode, stage: Stage, err: &anyhow::Error) -> Self {
-        JobError::new(code, Some(stage), format!("{err:#}"))
-    }
-
     pub fn internal(stage: Option<Stage>, message: impl Into<String>) -> Self {
         JobError::new(ErrorCode::InternalError, stage, message)
     }
@@ -67,16 +62,5 @@ impl JobError {
     /// A cancelled job: reported as `INTERNAL_ERROR` with a plain message.
     pub fn cancelled(stage: Option<Stage>) -> Self {
         JobError::new(ErrorCode::InternalError, stage, "job cancelled")
-    }
-}
-
-/// `result.job_context(code, stage)?` turns any `anyhow` error into a [`JobError`].
-pub trait JobResultExt<T> {
-    fn job_context(self, code: ErrorCode, stage: Stage) -> Result<T, JobError>;
-}
-
-impl<T> JobResultExt<T> for anyhow::Result<T> {
-    fn job_context(self, code: ErrorCode, stage: Stage) -> Result<T, JobError> {
-        self.map_err(|e| JobError::from_anyhow(code, stage, &e))
     }
 }

@@ -76,6 +76,11 @@ pub enum JobEvent {
 pub trait EventSink: Send + Sync {
     fn emit(&self, event: JobEvent);
 
+    /// The stage the job is in (the last stage event), for sinks that track it.
+    fn current_stage(&self) -> Option<Stage> {
+        None
+    }
+
     fn stage(&self, stage: Stage, message: &str) {
         self.emit(JobEvent::Stage {
             stage,

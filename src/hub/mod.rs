@@ -12,6 +12,7 @@ pub mod azure_vm;
 pub mod backoff;
 pub mod gate;
 pub mod idle_action;
+mod job_io;
 pub mod job_run;
 pub mod lifecycle;
 pub mod link;
@@ -24,6 +25,7 @@ pub mod scheduler;
 pub mod sink;
 pub mod status;
 pub mod supervisor;
+pub mod transfer;
 pub mod update;
 
 pub use logging::init_tracing;
@@ -120,7 +122,7 @@ pub async fn run_worker_with(
         supervisor::Supervisor {
             lifecycle: lifecycle.clone(),
             switch,
-            idle_actor: idle_action::IdleActor::new(&config, crate::job::transfer::http_client()),
+            idle_actor: idle_action::IdleActor::new(&config, crate::hub::transfer::http_client()),
             idle_timeout: config.fleet.idle_timeout,
             shutdown: shutdown.clone(),
         }
@@ -132,7 +134,7 @@ pub async fn run_worker_with(
         config: config.clone(),
         pipeline,
         runner,
-        http: crate::job::transfer::http_client_allowing(config.transfer_origins.clone()),
+        http: crate::hub::transfer::http_client_allowing(config.transfer_origins.clone()),
         out: out_tx,
         metrics,
     });

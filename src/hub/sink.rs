@@ -207,6 +207,10 @@ impl HubEventSink {
 }
 
 impl EventSink for HubEventSink {
+    fn current_stage(&self) -> Option<Stage> {
+        HubEventSink::current_stage(self)
+    }
+
     fn emit(&self, event: JobEvent) {
         if self.is_silenced() {
             return;

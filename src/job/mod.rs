@@ -5,7 +5,7 @@
 pub mod budget;
 pub mod credentials;
 pub mod extract;
+pub mod lifecycle;
 pub mod manifest;
 pub mod mask;
-pub mod transfer;
 pub mod workdir;

@@ -1,5 +1,5 @@
-//! The job's HTTP transfers (hub-protocol.md §3): the project tarball download and the
-//! artifact upload, both base64 bodies handled as streams with bounded memory.
+//! The hub's HTTP side (hub-protocol.md §3): the project tarball download and the artifact
+//! upload, both base64 bodies handled as streams with bounded memory.
 //!
 //! - Download: `GET` with `Authorization: Bearer`; the base64 text (whitespace allowed) is
 //!   decoded chunk by chunk straight into the destination file.
@@ -26,7 +26,6 @@ pub use download::download_tarball;
 pub use origin::{check_transfer_url, hub_origin, parse_origin_list};
 pub use upload::upload_artifact;
 
-use serde::Serialize;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -93,14 +92,6 @@ pub enum TransferError {
          PERRY_TRANSFER_ORIGINS"
     )]
     ForeignOrigin { field: String, origin: String },
-}
-
-/// What the hub was told about an uploaded artifact (and what `complete` reports).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct UploadedArtifact {
-    pub name: String,
-    pub size: u64,
-    pub sha256: String,
 }
 
 /// How often, and how patiently, a transfer is retried.
