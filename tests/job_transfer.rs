@@ -12,10 +12,10 @@ mod transfer_server;
 use axum::routing::get;
 use axum::Router;
 use measure::{sha256_file, status_kib};
+use perry_ship_windows::hub::protocol::ArtifactInfo;
 use perry_ship_windows::hub::transfer::{
     download_tarball, http_client, upload_artifact, RetryPolicy, TransferError,
 };
-use perry_ship_windows::hub::protocol::ArtifactInfo;
 use perry_ship_windows::pipeline::Artifact;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -10,18 +10,18 @@
 //! sending anything.
 
 use super::gate::FrameGate;
+use super::job_io::{HubProject, HubUpload};
 use super::metrics::{Outcome, WorkerMetrics};
 use super::protocol::{ArtifactInfo, JobAssign, WorkerFrame};
 use super::sink::HubEventSink;
+use super::transfer;
 use crate::config::Config;
 use crate::error::{ErrorCode, JobError};
 use crate::events::Stage;
 use crate::job::credentials::{secret_strings, Credentials};
+use crate::job::lifecycle::{self, JobRequest, JobTools};
 use crate::job::manifest::Manifest;
 use crate::job::mask::Masker;
-use super::job_io::{HubProject, HubUpload};
-use super::transfer;
-use crate::job::lifecycle::{self, JobRequest, JobTools};
 use crate::pipeline::Pipeline;
 use crate::sandbox::Runner;
 use std::sync::{Arc, Mutex};

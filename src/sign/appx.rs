@@ -3,16 +3,17 @@
 //! whole into the `SpcIndirectDataContent` (with `SpcSipInfo`, see [`super::pkcs7`]); the
 //! package writer stores the result as `AppxSignature.p7x` = `"PKCX"` + DER.
 
+use super::invalid::SignatureError;
 /// Magic prefix of `AppxSignature.p7x`.
 pub const P7X_MAGIC: &[u8; 4] = b"PKCX";
 
 const TAGS: [&[u8; 4]; 5] = [b"AXPC", b"AXCD", b"AXCT", b"AXBM", b"AXCI"];
 
 /// Checks the blob's shape: `APPX`, then four or five tagged SHA-256 hashes in order.
-pub fn check_blob(blob: &[u8]) -> Result<(), String> {
-    let bad = || {
+pub fn check_blob(blob: &[u8]) -> Result<(), SignatureError> {
+    let bad = || -> SignatureError {
         "MSIX digest blob is malformed (expected APPX + AXPC/AXCD/AXCT/AXBM[/AXCI] SHA-256 hashes)"
-            .to_string()
+            .into()
     };
     let rest = blob.strip_prefix(b"APPX").ok_or_else(bad)?;
     if rest.len() % 36 != 0 || !(4..=5).contains(&(rest.len() / 36)) {

@@ -17,6 +17,7 @@ pub mod appx;
 pub mod azure;
 pub mod certificate;
 pub(crate) mod http;
+mod invalid;
 pub mod kms;
 pub mod pe;
 pub mod pfx;
@@ -37,6 +38,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use timestamp_servers::{TimestampChoice, TimestampServers};
 
+pub use invalid::{CertificateError, PfxError, SignatureError};
 pub use verify::{verify_pe, VerifiedSignature};
 
 /// A signing failure. `message` names the step and HTTP status; it never holds a secret.
@@ -48,10 +50,10 @@ pub struct SignError {
 }
 
 impl SignError {
-    pub fn new(method: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(method: &'static str, message: impl std::fmt::Display) -> Self {
         SignError {
             method,
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 }
@@ -140,7 +142,7 @@ impl SigningSession {
         let warn_expiry = method != SigningMethod::Azure;
         let (chain, certificate) =
             certificate::check_chain(signer.chain(), std::time::SystemTime::now(), warn_expiry)
-                .map_err(fail)?;
+                .map_err(|e| fail(e.to_string()))?;
         let timestamp = match creds.timestamp_choice().map_err(fail)? {
             TimestampChoice::Off => None,
             TimestampChoice::Servers(job) => {
@@ -192,7 +194,7 @@ impl SigningSession {
         self.files_signed.load(Ordering::Relaxed)
     }
 
-    fn err(&self, message: impl Into<String>) -> SignError {
+    fn err(&self, message: impl std::fmt::Display) -> SignError {
         SignError::new(self.method.as_str(), message)
     }
 
