@@ -7,6 +7,10 @@
 //! `/readyz`, `/metrics`, `POST /pause` and `POST /resume`. The [`lifecycle`] says whether
 //! the worker takes jobs (pause, idle action, job limit); the [`supervisor`] acts on it
 //! through the link's [`link_switch`] and the [`idle_action`].
+//!
+//! The hub's HTTP side is here too: [`transfer`] downloads a job's project tarball and
+//! uploads its artifacts; `job_io` plugs both into [`crate::job::lifecycle`], which runs
+//! the job itself.
 
 pub mod azure_vm;
 pub mod backoff;
