@@ -59,10 +59,6 @@ impl RunControl {
         self.cancel(reason);
     }
 
-    pub fn is_silenced(&self) -> bool {
-        self.gate.is_closed()
-    }
-
     /// The gate every frame of this run passes (see [`FrameGate`]).
     pub fn gate(&self) -> &FrameGate {
         &self.gate

@@ -12,25 +12,25 @@
 //! uploads its artifacts; `job_io` plugs both into [`crate::job::lifecycle`], which runs
 //! the job itself.
 
-pub mod azure_vm;
-pub mod backoff;
-pub mod gate;
-pub mod idle_action;
+pub(crate) mod azure_vm;
+pub(crate) mod backoff;
+pub(crate) mod gate;
+pub(crate) mod idle_action;
 mod job_io;
-pub mod job_run;
-pub mod lifecycle;
-pub mod link;
-pub mod link_switch;
+pub(crate) mod job_run;
+pub(crate) mod lifecycle;
+pub(crate) mod link;
+pub(crate) mod link_switch;
 mod logging;
 pub mod metrics;
 mod oversize;
 pub mod protocol;
-pub mod scheduler;
-pub mod sink;
-pub mod status;
-pub mod supervisor;
+pub(crate) mod scheduler;
+pub(crate) mod sink;
+pub(crate) mod status;
+pub(crate) mod supervisor;
 pub mod transfer;
-pub mod update;
+pub(crate) mod update;
 
 pub use logging::init_tracing;
 

@@ -31,9 +31,13 @@ use tokio_util::sync::CancellationToken;
 /// What every job of one process shares: configuration, tools and the HTTP client.
 #[derive(Clone)]
 pub struct JobTools {
+    /// The validated `PERRY_*` configuration.
     pub config: Arc<Config>,
+    /// The stages after extraction (the Windows pipeline, or a test's stand-in).
     pub pipeline: Arc<dyn Pipeline>,
+    /// Where the pipeline's tools run: Docker containers or host processes.
     pub runner: Arc<dyn Runner>,
+    /// The shared HTTP client (signing services, timestamp servers).
     pub http: reqwest::Client,
     /// Where jobs record the signing certificate they used (`/metrics`).
     pub certificates: Arc<CertificateGauges>,
@@ -41,19 +45,25 @@ pub struct JobTools {
 
 /// One job to run.
 pub struct JobRequest {
+    /// The hub's job id, or `local-<uuid>` for a local build.
     pub job_id: String,
     /// 1 for the first assignment of `job_id`, 2 after a re-queue, ….
     pub attempt: u32,
     /// Written into the work folder as its owner (see [`workdir::remove_leftovers`]).
     pub owner: String,
+    /// Signing credentials (empty: the build ships unsigned).
     pub credentials: Credentials,
+    /// Where the job's stage, log and progress events go.
     pub events: SharedSink,
+    /// Stops the job (hub cancel, drain deadline, timeout, Ctrl-C).
     pub cancel: CancellationToken,
 }
 
 /// The project on disk and its manifest.
 pub struct Project {
+    /// The project folder the pipeline builds.
     pub dir: PathBuf,
+    /// What to build and how to package it.
     pub manifest: Manifest,
 }
 
@@ -77,6 +87,7 @@ pub trait Delivery: Send + Sync {
     /// copied files).
     type Receipt: Send;
 
+    /// Hands `artifacts` over; the first failure fails the job.
     async fn deliver(
         &self,
         artifacts: &[Artifact],
