@@ -24,7 +24,10 @@ impl SmallDisk {
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());
-        if !gate::require(ok, "a tmpfs cannot be mounted (the tests run as root in CI)") {
+        if !gate::require(
+            ok,
+            "a tmpfs cannot be mounted (the tests run as root in CI)",
+        ) {
             return None;
         }
         Some(SmallDisk { dir })

@@ -4,10 +4,10 @@
 
 #![cfg(unix)]
 
-#[path = "support/gate.rs"]
-mod gate;
 #[path = "support/example_project.rs"]
 mod example_project;
+#[path = "support/gate.rs"]
+mod gate;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
