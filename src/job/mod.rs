@@ -3,7 +3,7 @@
 //! the project tarball's safe extraction, secret masking and the job's work folder. The
 //! hub's side of a job (download, upload, frames) lives in [`crate::hub`].
 
-pub mod budget;
+pub(crate) mod budget;
 pub mod credentials;
 pub mod extract;
 pub mod lifecycle;

@@ -4,8 +4,6 @@
 //! package writer stores the result as `AppxSignature.p7x` = `"PKCX"` + DER.
 
 use super::invalid::SignatureError;
-/// Magic prefix of `AppxSignature.p7x`.
-pub const P7X_MAGIC: &[u8; 4] = b"PKCX";
 
 const TAGS: [&[u8; 4]; 5] = [b"AXPC", b"AXCD", b"AXCT", b"AXBM", b"AXCI"];
 
@@ -25,14 +23,6 @@ pub fn check_blob(blob: &[u8]) -> Result<(), SignatureError> {
         }
     }
     Ok(())
-}
-
-/// `AppxSignature.p7x` contents for a DER PKCS#7.
-pub fn p7x(pkcs7_der: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + pkcs7_der.len());
-    out.extend_from_slice(P7X_MAGIC);
-    out.extend_from_slice(pkcs7_der);
-    out
 }
 
 #[cfg(test)]

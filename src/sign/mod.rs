@@ -13,18 +13,18 @@
 //! [`pfx`], [`kms`], [`azure`], [`timestamp`] + [`timestamp_servers`], [`appx`], [`verify`],
 //! [`summary`] (job-log summary, `/metrics` gauges).
 
-pub mod appx;
-pub mod azure;
+pub(crate) mod appx;
+pub(crate) mod azure;
 pub mod certificate;
 pub(crate) mod http;
 mod invalid;
-pub mod kms;
+pub(crate) mod kms;
 pub mod pe;
-pub mod pfx;
-pub mod pkcs7;
-pub mod signer;
-pub mod summary;
-pub mod timestamp;
+pub(crate) mod pfx;
+pub(crate) mod pkcs7;
+pub(crate) mod signer;
+pub(crate) mod summary;
+pub(crate) mod timestamp;
 pub mod timestamp_servers;
 pub(crate) mod token;
 pub mod verify;
