@@ -35,15 +35,6 @@ pub enum Isolation {
     HyperV,
 }
 
-impl Isolation {
-    pub fn as_docker_str(self) -> &'static str {
-        match self {
-            Isolation::Process => "process",
-            Isolation::HyperV => "hyperv",
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -317,9 +308,9 @@ impl Config {
         };
 
         let mut transfer_origins =
-            vec![crate::job::transfer::hub_origin(&hub_url).map_err(|p| bad("PERRY_HUB_URL", p))?];
+            vec![crate::hub::transfer::hub_origin(&hub_url).map_err(|p| bad("PERRY_HUB_URL", p))?];
         transfer_origins.extend(
-            crate::job::transfer::parse_origin_list(
+            crate::hub::transfer::parse_origin_list(
                 &var("PERRY_TRANSFER_ORIGINS").unwrap_or_default(),
             )
             .map_err(|p| bad("PERRY_TRANSFER_ORIGINS", p))?,

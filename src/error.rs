@@ -10,14 +10,20 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
+    /// The compiler failed or wrote no executable.
     CompileFailed,
+    /// Signing, its certificate checks or the timestamp failed.
     SigningFailed,
+    /// Building the installer, MSIX or ZIP failed.
     PackageFailed,
+    /// An artifact is larger than the hub accepts.
     UploadTooLarge,
+    /// Anything else: bad inputs, transfers, cancels, timeouts.
     InternalError,
 }
 
 impl ErrorCode {
+    /// The code as the hub spells it (`COMPILE_FAILED`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::CompileFailed => "COMPILE_FAILED",
@@ -41,12 +47,16 @@ impl std::fmt::Display for ErrorCode {
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct JobError {
+    /// What kind of failure (shown to users by the hub).
     pub code: ErrorCode,
+    /// The stage the job was in; `None` before the first stage.
     pub stage: Option<Stage>,
+    /// What went wrong, for humans; never a secret.
     pub message: String,
 }
 
 impl JobError {
+    /// A failure with `code` in `stage`.
     pub fn new(code: ErrorCode, stage: Option<Stage>, message: impl Into<String>) -> Self {
         JobError {
             code,
@@ -55,11 +65,7 @@ impl JobError {
         }
     }
 
-    /// Wraps any error chain (`{:#}` formatting keeps the context) with a code and stage.
-    pub fn from_anyhow(code: ErrorCode, stage: Stage, err: &anyhow::Error) -> Self {
-        JobError::new(code, Some(stage), format!("{err:#}"))
-    }
-
+    /// An `INTERNAL_ERROR` in `stage`.
     pub fn internal(stage: Option<Stage>, message: impl Into<String>) -> Self {
         JobError::new(ErrorCode::InternalError, stage, message)
     }
@@ -67,16 +73,5 @@ impl JobError {
     /// A cancelled job: reported as `INTERNAL_ERROR` with a plain message.
     pub fn cancelled(stage: Option<Stage>) -> Self {
         JobError::new(ErrorCode::InternalError, stage, "job cancelled")
-    }
-}
-
-/// `result.job_context(code, stage)?` turns any `anyhow` error into a [`JobError`].
-pub trait JobResultExt<T> {
-    fn job_context(self, code: ErrorCode, stage: Stage) -> Result<T, JobError>;
-}
-
-impl<T> JobResultExt<T> for anyhow::Result<T> {
-    fn job_context(self, code: ErrorCode, stage: Stage) -> Result<T, JobError> {
-        self.map_err(|e| JobError::from_anyhow(code, stage, &e))
     }
 }

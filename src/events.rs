@@ -11,18 +11,28 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// Assigned, not started yet.
     Queued,
+    /// Downloading and unpacking the project.
     Extracting,
+    /// Running the Perry compiler.
     Compiling,
+    /// Icons, version resources, manifests.
     GeneratingAssets,
+    /// Collecting the executable, DLLs and assets.
     Bundling,
+    /// Authenticode signing.
     Signing,
+    /// NSIS installer, MSIX or portable ZIP.
     Packaging,
+    /// Sending the artifacts to the hub.
     Uploading,
+    /// The job is done.
     Complete,
 }
 
 impl Stage {
+    /// The stage as the protocol spells it (`generating_assets`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Queued => "queued",
@@ -48,25 +58,38 @@ impl std::fmt::Display for Stage {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogStream {
+    /// Standard output.
     Stdout,
+    /// Standard error.
     Stderr,
 }
 
 /// One event of a job, before it is turned into a hub frame.
 #[derive(Clone, Debug, PartialEq)]
 pub enum JobEvent {
+    /// A new stage began.
     Stage {
+        /// The stage entered.
         stage: Stage,
+        /// What the stage is doing.
         message: String,
     },
+    /// One output line.
     Log {
+        /// The stage that printed it.
         stage: Stage,
+        /// Which stream it came from.
         stream: LogStream,
+        /// The line, without its line break.
         line: String,
     },
+    /// How far the stage is.
     Progress {
+        /// The stage reporting.
         stage: Stage,
+        /// 0 to 100.
         percent: u8,
+        /// An optional note (`12.0 MiB downloaded`).
         message: Option<String>,
     },
 }
@@ -74,14 +97,22 @@ pub enum JobEvent {
 /// Receiver of a job's events. Implementations must be cheap and never block for long:
 /// they are called from inside log-streaming loops.
 pub trait EventSink: Send + Sync {
+    /// Takes one event.
     fn emit(&self, event: JobEvent);
 
+    /// The stage the job is in (the last stage event), for sinks that track it.
+    fn current_stage(&self) -> Option<Stage> {
+        None
+    }
+
+    /// Emits a [`JobEvent::Stage`].
     fn stage(&self, stage: Stage, message: &str) {
         self.emit(JobEvent::Stage {
             stage,
             message: message.to_string(),
         });
     }
+    /// Emits a [`JobEvent::Log`].
     fn log(&self, stage: Stage, stream: LogStream, line: &str) {
         self.emit(JobEvent::Log {
             stage,
@@ -89,9 +120,11 @@ pub trait EventSink: Send + Sync {
             line: line.to_string(),
         });
     }
+    /// Emits a stdout [`JobEvent::Log`] line.
     fn info(&self, stage: Stage, line: &str) {
         self.log(stage, LogStream::Stdout, line);
     }
+    /// Emits a [`JobEvent::Progress`] (percent capped at 100).
     fn progress(&self, stage: Stage, percent: u8, message: Option<&str>) {
         self.emit(JobEvent::Progress {
             stage,
@@ -101,6 +134,7 @@ pub trait EventSink: Send + Sync {
     }
 }
 
+/// A sink shared by a job's tasks.
 pub type SharedSink = Arc<dyn EventSink>;
 
 /// Keeps every event in memory; for tests.
@@ -110,9 +144,11 @@ pub struct CollectingSink {
 }
 
 impl CollectingSink {
+    /// An empty sink.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
+    /// Every event so far, in order.
     pub fn events(&self) -> Vec<JobEvent> {
         self.events.lock().unwrap().clone()
     }

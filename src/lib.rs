@@ -6,14 +6,19 @@
 //! - [`events`]: the stage / log / progress events a job emits, and the sinks that carry them
 //!   (to the hub, to a terminal, or to a test).
 //! - [`error`]: the typed job error ([`error::JobError`]) whose code the hub shows to users.
-//! - [`hub`]: the WebSocket link to the Perry Hub, the wire protocol and the job scheduler.
-//! - [`job`]: one job's inputs: manifest, credentials, tarball download/extraction, artifact
-//!   upload, secret masking, work folders.
+//! - [`hub`]: both sides of the Perry Hub: the WebSocket link, the wire protocol and the job
+//!   scheduler, and the HTTP transfers ([`hub::transfer`]: tarball download, artifact
+//!   upload).
+//! - [`job`]: the job itself: [`job::lifecycle`] (prepare → pipeline → deliver, the same for
+//!   `run` and `build`), manifest, credentials, safe extraction, secret masking, work folders.
 //! - [`pipeline`]: the stages after extraction: compile → assets → bundle → sign → package.
 //! - [`sandbox`]: where a tool runs: disposable Docker containers or host processes.
 //! - [`package`]: icons, PE resources, NSIS installer, MSIX and portable ZIP.
 //! - [`sign`]: Authenticode signing on the host (PFX, Azure Trusted Signing, Cloud KMS).
 //! - [`testhub`]: an in-process hub (WebSocket + HTTP) for tests, benchmarks and demos.
+//!
+//! Data flows one way: [`hub`] (or [`cli`]'s `build`) → [`job::lifecycle`] → [`pipeline`]
+//! → [`package`] / [`sign`] / [`sandbox`].
 
 pub mod cli;
 pub mod config;

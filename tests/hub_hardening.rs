@@ -169,7 +169,7 @@ async fn serve(router: axum::Router) -> String {
 async fn redirects_to_another_origin_are_refused() {
     use axum::response::Redirect;
     use axum::routing::get;
-    use perry_ship_windows::job::transfer::{download_tarball, http_client, RetryPolicy};
+    use perry_ship_windows::hub::transfer::{download_tarball, http_client, RetryPolicy};
     let hits = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let counter = hits.clone();
     let elsewhere = serve(axum::Router::new().route(

@@ -12,8 +12,9 @@ mod transfer_server;
 use axum::routing::get;
 use axum::Router;
 use measure::{sha256_file, status_kib};
-use perry_ship_windows::job::transfer::{
-    download_tarball, http_client, upload_artifact, RetryPolicy, TransferError, UploadedArtifact,
+use perry_ship_windows::hub::protocol::ArtifactInfo;
+use perry_ship_windows::hub::transfer::{
+    download_tarball, http_client, upload_artifact, RetryPolicy, TransferError,
 };
 use perry_ship_windows::pipeline::Artifact;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ async fn upload_to(
     url: &str,
     artifact: &Artifact,
     limit: u64,
-) -> Result<UploadedArtifact, TransferError> {
+) -> Result<ArtifactInfo, TransferError> {
     let cancel = CancellationToken::new();
     upload_artifact(
         &http_client(),

@@ -1,4 +1,6 @@
-//! `perry-ship-windows build`: one local build through the same pipeline a hub job uses.
+//! `perry-ship-windows build`: one local build through the same job lifecycle a hub job
+//! uses ([`crate::job::lifecycle`]); only the input (a folder or tarball on the command
+//! line) and the delivery (a copy to `--out`) are its own.
 //!
 //! The project is a folder or a `.tar.gz`; the manifest comes from `--manifest` or the
 //! project's `perry.toml`; credentials from `--credentials` (none: unsigned). The artifact
@@ -7,10 +9,16 @@
 use super::console::ConsoleSink;
 use super::project::{manifest_from_perry_toml, read_json_file};
 use crate::config::Config;
+use crate::error::JobError;
+use crate::events::SharedSink;
 use crate::job::credentials::Credentials;
+use crate::job::lifecycle::{
+    run_job, unpack_project, Delivery, JobRequest, JobTools, Project, ProjectInput,
+};
 use crate::job::manifest::Manifest;
+use crate::job::workdir::JobWorkDir;
 use crate::pipeline::windows::WindowsPipeline;
-use crate::pipeline::{JobContext, Pipeline};
+use crate::pipeline::Artifact;
 use crate::sandbox::lines::strip_controls;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -82,7 +90,7 @@ pub async fn build(args: BuildArgs) -> ExitCode {
 
 enum BuildFailure {
     Setup(anyhow::Error),
-    Job(crate::error::JobError),
+    Job(JobError),
 }
 
 impl From<anyhow::Error> for BuildFailure {
@@ -96,73 +104,112 @@ async fn build_inner(
     config: Arc<Config>,
     sink: Arc<ConsoleSink>,
 ) -> Result<PathBuf, BuildFailure> {
-    let job_id = format!("local-{}", uuid::Uuid::new_v4().simple());
-    std::fs::create_dir_all(&config.work_dir)
-        .with_context(|| format!("creating the work dir {}", config.work_dir.display()))?;
-    let work = crate::job::workdir::JobWorkDir::create(
-        &config.work_dir,
-        &format!("local build {}", std::process::id()),
-        &job_id,
-        1,
-    )?;
-    let project_dir = prepare_project(&args.project, work.path(), &config)?;
-
-    let mut manifest_json = match &args.manifest {
-        Some(path) => read_json_file(path)?,
-        None => manifest_from_perry_toml(&project_dir)?,
-    };
-    if let Some(d) = &args.distribute {
-        manifest_json["windows_distribute"] = serde_json::json!(d);
-    }
-    let manifest = Manifest::from_json(&manifest_json).map_err(|e| anyhow::anyhow!("{e}"))?;
     let credentials = match &args.credentials {
         Some(path) => {
             Credentials::from_json(&read_json_file(path)?).map_err(|e| anyhow::anyhow!("{e}"))?
         }
         None => Credentials::default(),
     };
-
-    let runner = super::make_runner(&config).await?;
-    let job = JobContext {
-        job_id,
-        attempt: 1,
-        manifest: Arc::new(manifest),
-        credentials: Arc::new(credentials),
-        project_dir,
-        work_dir: work.path().to_path_buf(),
-        events: sink,
-        cancel: cancel_on_ctrl_c(),
-        runner,
-        config: config.clone(),
-        http: crate::job::transfer::http_client(),
+    let tools = JobTools {
+        runner: super::make_runner(&config).await?,
+        config,
+        pipeline: Arc::new(WindowsPipeline),
+        http: crate::hub::transfer::http_client(),
         certificates: Default::default(),
     };
-    let artifacts = WindowsPipeline.run(&job).await.map_err(BuildFailure::Job)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let mut last = None;
-    for artifact in artifacts {
-        let dest = args.out.join(&artifact.name);
-        std::fs::copy(&artifact.path, &dest)
-            .with_context(|| format!("copying the artifact to {}", dest.display()))?;
-        last = Some(dest);
-    }
-    Ok(last.context("the pipeline produced no artifact")?)
+    let request = JobRequest {
+        job_id: format!("local-{}", uuid::Uuid::new_v4().simple()),
+        attempt: 1,
+        owner: format!("local build {}", std::process::id()),
+        credentials,
+        events: sink,
+        cancel: cancel_on_ctrl_c(),
+    };
+    let input = LocalProject {
+        args,
+        config: tools.config.clone(),
+    };
+    let delivery = CopyToFolder { out: &args.out };
+    run_job(&tools, request, &input, &delivery)
+        .await
+        .map_err(BuildFailure::Job)
 }
 
-/// A project folder is used in place; a tarball is extracted into the work dir with the
-/// same checks as a hub job's.
-fn prepare_project(project: &Path, work: &Path, config: &Config) -> Result<PathBuf> {
-    if project.is_dir() {
-        return project
-            .canonicalize()
-            .with_context(|| format!("resolving {}", project.display()));
+/// The project named on the command line. A folder is used in place; a tarball is
+/// extracted into the work folder with the same checks as a hub job's. The manifest comes
+/// from `--manifest` or the project's `perry.toml`, `--distribute` overriding its mode.
+struct LocalProject<'a> {
+    args: &'a BuildArgs,
+    config: Arc<Config>,
+}
+
+#[async_trait::async_trait]
+impl ProjectInput for LocalProject<'_> {
+    async fn fetch(
+        &self,
+        work: &JobWorkDir,
+        events: &SharedSink,
+        _cancel: &CancellationToken,
+    ) -> Result<Project, JobError> {
+        let project = &self.args.project;
+        let dir = if project.is_dir() {
+            project.canonicalize().map_err(|e| {
+                JobError::internal(None, format!("resolving {}: {e}", project.display()))
+            })?
+        } else {
+            let dest = work.project_dir();
+            unpack_project(project, &dest, &self.config, events).await?;
+            dest
+        };
+        let manifest = self
+            .manifest(&dir)
+            .map_err(|e| JobError::internal(None, format!("{e:#}")))?;
+        Ok(Project { dir, manifest })
     }
-    let dest = work.join("project");
-    std::fs::create_dir_all(&dest)?;
-    crate::job::extract::extract_tar_gz(project, &dest, &config.extract_limits)
-        .with_context(|| format!("extracting {}", project.display()))?;
-    Ok(dest)
+}
+
+impl LocalProject<'_> {
+    fn manifest(&self, project_dir: &Path) -> Result<Manifest> {
+        let mut manifest_json = match &self.args.manifest {
+            Some(path) => read_json_file(path)?,
+            None => manifest_from_perry_toml(project_dir)?,
+        };
+        if let Some(d) = &self.args.distribute {
+            manifest_json["windows_distribute"] = serde_json::json!(d);
+        }
+        Manifest::from_json(&manifest_json).map_err(|e| anyhow::anyhow!("invalid manifest: {e}"))
+    }
+}
+
+/// Copies every artifact into `out`; the receipt is the last one's path.
+struct CopyToFolder<'a> {
+    out: &'a Path,
+}
+
+#[async_trait::async_trait]
+impl Delivery for CopyToFolder<'_> {
+    type Receipt = PathBuf;
+
+    async fn deliver(
+        &self,
+        artifacts: &[Artifact],
+        _events: &SharedSink,
+        _cancel: &CancellationToken,
+    ) -> Result<PathBuf, JobError> {
+        let setup = |e: anyhow::Error| JobError::internal(None, format!("{e:#}"));
+        std::fs::create_dir_all(self.out)
+            .with_context(|| format!("creating {}", self.out.display()))
+            .map_err(setup)?;
+        let mut last = None;
+        for artifact in artifacts {
+            let dest = self.out.join(&artifact.name);
+            std::fs::copy(&artifact.path, &dest)
+                .with_context(|| format!("copying the artifact to {}", dest.display()))
+                .map_err(setup)?;
+            last = Some(dest);
+        }
+        last.ok_or_else(|| JobError::internal(None, "the pipeline produced no artifact"))
+    }
 }
 
 fn cancel_on_ctrl_c() -> CancellationToken {

@@ -20,7 +20,7 @@ pub async fn check_credentials(config: &Config, file: &Path) -> bool {
         Ok(c) => c,
         Err(e) => return fail("credentials", &e.to_string()),
     };
-    let http = crate::job::transfer::http_client();
+    let http = crate::hub::transfer::http_client();
     let session = match SigningSession::from_credentials(&creds, &http, &config.signing).await {
         Ok(Some(s)) => s,
         Ok(None) => return fail("credentials", "no signing method: jobs would ship UNSIGNED"),

@@ -1,7 +1,7 @@
 //! The commands of the binary and what they share (runner choice, config loading).
 
 pub mod build;
-pub mod console;
+pub(crate) mod console;
 pub mod core_dumps;
 pub mod doctor;
 mod doctor_credentials;

@@ -61,7 +61,7 @@ pub struct AzureVmClient {
     token: Option<CachedToken>,
 }
 
-fn fail(message: impl Into<String>) -> SignError {
+fn fail(message: impl std::fmt::Display) -> SignError {
     SignError::new(METHOD, message)
 }
 

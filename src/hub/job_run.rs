@@ -1,4 +1,5 @@
-//! One job end to end: inputs → download → extract → pipeline → upload → `complete`.
+//! One hub job end to end: inputs → [`lifecycle::run_job`] (download, extract, pipeline,
+//! upload) → `complete`.
 //!
 //! Any failure becomes `error{code,message,stage}` followed by
 //! `complete{success:false, artifacts:[], error}`; nothing is uploaded after a failure. Success is
@@ -9,20 +10,20 @@
 //! sending anything.
 
 use super::gate::FrameGate;
+use super::job_io::{HubProject, HubUpload};
 use super::metrics::{Outcome, WorkerMetrics};
 use super::protocol::{ArtifactInfo, JobAssign, WorkerFrame};
 use super::sink::HubEventSink;
+use super::transfer;
 use crate::config::Config;
 use crate::error::{ErrorCode, JobError};
-use crate::events::{EventSink, Stage};
-use crate::job::credentials::{Credentials, Secret};
+use crate::events::Stage;
+use crate::job::credentials::{secret_strings, Credentials};
+use crate::job::lifecycle::{self, JobRequest, JobTools};
 use crate::job::manifest::Manifest;
 use crate::job::mask::Masker;
-use crate::job::transfer::{self, RetryPolicy, TransferError};
-use crate::job::{extract, workdir};
-use crate::pipeline::{JobContext, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::sandbox::Runner;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -58,10 +59,6 @@ impl RunControl {
         self.cancel(reason);
     }
 
-    pub fn is_silenced(&self) -> bool {
-        self.gate.is_closed()
-    }
-
     /// The gate every frame of this run passes (see [`FrameGate`]).
     pub fn gate(&self) -> &FrameGate {
         &self.gate
@@ -86,6 +83,19 @@ pub struct JobEnv {
     pub metrics: Arc<WorkerMetrics>,
 }
 
+impl JobEnv {
+    /// What the job lifecycle needs of this worker.
+    fn tools(&self) -> JobTools {
+        JobTools {
+            config: self.config.clone(),
+            pipeline: self.pipeline.clone(),
+            runner: self.runner.clone(),
+            http: self.http.clone(),
+            certificates: self.metrics.certificates.clone(),
+        }
+    }
+}
+
 /// How the job ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JobSummary {
@@ -105,7 +115,7 @@ pub async fn run_job(
     let masker = match &credentials {
         Ok(c) => Masker::new(&c.secret_values),
         // Unparseable credentials: mask every string in them, to be safe.
-        Err(_) => Masker::new(&all_strings(&assign.credentials)),
+        Err(_) => Masker::new(&secret_strings(&assign.credentials)),
     };
     let sink = Arc::new(HubEventSink::new(
         &assign.job_id,
@@ -196,165 +206,25 @@ async fn run_stages(
             JobError::internal(Some(Stage::Extracting), format!("refused the job: {e}"))
         })?;
     }
-    std::fs::create_dir_all(&config.work_dir).map_err(|e| {
-        JobError::internal(
-            None,
-            format!("cannot create work dir {}: {e}", config.work_dir.display()),
-        )
-    })?;
-    workdir::ensure_free_disk(&config.work_dir, config.min_free_disk)
-        .map_err(|e| JobError::internal(None, format!("{e:#}")))?;
-    let work = workdir::JobWorkDir::create(
-        &config.work_dir,
-        &config.worker_name,
-        &assign.job_id,
-        attempt,
-    )
-    .map_err(|e| JobError::internal(None, format!("cannot create the job folder: {e:#}")))?;
-
-    // Download and extract.
-    sink.stage(Stage::Extracting, "downloading the project");
-    let archive = work.path().join("project.tar.gz");
-    let progress_sink = sink.clone();
-    let on_bytes = move |bytes: u64| {
-        let msg = format!("{:.1} MiB downloaded", bytes as f64 / (1 << 20) as f64);
-        progress_sink.progress(Stage::Extracting, 0, Some(&msg));
-    };
-    let size = transfer::download_tarball(
-        &env.http,
-        &assign.tarball_url,
-        &assign.auth_token,
-        &archive,
-        &cancel,
-        &on_bytes,
-        &RetryPolicy::default(),
-    )
-    .await
-    .map_err(|e| {
-        JobError::internal(
-            Some(Stage::Extracting),
-            format!("downloading the project failed: {e}"),
-        )
-    })?;
-    sink.progress(
-        Stage::Extracting,
-        50,
-        Some(&format!("{size} bytes downloaded")),
-    );
-    let project_dir = work.project_dir();
-    let limits = config.extract_limits;
-    let (a, p) = (archive.clone(), project_dir.clone());
-    let stats = tokio::task::spawn_blocking(move || extract::extract_tar_gz(&a, &p, &limits))
-        .await
-        .map_err(|e| {
-            JobError::internal(Some(Stage::Extracting), format!("extraction crashed: {e}"))
-        })?
-        .map_err(|e| {
-            JobError::internal(
-                Some(Stage::Extracting),
-                format!("refused the project tarball: {e}"),
-            )
-        })?;
-    let _ = std::fs::remove_file(&archive);
-    sink.info(
-        Stage::Extracting,
-        &format!(
-            "project extracted: {} entries, {} bytes",
-            stats.entries, stats.bytes
-        ),
-    );
-    sink.progress(Stage::Extracting, 100, None);
-
-    // The Windows work.
-    let ctx = JobContext {
+    let request = JobRequest {
         job_id: assign.job_id.clone(),
         attempt,
-        manifest: Arc::new(manifest),
-        credentials: Arc::new(credentials),
-        project_dir,
-        work_dir: work.path().to_path_buf(),
-        events: sink.clone(),
-        cancel: cancel.clone(),
-        runner: env.runner.clone(),
-        config: config.clone(),
-        http: env.http.clone(),
-        certificates: env.metrics.certificates.clone(),
+        owner: config.worker_name.clone(),
+        credentials,
+        events: sink,
+        cancel,
     };
-    let artifacts = env.pipeline.run(&ctx).await?;
-    if cancel.is_cancelled() {
-        return Err(JobError::cancelled(sink.current_stage()));
-    }
-
-    // Upload, each artifact in turn; the first failure fails the job.
-    sink.stage(
-        Stage::Uploading,
-        &format!("uploading {} artifact(s)", artifacts.len()),
-    );
-    let mut uploaded = Vec::with_capacity(artifacts.len());
-    for artifact in &artifacts {
-        let progress_sink = sink.clone();
-        let on_progress = move |sent: u64, total: u64| {
-            let percent = sent
-                .saturating_mul(100)
-                .checked_div(total)
-                .map_or(100, |p| p.min(100) as u8);
-            progress_sink.progress(Stage::Uploading, percent, None);
-        };
-        let done = transfer::upload_artifact(
-            &env.http,
-            &assign.artifact_upload_url,
-            &assign.auth_token,
-            artifact,
-            config.max_artifact_bytes,
-            &cancel,
-            &on_progress,
-            &RetryPolicy::default(),
-        )
-        .await
-        .map_err(|e| upload_error(&artifact.name, e))?;
-        env.metrics
-            .upload_bytes
-            .fetch_add(done.size, Ordering::Relaxed);
-        sink.info(
-            Stage::Uploading,
-            &format!(
-                "uploaded {} ({} bytes, sha256 {})",
-                done.name, done.size, done.sha256
-            ),
-        );
-        uploaded.push(ArtifactInfo {
-            name: done.name,
-            size: done.size,
-            sha256: done.sha256,
-        });
-    }
-    drop(work);
-    Ok(uploaded)
-}
-
-fn upload_error(name: &str, err: TransferError) -> JobError {
-    let code = match err {
-        TransferError::TooLarge { .. } => ErrorCode::UploadTooLarge,
-        _ => ErrorCode::InternalError,
+    let input = HubProject {
+        http: &env.http,
+        assign,
+        manifest,
+        config,
     };
-    JobError::new(
-        code,
-        Some(Stage::Uploading),
-        format!("uploading {name} failed: {err}"),
-    )
-}
-
-/// Every string inside a JSON value (for masking credentials that failed to parse).
-fn all_strings(value: &serde_json::Value) -> Vec<Secret> {
-    let mut out = Vec::new();
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
-        match v {
-            serde_json::Value::String(s) if !s.is_empty() => out.push(Secret::new(s.clone())),
-            serde_json::Value::Array(a) => stack.extend(a.iter()),
-            serde_json::Value::Object(o) => stack.extend(o.values()),
-            _ => {}
-        }
-    }
-    out
+    let delivery = HubUpload {
+        http: &env.http,
+        assign,
+        config,
+        metrics: &env.metrics,
+    };
+    lifecycle::run_job(&env.tools(), request, &input, &delivery).await
 }

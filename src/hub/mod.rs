@@ -7,24 +7,30 @@
 //! `/readyz`, `/metrics`, `POST /pause` and `POST /resume`. The [`lifecycle`] says whether
 //! the worker takes jobs (pause, idle action, job limit); the [`supervisor`] acts on it
 //! through the link's [`link_switch`] and the [`idle_action`].
+//!
+//! The hub's HTTP side is here too: [`transfer`] downloads a job's project tarball and
+//! uploads its artifacts; `job_io` plugs both into [`crate::job::lifecycle`], which runs
+//! the job itself.
 
-pub mod azure_vm;
-pub mod backoff;
-pub mod gate;
-pub mod idle_action;
-pub mod job_run;
-pub mod lifecycle;
-pub mod link;
-pub mod link_switch;
+pub(crate) mod azure_vm;
+pub(crate) mod backoff;
+pub(crate) mod gate;
+pub(crate) mod idle_action;
+mod job_io;
+pub(crate) mod job_run;
+pub(crate) mod lifecycle;
+pub(crate) mod link;
+pub(crate) mod link_switch;
 mod logging;
 pub mod metrics;
 mod oversize;
 pub mod protocol;
-pub mod scheduler;
-pub mod sink;
-pub mod status;
-pub mod supervisor;
-pub mod update;
+pub(crate) mod scheduler;
+pub(crate) mod sink;
+pub(crate) mod status;
+pub(crate) mod supervisor;
+pub mod transfer;
+pub(crate) mod update;
 
 pub use logging::init_tracing;
 
@@ -120,7 +126,7 @@ pub async fn run_worker_with(
         supervisor::Supervisor {
             lifecycle: lifecycle.clone(),
             switch,
-            idle_actor: idle_action::IdleActor::new(&config, crate::job::transfer::http_client()),
+            idle_actor: idle_action::IdleActor::new(&config, crate::hub::transfer::http_client()),
             idle_timeout: config.fleet.idle_timeout,
             shutdown: shutdown.clone(),
         }
@@ -132,7 +138,7 @@ pub async fn run_worker_with(
         config: config.clone(),
         pipeline,
         runner,
-        http: crate::job::transfer::http_client_allowing(config.transfer_origins.clone()),
+        http: crate::hub::transfer::http_client_allowing(config.transfer_origins.clone()),
         out: out_tx,
         metrics,
     });

@@ -89,6 +89,7 @@ impl HubEventSink {
     }
 
     /// Stops every further frame of this job (an orphaned run that is being replaced).
+    #[cfg(test)]
     pub fn silence(&self) {
         self.gate.close();
     }
@@ -152,6 +153,7 @@ impl HubEventSink {
     }
 
     /// Lines forwarded and dropped so far.
+    #[cfg(test)]
     pub fn line_counts(&self) -> (u64, u64) {
         let st = self.state.lock().unwrap();
         (st.lines_sent, st.lines_dropped)
@@ -207,6 +209,10 @@ impl HubEventSink {
 }
 
 impl EventSink for HubEventSink {
+    fn current_stage(&self) -> Option<Stage> {
+        HubEventSink::current_stage(self)
+    }
+
     fn emit(&self, event: JobEvent) {
         if self.is_silenced() {
             return;

@@ -70,11 +70,6 @@ impl Budget {
         Ok(())
     }
 
-    /// Entries and bytes counted so far.
-    pub fn used(&self) -> (u64, u64) {
-        (self.entries, self.bytes)
-    }
-
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }

@@ -244,6 +244,14 @@ impl Credentials {
     }
 }
 
+/// Every string inside `value` (each also trimmed), for masking: the secret values of the
+/// credentials, or the whole credentials object when it does not parse.
+pub fn secret_strings(value: &Value) -> Vec<Secret> {
+    let mut out = Vec::new();
+    collect_strings(value, &mut out);
+    out
+}
+
 /// Every string inside `value`, recursively.
 fn collect_strings(value: &Value, out: &mut Vec<Secret>) {
     match value {

@@ -26,19 +26,27 @@ use tokio_util::sync::CancellationToken;
 /// Everything one job's pipeline may use.
 #[derive(Clone)]
 pub struct JobContext {
+    /// The hub's job id (or `local-<uuid>` for a local build).
     pub job_id: String,
     /// 1 for the first assignment of `job_id`, 2 after a re-queue, ….
     pub attempt: u32,
+    /// What to build and how to package it.
     pub manifest: Arc<Manifest>,
+    /// Signing credentials (empty: unsigned).
     pub credentials: Arc<Credentials>,
     /// The extracted project (or precompiled bundle): `<work>/project`.
     pub project_dir: PathBuf,
     /// Scratch space owned by this job: `<work>`; removed when the job ends.
     pub work_dir: PathBuf,
+    /// Where stage, log and progress events go.
     pub events: SharedSink,
+    /// Stops the job.
     pub cancel: CancellationToken,
+    /// Where tools run: Docker containers or host processes.
     pub runner: Arc<dyn Runner>,
+    /// The worker's configuration.
     pub config: Arc<Config>,
+    /// The shared HTTP client (signing services, timestamp servers).
     pub http: reqwest::Client,
     /// Where the job records the signing certificate it used (`/metrics`).
     pub certificates: Arc<crate::sign::summary::CertificateGauges>,
@@ -65,6 +73,7 @@ impl JobContext {
 /// A finished file ready for upload.
 #[derive(Clone, Debug)]
 pub struct Artifact {
+    /// Where the finished file is.
     pub path: PathBuf,
     /// ASCII file name the user gets (`x-artifact-name`).
     pub name: String,
@@ -73,6 +82,8 @@ pub struct Artifact {
 }
 
 #[async_trait::async_trait]
+/// The stages after extraction, as one seam.
 pub trait Pipeline: Send + Sync {
+    /// Builds `job`'s project into its artifacts.
     async fn run(&self, job: &JobContext) -> Result<Vec<Artifact>, JobError>;
 }

@@ -13,10 +13,10 @@
 //! engine, not an exit code. Outputs are copied only after exit code 0 (a failed tool
 //! usually produced none).
 
-pub mod cleanup;
+pub(crate) mod cleanup;
 mod copy;
-pub mod engine;
-pub mod spec;
+pub(crate) mod engine;
+pub(crate) mod spec;
 mod tar_in;
 pub mod unpack;
 

@@ -75,12 +75,6 @@ impl HostRunner {
         self
     }
 
-    /// Caps the length of one log line (longer lines are cut and marked).
-    pub fn with_max_line_bytes(mut self, max_line_bytes: usize) -> Self {
-        self.max_line_bytes = max_line_bytes;
-        self
-    }
-
     async fn run_in_step_dir(
         &self,
         step: &Step,

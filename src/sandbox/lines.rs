@@ -97,7 +97,8 @@ impl LineAssembler {
         self.skipping_rest = false;
     }
 
-    /// Convenience for tests and small inputs: all lines of `chunks`, including the last.
+    /// For tests: all lines of `chunks`, including the last.
+    #[cfg(test)]
     pub fn split_all<'a>(
         max_line_bytes: usize,
         chunks: impl IntoIterator<Item = &'a [u8]>,

@@ -9,8 +9,8 @@
 pub mod docker;
 mod fs_copy;
 pub mod host;
-pub mod lines;
-pub mod paths;
+pub(crate) mod lines;
+pub(crate) mod paths;
 
 use crate::events::{SharedSink, Stage};
 use std::path::PathBuf;

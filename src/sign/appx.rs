@@ -3,16 +3,15 @@
 //! whole into the `SpcIndirectDataContent` (with `SpcSipInfo`, see [`super::pkcs7`]); the
 //! package writer stores the result as `AppxSignature.p7x` = `"PKCX"` + DER.
 
-/// Magic prefix of `AppxSignature.p7x`.
-pub const P7X_MAGIC: &[u8; 4] = b"PKCX";
+use super::invalid::SignatureError;
 
 const TAGS: [&[u8; 4]; 5] = [b"AXPC", b"AXCD", b"AXCT", b"AXBM", b"AXCI"];
 
 /// Checks the blob's shape: `APPX`, then four or five tagged SHA-256 hashes in order.
-pub fn check_blob(blob: &[u8]) -> Result<(), String> {
-    let bad = || {
+pub fn check_blob(blob: &[u8]) -> Result<(), SignatureError> {
+    let bad = || -> SignatureError {
         "MSIX digest blob is malformed (expected APPX + AXPC/AXCD/AXCT/AXBM[/AXCI] SHA-256 hashes)"
-            .to_string()
+            .into()
     };
     let rest = blob.strip_prefix(b"APPX").ok_or_else(bad)?;
     if rest.len() % 36 != 0 || !(4..=5).contains(&(rest.len() / 36)) {
@@ -24,14 +23,6 @@ pub fn check_blob(blob: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// `AppxSignature.p7x` contents for a DER PKCS#7.
-pub fn p7x(pkcs7_der: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + pkcs7_der.len());
-    out.extend_from_slice(P7X_MAGIC);
-    out.extend_from_slice(pkcs7_der);
-    out
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ const METHOD: &str = "Azure Trusted Signing";
 const SCOPE: &str = "https://codesigning.azure.net/.default";
 const API_VERSION: &str = "2022-06-15-preview";
 
-fn fail(message: impl Into<String>) -> SignError {
+fn fail(message: impl std::fmt::Display) -> SignError {
     SignError::new(METHOD, message)
 }
 

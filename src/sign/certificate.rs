@@ -4,6 +4,7 @@
 //! link's signature checked where the algorithm is one we implement). The result is a
 //! [`CertificateReport`] for the job log, the signing summary, `/metrics` and `doctor`.
 
+use super::invalid::CertificateError;
 use super::signer::{windows_dn, CertChain, SignatureAlgorithm};
 use super::verify::check_digest_signature;
 use const_oid::db::rfc5280::{ID_CE_EXT_KEY_USAGE, ID_CE_KEY_USAGE, ID_KP_CODE_SIGNING};
@@ -54,7 +55,7 @@ pub fn thumbprint(cert: &Certificate) -> String {
 
 /// Fails when `cert` cannot sign code at `now`: dates, code-signing EKU, digitalSignature.
 /// A certificate without a KeyUsage extension may be used for any purpose (RFC 5280 §4.2.1.3).
-pub fn check_leaf(cert: &Certificate, now: SystemTime) -> Result<(), String> {
+pub fn check_leaf(cert: &Certificate, now: SystemTime) -> Result<(), CertificateError> {
     check_dates(cert, now, "signing certificate")?;
     let subject = windows_dn(&cert.tbs_certificate.subject);
     let ext = |oid: Oid| {
@@ -75,7 +76,7 @@ pub fn check_leaf(cert: &Certificate, now: SystemTime) -> Result<(), String> {
     if !eku.contains(&ID_KP_CODE_SIGNING) {
         return Err(format!(
             "signing certificate {subject} has no code-signing extended key usage (1.3.6.1.5.5.7.3.3); Windows will not accept its signatures"
-        ));
+        ).into());
     }
     if let Some(e) = ext(ID_CE_KEY_USAGE) {
         let ku = KeyUsage::from_der(e.extn_value.as_bytes())
@@ -83,13 +84,14 @@ pub fn check_leaf(cert: &Certificate, now: SystemTime) -> Result<(), String> {
         if !ku.digital_signature() {
             return Err(format!(
                 "signing certificate {subject} does not allow digitalSignature in its key usage"
-            ));
+            )
+            .into());
         }
     }
     Ok(())
 }
 
-fn check_dates(cert: &Certificate, now: SystemTime, what: &str) -> Result<(), String> {
+fn check_dates(cert: &Certificate, now: SystemTime, what: &str) -> Result<(), CertificateError> {
     let validity = &cert.tbs_certificate.validity;
     let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let subject = windows_dn(&cert.tbs_certificate.subject);
@@ -101,13 +103,15 @@ fn check_dates(cert: &Certificate, now: SystemTime, what: &str) -> Result<(), St
         return Err(format!(
             "{what} {subject} expired on {} ({window})",
             validity.not_after
-        ));
+        )
+        .into());
     }
     if validity.not_before.to_unix_duration() > now {
         return Err(format!(
             "{what} {subject} is not valid yet: valid from {} ({window})",
             validity.not_before
-        ));
+        )
+        .into());
     }
     Ok(())
 }
@@ -119,7 +123,7 @@ pub fn check_chain(
     chain: &CertChain,
     now: SystemTime,
     warn_expiry: bool,
-) -> Result<(CertChain, CertificateReport), String> {
+) -> Result<(CertChain, CertificateReport), CertificateError> {
     let leaf = &chain.leaf;
     check_leaf(leaf, now)?;
     SignatureAlgorithm::for_certificate(leaf)?;
@@ -188,7 +192,10 @@ pub fn check_chain(
 
 /// Checks that `issuer` signed `cert`. Returns a note when the algorithm is not one we
 /// check (the link then rests on names only), an error when the signature is wrong.
-fn check_link(cert: &Certificate, issuer: &Certificate) -> Result<Option<String>, String> {
+fn check_link(
+    cert: &Certificate,
+    issuer: &Certificate,
+) -> Result<Option<String>, CertificateError> {
     let algorithm = cert.signature_algorithm.oid;
     let subject = windows_dn(&cert.tbs_certificate.subject);
     let ours = match SignatureAlgorithm::for_certificate(issuer) {

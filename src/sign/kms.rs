@@ -17,7 +17,7 @@ const METHOD: &str = "Google Cloud KMS";
 const SCOPE: &str = "https://www.googleapis.com/auth/cloudkms";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
-fn fail(message: impl Into<String>) -> SignError {
+fn fail(message: impl std::fmt::Display) -> SignError {
     SignError::new(METHOD, message)
 }
 

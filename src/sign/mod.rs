@@ -14,18 +14,19 @@
 //! [`summary`] (job-log summary, `/metrics` gauges), [`signtool`] (the Windows SDK's second
 //! opinion on Windows hosts).
 
-pub mod appx;
-pub mod azure;
+pub(crate) mod appx;
+pub(crate) mod azure;
 pub mod certificate;
 pub(crate) mod http;
-pub mod kms;
+mod invalid;
+pub(crate) mod kms;
 pub mod pe;
-pub mod pfx;
-pub mod pkcs7;
-pub mod signer;
+pub(crate) mod pfx;
+pub(crate) mod pkcs7;
+pub(crate) mod signer;
 pub mod signtool;
-pub mod summary;
-pub mod timestamp;
+pub(crate) mod summary;
+pub(crate) mod timestamp;
 pub mod timestamp_servers;
 pub(crate) mod token;
 pub mod verify;
@@ -39,6 +40,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use timestamp_servers::{TimestampChoice, TimestampServers};
 
+pub use invalid::{CertificateError, PfxError, SignatureError};
 pub use verify::{verify_pe, VerifiedSignature};
 
 /// A signing failure. `message` names the step and HTTP status; it never holds a secret.
@@ -50,10 +52,10 @@ pub struct SignError {
 }
 
 impl SignError {
-    pub fn new(method: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(method: &'static str, message: impl std::fmt::Display) -> Self {
         SignError {
             method,
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 }
@@ -142,7 +144,7 @@ impl SigningSession {
         let warn_expiry = method != SigningMethod::Azure;
         let (chain, certificate) =
             certificate::check_chain(signer.chain(), std::time::SystemTime::now(), warn_expiry)
-                .map_err(fail)?;
+                .map_err(|e| fail(e.to_string()))?;
         let timestamp = match creds.timestamp_choice().map_err(fail)? {
             TimestampChoice::Off => None,
             TimestampChoice::Servers(job) => {
@@ -194,7 +196,7 @@ impl SigningSession {
         self.files_signed.load(Ordering::Relaxed)
     }
 
-    fn err(&self, message: impl Into<String>) -> SignError {
+    fn err(&self, message: impl std::fmt::Display) -> SignError {
         SignError::new(self.method.as_str(), message)
     }
 

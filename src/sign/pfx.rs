@@ -2,6 +2,7 @@
 //! command line) and signs digests locally. RSA and ECDSA P-256 keys; the certificate that
 //! matches the key is the leaf, the other certificates of the PFX are embedded as the chain.
 
+use super::invalid::PfxError;
 use super::signer::{same_public_key, CertChain, DigestSignature, DigestSigner};
 use super::SignError;
 use crate::job::credentials::PfxCredentials;
@@ -43,7 +44,7 @@ pub(crate) fn decode_base64(text: &str) -> Option<Zeroizing<Vec<u8>>> {
 
 impl PfxSigner {
     /// Parses the PFX; errors are sentences for the job's error message.
-    pub fn load(creds: &PfxCredentials) -> Result<PfxSigner, String> {
+    pub fn load(creds: &PfxCredentials) -> Result<PfxSigner, PfxError> {
         let der = decode_base64(creds.pfx_base64.expose())
             .ok_or("windows_pfx_base64 is not valid base64")?;
         let archive = p12_keystore::Pkcs12Archive::from_pkcs12(&der, creds.password.expose())

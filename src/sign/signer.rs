@@ -3,6 +3,7 @@
 //! chain goes with the signature. Also: certificate parsing (DER, PEM, PKCS#7 certs-only),
 //! key-type detection and the Windows rendering of a subject name.
 
+use super::invalid::CertificateError;
 use super::SignError;
 use const_oid::ObjectIdentifier as Oid;
 use der::{Decode, Encode, Tag, Tagged};
@@ -25,7 +26,7 @@ pub enum SignatureAlgorithm {
 
 impl SignatureAlgorithm {
     /// The key type of a certificate's public key.
-    pub fn for_certificate(cert: &Certificate) -> Result<Self, String> {
+    pub fn for_certificate(cert: &Certificate) -> Result<Self, CertificateError> {
         let spki = &cert.tbs_certificate.subject_public_key_info;
         if spki.algorithm.oid == OID_RSA_ENCRYPTION {
             return Ok(SignatureAlgorithm::RsaPkcs1Sha256);
@@ -44,7 +45,8 @@ impl SignatureAlgorithm {
         Err(format!(
             "certificate key type {} is not supported (RSA or ECDSA P-256)",
             spki.algorithm.oid
-        ))
+        )
+        .into())
     }
 }
 
@@ -57,7 +59,7 @@ pub struct CertChain {
 
 impl CertChain {
     /// Picks the leaf out of an unordered set: the certificate that issued no other one.
-    pub fn from_unordered(certs: Vec<Certificate>) -> Result<Self, String> {
+    pub fn from_unordered(certs: Vec<Certificate>) -> Result<Self, CertificateError> {
         if certs.is_empty() {
             return Err("no certificate found".into());
         }
@@ -84,7 +86,7 @@ impl CertChain {
         std::iter::once(&self.leaf).chain(self.intermediates.iter())
     }
 
-    pub fn algorithm(&self) -> Result<SignatureAlgorithm, String> {
+    pub fn algorithm(&self) -> Result<SignatureAlgorithm, CertificateError> {
         SignatureAlgorithm::for_certificate(&self.leaf)
     }
 }
@@ -105,7 +107,7 @@ pub trait DigestSigner: Send + Sync {
 
 /// Parses certificates from DER (one or several concatenated), PEM (`CERTIFICATE` and
 /// `PKCS7` blocks) or a DER PKCS#7 certs-only bundle.
-pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, String> {
+pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, CertificateError> {
     let trimmed = bytes.trim_ascii_start();
     if trimmed.starts_with(b"-----BEGIN") {
         let text = std::str::from_utf8(trimmed).map_err(|_| "PEM is not valid text")?;
@@ -114,7 +116,7 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, String> {
     parse_der_certificates(bytes)
 }
 
-fn parse_pem_certificates(text: &str) -> Result<Vec<Certificate>, String> {
+fn parse_pem_certificates(text: &str) -> Result<Vec<Certificate>, CertificateError> {
     let mut certs = Vec::new();
     let mut rest = text;
     while let Some(begin) = rest.find("-----BEGIN ") {
@@ -138,7 +140,7 @@ fn parse_pem_certificates(text: &str) -> Result<Vec<Certificate>, String> {
     Ok(certs)
 }
 
-fn parse_der_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, String> {
+fn parse_der_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, CertificateError> {
     if let Ok(ci) = cms::content_info::ContentInfo::from_der(bytes) {
         if ci.content_type == OID_SIGNED_DATA {
             let sd: cms::signed_data::SignedData = ci

@@ -3,6 +3,7 @@
 //! same nonce) and returns the `TimeStampToken` DER that goes into unsigned attribute
 //! 1.3.6.1.4.1.311.3.3.1. A timestamp failure is a signing failure.
 
+use super::invalid::SignatureError;
 use super::pkcs7::OID_SHA256;
 use super::{http, HttpPolicy, SignError};
 use cmpv2::status::PkiStatus;
@@ -71,7 +72,7 @@ impl TimestampClient {
             .bytes()
             .await
             .map_err(|e| err(format!("reading reply failed ({})", e.without_url())))?;
-        token_from_response(&body, &imprint, &nonce).map_err(err)
+        token_from_response(&body, &imprint, &nonce).map_err(|m| err(m.to_string()))
     }
 }
 
@@ -87,12 +88,12 @@ pub fn token_from_response(
     body: &[u8],
     imprint: &[u8; 32],
     nonce: &Int,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, SignatureError> {
     let resp = TimeStampResp::from_der(body)
         .map_err(|_| "reply is not an RFC 3161 TimeStampResp".to_string())?;
     match resp.status.status {
         PkiStatus::Accepted | PkiStatus::GrantedWithMods => {}
-        other => return Err(format!("server refused the request (status {other:?})")),
+        other => return Err(format!("server refused the request (status {other:?})").into()),
     }
     let token = resp
         .time_stamp_token
@@ -104,11 +105,11 @@ pub fn token_from_response(
     if info.nonce.as_ref() != Some(nonce) {
         return Err("token nonce does not match the request".into());
     }
-    token.to_der().map_err(|e| e.to_string())
+    token.to_der().map_err(|e| e.to_string().into())
 }
 
 /// The `TSTInfo` inside a token (a SignedData whose eContent is an OCTET STRING).
-pub fn tst_info(token: &cms::content_info::ContentInfo) -> Result<TstInfo, String> {
+pub fn tst_info(token: &cms::content_info::ContentInfo) -> Result<TstInfo, SignatureError> {
     let sd: cms::signed_data::SignedData = token
         .content
         .decode_as()
@@ -120,5 +121,5 @@ pub fn tst_info(token: &cms::content_info::ContentInfo) -> Result<TstInfo, Strin
     let octets: OctetString = econtent
         .decode_as()
         .map_err(|_| "token content is not an OCTET STRING")?;
-    TstInfo::from_der(octets.as_bytes()).map_err(|_| "token content is not a TSTInfo".to_string())
+    TstInfo::from_der(octets.as_bytes()).map_err(|_| "token content is not a TSTInfo".into())
 }

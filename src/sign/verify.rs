@@ -4,6 +4,7 @@
 //! and TSA signature). Trust (chains to a root) is not judged here; `osslsigncode verify`
 //! does that in the tests.
 
+use super::invalid::SignatureError;
 use super::pe;
 use super::pkcs7::{
     OID_CONTENT_TYPE, OID_MESSAGE_DIGEST, OID_RFC3161_TIMESTAMP, OID_SIGNED_DATA,
@@ -53,7 +54,7 @@ pub fn verify_pe(path: &Path) -> Result<VerifiedSignature, SignError> {
     }
     // the WIN_CERTIFICATE is padded to 8 bytes after the DER; take exactly one DER value
     let der_len = der_length(&pkcs7).ok_or_else(|| err("signature is not DER".into()))?;
-    verify_pkcs7(&pkcs7[..der_len], &digest).map_err(err)
+    verify_pkcs7(&pkcs7[..der_len], &digest).map_err(|m| err(m.to_string()))
 }
 
 fn der_length(bytes: &[u8]) -> Option<usize> {
@@ -66,7 +67,10 @@ fn der_length(bytes: &[u8]) -> Option<usize> {
 
 /// Verifies an Authenticode PKCS#7 whose `SpcIndirectDataContent` digest must equal
 /// `expected_digest` (the PE digest, or the whole MSIX blob).
-pub fn verify_pkcs7(der: &[u8], expected_digest: &[u8]) -> Result<VerifiedSignature, String> {
+pub fn verify_pkcs7(
+    der: &[u8],
+    expected_digest: &[u8],
+) -> Result<VerifiedSignature, SignatureError> {
     let ci = ContentInfo::from_der(der)
         .map_err(|e| format!("signature is not a PKCS#7 ContentInfo: {e}"))?;
     if ci.content_type != OID_SIGNED_DATA {
@@ -108,11 +112,11 @@ pub fn verify_pkcs7(der: &[u8], expected_digest: &[u8]) -> Result<VerifiedSignat
     })
 }
 
-fn single_signer(sd: &SignedData) -> Result<&SignerInfo, String> {
+fn single_signer(sd: &SignedData) -> Result<&SignerInfo, SignatureError> {
     let signers = sd.signer_infos.0.as_slice();
     match signers {
         [one] => Ok(one),
-        _ => Err(format!("expected one SignerInfo, found {}", signers.len())),
+        _ => Err(format!("expected one SignerInfo, found {}", signers.len()).into()),
     }
 }
 
@@ -122,7 +126,7 @@ fn verify_signer<'a>(
     signer: &SignerInfo,
     content_octets: &[u8],
     content_type: Option<const_oid::ObjectIdentifier>,
-) -> Result<&'a Certificate, String> {
+) -> Result<&'a Certificate, SignatureError> {
     let attrs = signer
         .signed_attrs
         .as_ref()
@@ -175,7 +179,7 @@ pub fn check_digest_signature(
     algorithm: SignatureAlgorithm,
     digest: &[u8; 32],
     signature: &[u8],
-) -> Result<(), String> {
+) -> Result<(), SignatureError> {
     let spki = cert
         .tbs_certificate
         .subject_public_key_info
@@ -187,7 +191,7 @@ pub fn check_digest_signature(
             let key = rsa::RsaPublicKey::from_public_key_der(&spki)
                 .map_err(|e| format!("bad RSA key: {e}"))?;
             key.verify(rsa::Pkcs1v15Sign::new::<Sha256>(), digest, signature)
-                .map_err(|_| "RSA signature does not verify".to_string())
+                .map_err(|_| "RSA signature does not verify".into())
         }
         SignatureAlgorithm::EcdsaP256Sha256 => {
             use p256::ecdsa::signature::hazmat::PrehashVerifier;
@@ -197,12 +201,12 @@ pub fn check_digest_signature(
             let sig = p256::ecdsa::Signature::from_der(signature)
                 .map_err(|_| "ECDSA signature is not DER")?;
             key.verify_prehash(digest, &sig)
-                .map_err(|_| "ECDSA signature does not verify".to_string())
+                .map_err(|_| "ECDSA signature does not verify".into())
         }
     }
 }
 
-fn timestamp_token(signer: &SignerInfo) -> Result<Option<ContentInfo>, String> {
+fn timestamp_token(signer: &SignerInfo) -> Result<Option<ContentInfo>, SignatureError> {
     let Some(attrs) = signer.unsigned_attrs.as_ref() else {
         return Ok(None);
     };
@@ -218,7 +222,7 @@ fn timestamp_token(signer: &SignerInfo) -> Result<Option<ContentInfo>, String> {
 
 /// Checks that the token covers `signature` and that the TSA's signature is valid; returns
 /// the time.
-fn verify_timestamp(token: &ContentInfo, signature: &[u8]) -> Result<String, String> {
+fn verify_timestamp(token: &ContentInfo, signature: &[u8]) -> Result<String, SignatureError> {
     let info = super::timestamp::tst_info(token)?;
     if info.message_imprint.hashed_message.as_bytes() != Sha256::digest(signature).as_slice() {
         return Err("timestamp does not cover this signature".into());

@@ -1,56 +1,45 @@
-//! Streaming standard-base64 decoding for the test hub's upload route: chunks of any size
-//! in, raw bytes out, whitespace ignored, at most three characters carried between chunks.
+//! Strict streaming base64 for the test hub's upload route: the worker's decoder
+//! ([`StreamDecoder`]) plus the check that the worker sent padded standard base64 (a
+//! multiple of four significant characters), so a worker that drops its padding fails the
+//! upload instead of passing unnoticed.
 
-use base64::Engine;
+use crate::hub::transfer::StreamDecoder;
 
 #[derive(Default)]
 pub struct StreamingDecoder {
-    carry: Vec<u8>,
-    finished: bool,
+    inner: StreamDecoder,
+    /// Non-whitespace characters seen so far.
+    significant: u64,
 }
 
 impl StreamingDecoder {
     /// Decodes what can be decoded from `chunk` (plus the carry) into `out`.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        if self.finished && chunk.iter().any(|b| !b.is_ascii_whitespace()) {
-            return Err("data after base64 padding".into());
-        }
-        self.carry
-            .extend(chunk.iter().copied().filter(|b| !b.is_ascii_whitespace()));
-        let whole = self.carry.len() / 4 * 4;
-        if whole == 0 {
-            return Ok(());
-        }
-        let block: Vec<u8> = self.carry.drain(..whole).collect();
-        if block.contains(&b'=') {
-            self.finished = true;
-        }
-        base64::engine::general_purpose::STANDARD
-            .decode_vec(&block, out)
-            .map_err(|e| format!("invalid base64: {e}"))
+        self.significant += chunk.iter().filter(|b| !b.is_ascii_whitespace()).count() as u64;
+        out.extend_from_slice(self.inner.feed(chunk)?);
+        Ok(())
     }
 
     /// Checks that nothing is left over.
-    pub fn finish(self) -> Result<(), String> {
-        if self.carry.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "base64 ends with {} stray characters",
-                self.carry.len()
-            ))
+    pub fn finish(mut self) -> Result<(), String> {
+        let stray = self.significant % 4;
+        if stray != 0 {
+            return Err(format!("base64 ends with {stray} stray characters"));
         }
+        self.inner.finish().map(|_| ())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
 
     #[test]
     fn decodes_across_odd_chunk_boundaries() {
         let data: Vec<u8> = (0..=255u8).cycle().take(10_001).collect();
-        let text = base64::engine::general_purpose::STANDARD.encode(&data) + "\n";
+        let text = STANDARD.encode(&data) + "\n";
         let mut d = StreamingDecoder::default();
         let mut out = Vec::new();
         for chunk in text.as_bytes().chunks(7) {

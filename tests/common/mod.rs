@@ -13,19 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// True when running in CI (`CI=true`/`1`): missing prerequisites are failures there.
-pub fn in_ci() -> bool {
-    matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"))
-}
-
-/// Panics under CI, otherwise prints a SKIP note. Returns `None` for the caller to return.
-pub fn skip_or_fail<T>(why: &str) -> Option<T> {
-    if in_ci() {
-        panic!("CI=true but {why} (run scripts/setup-host.sh)");
-    }
-    eprintln!("SKIP: {why} (run scripts/setup-host.sh; with CI=true this fails)");
-    None
-}
+#[path = "../support/gate.rs"]
+pub mod gate;
+pub use gate::skip_or_fail;
 
 /// The engine (`DOCKER_HOST` or the default socket) if it answers a ping within 5 s.
 pub async fn require_docker() -> Option<Docker> {

@@ -153,10 +153,6 @@ impl ContainerGuard {
         }
     }
 
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// Kills and removes now; the guard is disarmed only when removal succeeded.
     pub async fn kill_and_remove(mut self) -> Result<()> {
         let _ = kill(&self.docker, &self.id).await;

@@ -4,8 +4,8 @@
 use super::base64_stream::{self, encoded_len};
 use super::{
     network_failure, status_failure, timed_out, with_retries, Failure, RetryPolicy, TransferError,
-    UploadedArtifact,
 };
+use crate::hub::protocol::ArtifactInfo;
 use crate::pipeline::Artifact;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +27,7 @@ pub async fn upload_artifact(
     cancel: &CancellationToken,
     progress: &(dyn Fn(u64, u64) + Send + Sync),
     policy: &RetryPolicy,
-) -> Result<UploadedArtifact, TransferError> {
+) -> Result<ArtifactInfo, TransferError> {
     let header = |name: &str, value: &str| {
         reqwest::header::HeaderValue::from_str(value).map_err(|_| {
             TransferError::Io(std::io::Error::new(
@@ -65,7 +65,7 @@ pub async fn upload_artifact(
         )
     })
     .await?;
-    Ok(UploadedArtifact {
+    Ok(ArtifactInfo {
         name: artifact.name.clone(),
         size,
         sha256,

@@ -1,5 +1,5 @@
-//! The job's HTTP transfers (hub-protocol.md §3): the project tarball download and the
-//! artifact upload, both base64 bodies handled as streams with bounded memory.
+//! The hub's HTTP side (hub-protocol.md §3): the project tarball download and the artifact
+//! upload, both base64 bodies handled as streams with bounded memory.
 //!
 //! - Download: `GET` with `Authorization: Bearer`; the base64 text (whitespace allowed) is
 //!   decoded chunk by chunk straight into the destination file.
@@ -26,12 +26,12 @@ pub use download::download_tarball;
 pub use origin::{check_transfer_url, hub_origin, parse_origin_list};
 pub use upload::upload_artifact;
 
-use serde::Serialize;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("perry-ship-windows/", env!("CARGO_PKG_VERSION"));
+/// Longest wait for a TCP/TLS connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for response bytes, or for upload progress.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -75,32 +75,47 @@ pub fn http_client_allowing(allowed: Vec<url::Origin>) -> reqwest::Client {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a download or upload failed; messages never hold the token or the URL query.
 pub enum TransferError {
+    /// The artifact exceeds `PERRY_MAX_ARTIFACT_BYTES` (checked before any request).
     #[error("the artifact is {size} bytes, more than the {limit} bytes the hub accepts")]
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        /// The artifact's size in bytes.
+        size: u64,
+        /// The largest size accepted.
+        limit: u64,
+    },
+    /// A non-success HTTP status (5xx retried, 4xx not).
     #[error("the hub answered HTTP {status} for {url_path}")]
-    Status { status: u16, url_path: String },
+    Status {
+        /// The HTTP status code.
+        status: u16,
+        /// The URL's path (never its query).
+        url_path: String,
+    },
+    /// Connection, TLS, timeout or redirect failure.
     #[error("network error: {0}")]
     Network(String),
+    /// Reading or writing the local file.
     #[error("file error: {0}")]
     Io(#[from] std::io::Error),
+    /// The job was cancelled.
     #[error("the transfer was cancelled")]
     Cancelled,
+    /// The downloaded body is not valid base64.
     #[error("the tarball is not valid base64: {0}")]
     Decode(String),
+    /// A URL outside the hub's origin and `PERRY_TRANSFER_ORIGINS`.
     #[error(
         "{field} points at {origin}, which is neither the hub's origin nor listed in \
          PERRY_TRANSFER_ORIGINS"
     )]
-    ForeignOrigin { field: String, origin: String },
-}
-
-/// What the hub was told about an uploaded artifact (and what `complete` reports).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct UploadedArtifact {
-    pub name: String,
-    pub size: u64,
-    pub sha256: String,
+    ForeignOrigin {
+        /// The `job_assign` field that holds the URL.
+        field: String,
+        /// The URL's origin.
+        origin: String,
+    },
 }
 
 /// How often, and how patiently, a transfer is retried.
@@ -111,6 +126,7 @@ pub struct RetryPolicy {
     /// Wait before the first retry; doubles each time, up to `max_delay`, with jitter
     /// (each wait is a random value between half and all of it).
     pub first_delay: Duration,
+    /// Longest wait between tries.
     pub max_delay: Duration,
     /// See [`READ_TIMEOUT`].
     pub read_timeout: Duration,
