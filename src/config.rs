@@ -187,6 +187,8 @@ pub struct Config {
     pub max_queued_jobs: usize,
     /// Idle timeout and action, job limit, pause control, Azure VM access.
     pub fleet: FleetConfig,
+    /// `PERRY_PROVENANCE_UPLOAD`: upload each artifact's build record before the artifact.
+    pub provenance_upload: bool,
     /// Hub link timings (not read from the environment).
     pub link: LinkTimings,
 }
@@ -245,6 +247,13 @@ impl Config {
                 "PERRY_WORKER_CAPABILITIES",
                 format!("unknown capability {c:?} (expected windows and/or windows-sign)"),
             ));
+        }
+
+        // Read by the package writers (crate::package::source_date); checked here so a bad
+        // value stops the worker instead of being ignored.
+        if let Some(v) = var(crate::package::source_date::SOURCE_DATE_EPOCH) {
+            crate::package::source_date::parse_source_date(&v)
+                .map_err(|p| bad(crate::package::source_date::SOURCE_DATE_EPOCH, p))?;
         }
 
         let docker = DockerConfig {
@@ -424,6 +433,11 @@ impl Config {
                 4096,
             )? as usize,
             fleet,
+            provenance_upload: parse_bool(
+                "PERRY_PROVENANCE_UPLOAD",
+                var("PERRY_PROVENANCE_UPLOAD"),
+                false,
+            )?,
             link: LinkTimings::default(),
         })
     }

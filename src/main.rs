@@ -20,6 +20,8 @@ enum Command {
     Build(cli::build::BuildArgs),
     /// Check this host's configuration, engine, images and tools; exit non-zero when it cannot build.
     Doctor(cli::doctor::DoctorArgs),
+    /// Check an artifact's signatures and build record; rebuild and compare with --project.
+    Verify(cli::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
             Command::Run(run) => cli::run::run(run).await,
             Command::Build(build) => cli::build::build(build).await,
             Command::Doctor(args) => cli::doctor::doctor(args).await,
+            Command::Verify(args) => cli::verify::verify(args).await,
         }
     })
 }

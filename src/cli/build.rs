@@ -80,6 +80,17 @@ pub async fn build(args: BuildArgs) -> ExitCode {
     }
 }
 
+/// One build for `verify --project`: the artifact's path in `args.out`, or what failed.
+pub(crate) async fn build_for_verify(args: &BuildArgs, config: Config) -> Result<PathBuf, String> {
+    let sink = Arc::new(ConsoleSink::new(args.verbose));
+    let result = build_inner(args, Arc::new(config), sink.clone()).await;
+    sink.finish();
+    result.map_err(|e| match e {
+        BuildFailure::Job(e) => format!("{} ({})", e.code, strip_controls(&e.message)),
+        BuildFailure::Setup(e) => strip_controls(&format!("{e:#}")).into_owned(),
+    })
+}
+
 enum BuildFailure {
     Setup(anyhow::Error),
     Job(crate::error::JobError),
@@ -145,6 +156,12 @@ async fn build_inner(
         let dest = args.out.join(&artifact.name);
         std::fs::copy(&artifact.path, &dest)
             .with_context(|| format!("copying the artifact to {}", dest.display()))?;
+        let record = crate::provenance::record_path(&artifact.path);
+        if record.is_file() {
+            let record_dest = crate::provenance::record_path(&dest);
+            std::fs::copy(&record, &record_dest)
+                .with_context(|| format!("copying the build record to {}", record_dest.display()))?;
+        }
         last = Some(dest);
     }
     Ok(last.context("the pipeline produced no artifact")?)
@@ -160,6 +177,8 @@ fn prepare_project(project: &Path, work: &Path, config: &Config) -> Result<PathB
     }
     let dest = work.join("project");
     std::fs::create_dir_all(&dest)?;
+    crate::provenance::inputs::remember_archive_digest(project, work)
+        .with_context(|| format!("hashing {}", project.display()))?;
     crate::job::extract::extract_tar_gz(project, &dest, &config.extract_limits)
         .with_context(|| format!("extracting {}", project.display()))?;
     Ok(dest)

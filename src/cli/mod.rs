@@ -7,6 +7,7 @@ pub mod doctor;
 mod doctor_credentials;
 pub mod project;
 pub mod run;
+pub mod verify;
 
 use crate::config::Config;
 use crate::sandbox::{docker::DockerRunner, host::HostRunner, Runner};

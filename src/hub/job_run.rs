@@ -255,6 +255,9 @@ async fn run_stages(
                 format!("refused the project tarball: {e}"),
             )
         })?;
+    crate::provenance::inputs::remember_archive_digest(&archive, work.path()).map_err(|e| {
+        JobError::internal(Some(Stage::Extracting), format!("hashing the tarball: {e}"))
+    })?;
     let _ = std::fs::remove_file(&archive);
     sink.info(
         Stage::Extracting,
@@ -290,6 +293,7 @@ async fn run_stages(
         Stage::Uploading,
         &format!("uploading {} artifact(s)", artifacts.len()),
     );
+    let artifacts = crate::provenance::upload::with_records(artifacts, config.provenance_upload);
     let mut uploaded = Vec::with_capacity(artifacts.len());
     for artifact in &artifacts {
         let progress_sink = sink.clone();

@@ -15,9 +15,11 @@ pub mod nsis_plugins;
 pub mod nsis_uninstaller;
 pub mod portable;
 pub mod resources;
+pub mod source_date;
 pub mod template;
 
 pub use bundle::Bundle;
+pub use source_date::source_date;
 
 use crate::job::manifest::{Manifest, UacLevel};
 use std::path::PathBuf;

@@ -206,6 +206,9 @@ pub fn stage_payload(
                 .map_err(PackageError::io("creating the payload placeholders"))?;
         }
     }
+    // makensis stores each file's time in the installer: the source date, not the copy's.
+    crate::package::source_date::pin_tree_mtimes(dir)
+        .map_err(PackageError::io("pinning the staged files' times"))?;
     Ok(listing)
 }
 

@@ -1,5 +1,5 @@
 //! The portable ZIP `<App>-<version>-portable.zip`: one top folder `<ascii name>/` holding
-//! the bundle (exe, DLLs, asset folders, recursively), deflated, with each file's mtime.
+//! the bundle (exe, DLLs, asset folders, recursively), deflated, every entry dated [`super::source_date`].
 //! Files are streamed through the compressor; memory does not grow with their size.
 
 use super::bundle::{utc_fields, BundleListing};
@@ -43,7 +43,11 @@ fn write_zip(
         .map_err(PackageError::io(format!("creating {}", out.display())))?;
     let mut zip = ZipWriter::new(BufWriter::new(file));
     let top = &app.ascii_name;
-    let dir_opts = SimpleFileOptions::default().unix_permissions(0o755);
+    let (y, mo, d, h, mi, s) = utc_fields(super::source_date());
+    let dir_stamp = DateTime::from_date_and_time(y, mo, d, h, mi, s).unwrap_or_default();
+    let dir_opts = SimpleFileOptions::default()
+        .last_modified_time(dir_stamp)
+        .unix_permissions(0o755);
     zip.add_directory(format!("{top}/"), dir_opts)
         .map_err(zip_err)?;
     for dir in &listing.dirs {

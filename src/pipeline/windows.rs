@@ -53,6 +53,7 @@ impl Pipeline for WindowsPipeline {
 
         check_cancel(job, Stage::Packaging)?;
         let artifact = packaging::package(job, &bundle, &app, &icons, session.as_ref()).await?;
+        super::provenance::write_record(job, &artifact, session.as_ref()).await?;
         if let Some(session) = &session {
             for line in crate::sign::summary::summary_lines(session) {
                 job.events.info(Stage::Packaging, &line);
@@ -141,6 +142,8 @@ fn assemble_bundle(
 
     package::resources::embed_resources(&exe, ico, app)
         .map_err(|e| fail("writing icon, version info and manifest into the exe", &e))?;
+    package::source_date::pin_pe_timestamp(&exe)
+        .map_err(|e| fail("pinning the exe's PE timestamp", &e))?;
     job.events.progress(stage, 100, Some("resources embedded"));
     Ok(Bundle {
         root,
