@@ -159,8 +159,9 @@ async fn build_inner(
         let record = crate::provenance::record_path(&artifact.path);
         if record.is_file() {
             let record_dest = crate::provenance::record_path(&dest);
-            std::fs::copy(&record, &record_dest)
-                .with_context(|| format!("copying the build record to {}", record_dest.display()))?;
+            std::fs::copy(&record, &record_dest).with_context(|| {
+                format!("copying the build record to {}", record_dest.display())
+            })?;
         }
         last = Some(dest);
     }

@@ -100,9 +100,19 @@ fn check_authenticode(artifact: &Path, report: &mut Report) -> Vec<String> {
     let mut signers = Vec::new();
     for r in &reports {
         match &r.signature {
-            PeSignature::Valid { thumbprint, timestamped } => {
-                let ts = if *timestamped { "timestamped" } else { "NOT timestamped" };
-                report.ok(format!("{}: Authenticode signature by {thumbprint}, {ts}", r.name));
+            PeSignature::Valid {
+                thumbprint,
+                timestamped,
+            } => {
+                let ts = if *timestamped {
+                    "timestamped"
+                } else {
+                    "NOT timestamped"
+                };
+                report.ok(format!(
+                    "{}: Authenticode signature by {thumbprint}, {ts}",
+                    r.name
+                ));
                 signers.push(thumbprint.clone());
             }
             PeSignature::Unsigned => report.note(format!("{}: unsigned", r.name)),
@@ -137,7 +147,10 @@ fn check_record(
             return None;
         }
     };
-    report.ok(format!("build record {} is for this artifact", path.display()));
+    report.ok(format!(
+        "build record {} is for this artifact",
+        path.display()
+    ));
     let recorded = checked.statement["predicate"]["buildDefinition"]["internalParameters"]
         ["signingCertificateThumbprint"]
         .as_str()
@@ -145,14 +158,21 @@ fn check_record(
     if checked.signers.is_empty() {
         report.note("the build record is unsigned");
     } else {
-        report.ok(format!("build record signed by {}", checked.signers.join(", ")));
+        report.ok(format!(
+            "build record signed by {}",
+            checked.signers.join(", ")
+        ));
     }
     if let Some(t) = &recorded {
         if !checked.signers.iter().all(|s| s.eq_ignore_ascii_case(t)) {
-            report.fail(format!("the record was signed by another certificate than {t}"));
+            report.fail(format!(
+                "the record was signed by another certificate than {t}"
+            ));
         }
         if pe_signers.iter().any(|s| !s.eq_ignore_ascii_case(t)) {
-            report.fail(format!("the artifact is signed by another certificate than {t}"));
+            report.fail(format!(
+                "the artifact is signed by another certificate than {t}"
+            ));
         }
     } else if !pe_signers.is_empty() {
         report.fail("the artifact is signed but its record says it is an unsigned build");
@@ -197,7 +217,9 @@ async fn check_rebuild(
         Err(e) => return report.fail(format!("rebuilding: {e}")),
     };
     match compare::compare_with_rebuild(&args.artifact, &rebuilt) {
-        Ok(()) => report.ok("an unsigned rebuild from the project and manifest matches the artifact"),
+        Ok(()) => {
+            report.ok("an unsigned rebuild from the project and manifest matches the artifact")
+        }
         Err(e) => report.fail(format!("rebuild: {e}")),
     }
 }
@@ -251,9 +273,8 @@ fn recorded_inputs_match(
             report.fail(format!("manifest {}: {e}", manifest_path.display()));
         }
     }
-    let recorded_date = statement["predicate"]["buildDefinition"]["externalParameters"]
-        ["sourceDateEpoch"]
-        .as_u64();
+    let recorded_date =
+        statement["predicate"]["buildDefinition"]["externalParameters"]["sourceDateEpoch"].as_u64();
     if let Some(date) = recorded_date.filter(|d| *d != source_date_secs()) {
         ok = false;
         report.fail(format!(

@@ -79,7 +79,11 @@ pub async fn write_record(
     let record = provenance::write_record(&artifact.path, &artifact.name, &inputs, session)
         .await
         .map_err(|e| record_failed(format!("{e:#}")))?;
-    let what = if session.is_some() { "signed" } else { "unsigned" };
+    let what = if session.is_some() {
+        "signed"
+    } else {
+        "unsigned"
+    };
     job.events.info(
         Stage::Packaging,
         &format!(

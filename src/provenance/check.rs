@@ -117,7 +117,10 @@ fn archive_pe_reports(archive: &Path) -> Result<Vec<PeReport>, String> {
         if entry.is_dir() {
             continue;
         }
-        let name = entry.name().map_err(|e| format!("entry {i}: {e}"))?.to_string();
+        let name = entry
+            .name()
+            .map_err(|e| format!("entry {i}: {e}"))?
+            .to_string();
         let mut bytes = Vec::new();
         entry
             .read_to_end(&mut bytes)
@@ -151,8 +154,8 @@ pub fn check_record(envelope: &Envelope, artifact: &Path) -> Result<RecordReport
         .verify()
         .map_err(|e| format!("record signature: {e}"))?;
     let payload = envelope.payload_bytes()?;
-    let statement: serde_json::Value = serde_json::from_slice(&payload)
-        .map_err(|e| format!("record payload is not JSON: {e}"))?;
+    let statement: serde_json::Value =
+        serde_json::from_slice(&payload).map_err(|e| format!("record payload is not JSON: {e}"))?;
     let (_, subject_sha256) = statement::subject(&statement)?;
     let actual = super::inputs::sha256_file(artifact)
         .map_err(|e| format!("hashing {}: {e}", artifact.display()))?;
@@ -198,7 +201,10 @@ mod tests {
             ArtifactKind::of(Path::new("a/App-Setup.EXE")),
             Ok(ArtifactKind::Installer)
         );
-        assert_eq!(ArtifactKind::of(Path::new("a.zip")).unwrap().distribute(), "portable");
+        assert_eq!(
+            ArtifactKind::of(Path::new("a.zip")).unwrap().distribute(),
+            "portable"
+        );
         assert!(ArtifactKind::of(Path::new("a.tar")).is_err());
     }
 
@@ -215,7 +221,7 @@ mod tests {
             name: "b.dll".into(),
             signature: PeSignature::Unsigned,
         };
-        assert!(authenticode_problems(&[unsigned.clone()]).is_empty());
+        assert!(authenticode_problems(std::slice::from_ref(&unsigned)).is_empty());
         assert_eq!(authenticode_problems(&[valid, unsigned]).len(), 1);
     }
 }

@@ -15,7 +15,11 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 /// MSIX parts that change when the package is signed.
-const MSIX_SIGNING_PARTS: [&str; 3] = ["AppxSignature.p7x", "AppxBlockMap.xml", "[Content_Types].xml"];
+const MSIX_SIGNING_PARTS: [&str; 3] = [
+    "AppxSignature.p7x",
+    "AppxBlockMap.xml",
+    "[Content_Types].xml",
+];
 
 /// `Ok(())` when `artifact` is what `rebuilt` (unsigned) becomes by signing, else the
 /// differences.
@@ -66,7 +70,10 @@ fn entries(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
         let mut entry = zip.by_index(i).map_err(|e| format!("entry {i}: {e}"))?;
         let mut data = Vec::new();
         entry.read_to_end(&mut data).map_err(|e| e.to_string())?;
-        let name = entry.name().map_err(|e| format!("entry {i}: {e}"))?.to_string();
+        let name = entry
+            .name()
+            .map_err(|e| format!("entry {i}: {e}"))?
+            .to_string();
         out.insert(name, data);
     }
     Ok(out)
@@ -80,7 +87,10 @@ fn without_identity_publisher(xml: &[u8]) -> Vec<u8> {
         return xml.to_vec();
     };
     let marker = " Publisher=\"";
-    let Some(start) = text[identity..].find(marker).map(|i| identity + i + marker.len()) else {
+    let Some(start) = text[identity..]
+        .find(marker)
+        .map(|i| identity + i + marker.len())
+    else {
         return xml.to_vec();
     };
     let Some(len) = text[start..].find('"') else {

@@ -9,7 +9,7 @@
 use crate::sign::signer::{parse_certificates, CertChain, SignatureAlgorithm};
 use crate::sign::{certificate, verify, SignError, SigningSession};
 use base64::Engine as _;
-use der::{EncodePem, pem::LineEnding};
+use der::{pem::LineEnding, EncodePem};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;

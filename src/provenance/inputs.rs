@@ -112,9 +112,15 @@ mod tests {
             std::fs::write(d.join("src/main.ts"), "hello").unwrap();
             std::fs::write(d.join("perry.toml"), "x").unwrap();
         }
-        assert_eq!(tree_sha256(a.path()).unwrap(), tree_sha256(b.path()).unwrap());
+        assert_eq!(
+            tree_sha256(a.path()).unwrap(),
+            tree_sha256(b.path()).unwrap()
+        );
         std::fs::write(b.path().join("src/main.ts"), "hellO").unwrap();
-        assert_ne!(tree_sha256(a.path()).unwrap(), tree_sha256(b.path()).unwrap());
+        assert_ne!(
+            tree_sha256(a.path()).unwrap(),
+            tree_sha256(b.path()).unwrap()
+        );
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub async fn write_record(
     inputs: &BuildInputs,
     session: Option<&SigningSession>,
 ) -> Result<WrittenRecord> {
-    let artifact_sha256 = inputs::sha256_file(artifact)
-        .with_context(|| format!("hashing {}", artifact.display()))?;
+    let artifact_sha256 =
+        inputs::sha256_file(artifact).with_context(|| format!("hashing {}", artifact.display()))?;
     let statement = statement::statement(name, &artifact_sha256, inputs);
     let payload = serde_json::to_vec(&statement).context("encoding the statement")?;
     let envelope = match session {
@@ -56,7 +56,8 @@ pub async fn write_record(
     line.push(b'\n');
     let path = record_path(artifact);
     std::fs::write(&path, &line).with_context(|| format!("writing {}", path.display()))?;
-    let sha256 = inputs::sha256_file(&path).with_context(|| format!("hashing {}", path.display()))?;
+    let sha256 =
+        inputs::sha256_file(&path).with_context(|| format!("hashing {}", path.display()))?;
     Ok(WrittenRecord { path, sha256 })
 }
 

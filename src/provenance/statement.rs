@@ -84,7 +84,10 @@ pub fn statement(artifact_name: &str, artifact_sha256: &str, inputs: &BuildInput
 /// The subject of a statement: `(name, sha256)`.
 pub fn subject(statement: &Value) -> Result<(String, String), String> {
     if statement["_type"] != STATEMENT_TYPE {
-        return Err(format!("not an in-toto Statement v1 ({})", statement["_type"]));
+        return Err(format!(
+            "not an in-toto Statement v1 ({})",
+            statement["_type"]
+        ));
     }
     let first = &statement["subject"][0];
     match (first["name"].as_str(), first["digest"]["sha256"].as_str()) {
@@ -128,7 +131,10 @@ mod tests {
         assert_eq!(dependency_sha256(&s, "toolchain"), Some("cc"));
         let def = &s["predicate"]["buildDefinition"];
         assert_eq!(def["externalParameters"]["buildKind"], "sign-only");
-        assert_eq!(def["internalParameters"]["signingCertificateThumbprint"], "AB12");
+        assert_eq!(
+            def["internalParameters"]["signingCertificateThumbprint"],
+            "AB12"
+        );
         assert!(subject(&json!({"_type": "x"})).is_err());
     }
 }
