@@ -27,7 +27,7 @@ fn bin() -> Command {
 }
 
 fn tools_present() -> bool {
-    fixtures::require_tools(&["makensis", "x86_64-w64-mingw32-gcc", "openssl"])
+    fixtures::require_tools(&["makensis", "x86_64-w64-mingw32-gcc", "openssl", "7z"])
 }
 
 /// One local build of `project`; returns the artifact path in `out`.
@@ -252,6 +252,13 @@ fn signed_builds_differ_from_unsigned_ones_only_by_their_signatures() {
         let text = report(&out);
         assert!(text.contains("build record signed by"), "{text}");
         assert!(text.contains("Authenticode signature by"), "{text}");
+        if mode == "installer" {
+            assert!(
+                text.contains("installer payload:")
+                    && text.contains(".dll: Authenticode signature by"),
+                "the payload's PE files are checked: {text}"
+            );
+        }
         let tampered = t.join(format!("tampered-{mode}"));
         std::fs::create_dir_all(&tampered).unwrap();
         let copy = tampered.join(signed.file_name().unwrap());

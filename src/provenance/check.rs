@@ -1,5 +1,6 @@
 //! What `verify` checks in an artifact: the Authenticode signature of every PE file it
-//! holds (the artifact itself for an exe; each entry of a portable ZIP or MSIX), and a
+//! holds (the installer and the files of its payload, unpacked with 7z; each entry of a
+//! portable ZIP or MSIX), and a
 //! build record against it (DSSE signature, subject digest, signer).
 
 use super::dsse::Envelope;
@@ -99,12 +100,69 @@ pub fn authenticode_reports(artifact: &Path) -> Result<Vec<PeReport>, String> {
         .to_string_lossy()
         .into_owned();
     match ArtifactKind::of(artifact)? {
-        ArtifactKind::Installer => Ok(vec![PeReport {
-            name,
-            signature: pe_signature(artifact),
-        }]),
+        ArtifactKind::Installer => {
+            let mut reports = vec![PeReport {
+                name,
+                signature: pe_signature(artifact),
+            }];
+            reports.extend(installer_pe_reports(artifact)?);
+            Ok(reports)
+        }
         ArtifactKind::Portable | ArtifactKind::Msix => archive_pe_reports(artifact),
     }
+}
+
+/// The PE files inside an NSIS installer's payload, unpacked with 7-Zip (no Rust crate
+/// reads NSIS archives). Fails when 7z is missing or cannot unpack the installer.
+fn installer_pe_reports(setup: &Path) -> Result<Vec<PeReport>, String> {
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new("7z")
+        .arg("x")
+        .arg("-y")
+        .arg("-bd")
+        .arg(format!("-o{}", scratch.path().display()))
+        .arg("--")
+        .arg(setup)
+        .output()
+        .map_err(|e| format!("cannot run 7z to unpack the installer ({e}); install p7zip-full"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "7z cannot unpack the installer: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let mut files = Vec::new();
+    collect_files(scratch.path(), &mut files).map_err(|e| e.to_string())?;
+    files.sort();
+    let mut reports = Vec::new();
+    for path in files {
+        let mut head = [0u8; 4096];
+        let n = std::fs::File::open(&path)
+            .and_then(|mut f| f.read(&mut head))
+            .map_err(|e| e.to_string())?;
+        if !is_pe(&head[..n]) {
+            continue;
+        }
+        let rel = path.strip_prefix(scratch.path()).unwrap_or(&path);
+        reports.push(PeReport {
+            name: format!("installer payload: {}", rel.display()),
+            signature: pe_signature(&path),
+        });
+    }
+    Ok(reports)
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            collect_files(&entry.path(), out)?;
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
 }
 
 fn archive_pe_reports(archive: &Path) -> Result<Vec<PeReport>, String> {
