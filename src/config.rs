@@ -608,6 +608,12 @@ mod tests {
         assert_eq!(c.docker.step_timeout, Duration::from_secs(600));
         assert!(!c.docker.enabled);
         assert_eq!(c.capabilities, vec!["windows", "windows-sign"]);
+        assert!(!c.provenance_upload);
+        let on = Config::for_tests(&[
+            ("PERRY_PROVENANCE_UPLOAD", "true"),
+            ("SOURCE_DATE_EPOCH", "1700000000"),
+        ]);
+        assert!(on.provenance_upload);
     }
 
     #[test]
@@ -630,6 +636,15 @@ mod tests {
             "PERRY_DOCKER_MEMORY"
         );
         assert_eq!(err(&[("PERRY_LOG_FORMAT", "xml")]).var, "PERRY_LOG_FORMAT");
+        assert_eq!(
+            err(&[("PERRY_PROVENANCE_UPLOAD", "sometimes")]).var,
+            "PERRY_PROVENANCE_UPLOAD"
+        );
+        assert_eq!(
+            err(&[("SOURCE_DATE_EPOCH", "yesterday")]).var,
+            "SOURCE_DATE_EPOCH"
+        );
+        assert_eq!(err(&[("SOURCE_DATE_EPOCH", "12")]).var, "SOURCE_DATE_EPOCH");
         assert_eq!(
             err(&[("PERRY_WORK_DIR", "relative/dir")]).var,
             "PERRY_WORK_DIR"

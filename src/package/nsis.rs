@@ -292,6 +292,8 @@ pub async fn build_installer(
                 for dll in INSTALLER_PLUGINS {
                     signer.sign_uninstaller(&plugins.join(dll)).await?;
                 }
+                crate::package::source_date::pin_tree_mtimes(&plugins)
+                    .map_err(PackageError::io("pinning the signed plugins' times"))?;
                 let plugin_input = [nsis_plugins::plugin_input(&plugins)];
                 fresh_dir(&stage)?;
                 let listing = stage_payload(bundle, app, &out_name, &stage, Finalize::Export)?;
