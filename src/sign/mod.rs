@@ -304,6 +304,12 @@ impl SigningSession {
         let mut signed = self.signer.sign_digest(digest).await?;
         if signed.chain.leaf == self.chain.leaf {
             signed.chain = self.chain.clone();
+        } else {
+            // A renewed Trusted Signing certificate gets the same checks as for Authenticode.
+            let (chain, _) =
+                certificate::check_chain(&signed.chain, std::time::SystemTime::now(), false)
+                    .map_err(|m| self.err(m))?;
+            signed.chain = chain;
         }
         let algorithm = signed.chain.algorithm().map_err(|m| self.err(m))?;
         verify::check_digest_signature(&signed.chain.leaf, algorithm, digest, &signed.signature)
