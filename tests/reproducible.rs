@@ -268,6 +268,21 @@ fn signed_builds_differ_from_unsigned_ones_only_by_their_signatures() {
             provenance::record_path(&copy),
         )
         .unwrap();
+        // A record whose signature was altered fails, even for the untouched artifact.
+        let mut envelope = provenance::read_record(&provenance::record_path(&signed)).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut sig = b64.decode(&envelope.signatures[0].sig).unwrap();
+        sig[10] ^= 1;
+        envelope.signatures[0].sig = b64.encode(sig);
+        let forged = t.join(format!("forged-{mode}.intoto.jsonl"));
+        std::fs::write(&forged, serde_json::to_string(&envelope).unwrap()).unwrap();
+        let out = verify(&[&signed, Path::new("--record"), &forged], &[]);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {}", report(&out));
+        assert!(
+            report(&out).contains("record signature"),
+            "{}",
+            report(&out)
+        );
         fixtures::flip_byte(&copy);
         let out = verify(&[&copy], &[]);
         assert_eq!(out.status.code(), Some(1), "{mode}: {}", report(&out));
