@@ -181,6 +181,8 @@ pub struct Config {
     pub max_queued_jobs: usize,
     /// Idle timeout and action, job limit, pause control, Azure VM access.
     pub fleet: FleetConfig,
+    /// `PERRY_PROVENANCE_UPLOAD`: upload each artifact's build record before the artifact.
+    pub provenance_upload: bool,
     /// Hub link timings (not read from the environment).
     pub link: LinkTimings,
 }
@@ -239,6 +241,13 @@ impl Config {
                 "PERRY_WORKER_CAPABILITIES",
                 format!("unknown capability {c:?} (expected windows and/or windows-sign)"),
             ));
+        }
+
+        // Read by the package writers (crate::package::source_date); checked here so a bad
+        // value stops the worker instead of being ignored.
+        if let Some(v) = var(crate::package::source_date::SOURCE_DATE_EPOCH) {
+            crate::package::source_date::parse_source_date(&v)
+                .map_err(|p| bad(crate::package::source_date::SOURCE_DATE_EPOCH, p))?;
         }
 
         let docker = DockerConfig {
@@ -427,6 +436,11 @@ impl Config {
                 4096,
             )? as usize,
             fleet,
+            provenance_upload: parse_bool(
+                "PERRY_PROVENANCE_UPLOAD",
+                var("PERRY_PROVENANCE_UPLOAD"),
+                false,
+            )?,
             link: LinkTimings::default(),
         })
     }
@@ -607,6 +621,12 @@ mod tests {
         assert_eq!(c.docker.step_timeout, Duration::from_secs(600));
         assert!(!c.docker.enabled);
         assert_eq!(c.capabilities, vec!["windows", "windows-sign"]);
+        assert!(!c.provenance_upload);
+        let on = Config::for_tests(&[
+            ("PERRY_PROVENANCE_UPLOAD", "true"),
+            ("SOURCE_DATE_EPOCH", "1700000000"),
+        ]);
+        assert!(on.provenance_upload);
     }
 
     #[test]
@@ -629,6 +649,15 @@ mod tests {
             "PERRY_DOCKER_MEMORY"
         );
         assert_eq!(err(&[("PERRY_LOG_FORMAT", "xml")]).var, "PERRY_LOG_FORMAT");
+        assert_eq!(
+            err(&[("PERRY_PROVENANCE_UPLOAD", "sometimes")]).var,
+            "PERRY_PROVENANCE_UPLOAD"
+        );
+        assert_eq!(
+            err(&[("SOURCE_DATE_EPOCH", "yesterday")]).var,
+            "SOURCE_DATE_EPOCH"
+        );
+        assert_eq!(err(&[("SOURCE_DATE_EPOCH", "12")]).var, "SOURCE_DATE_EPOCH");
         assert_eq!(
             err(&[("PERRY_WORK_DIR", "relative/dir")]).var,
             "PERRY_WORK_DIR"

@@ -28,6 +28,7 @@ pub mod hub;
 pub mod job;
 pub mod package;
 pub mod pipeline;
+pub mod provenance;
 pub mod sandbox;
 pub mod sign;
 pub mod testhub;

@@ -24,6 +24,8 @@ enum Command {
     /// Windows only: install or uninstall the worker as a Windows service (runs `run`).
     #[command(subcommand)]
     Service(cli::service::ServiceCommand),
+    /// Check an artifact's signatures and build record; rebuild and compare with --project.
+    Verify(cli::verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
             Command::Service(service) => {
                 tokio::task::block_in_place(|| cli::service::service(service))
             }
+            Command::Verify(args) => cli::verify::verify(args).await,
         }
     })
 }

@@ -1,5 +1,6 @@
 //! The portable ZIP: exact listing (top folder, every folder including empty ones, every
-//! file), content hashes, deflate, the files' own mtimes, and progress reporting.
+//! file), content hashes, deflate, entry times from the source date (not the files' mtimes), and progress
+//! reporting.
 
 mod package_support;
 
@@ -17,7 +18,7 @@ fn portable_zip_has_exact_listing_hashes_and_mtimes() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let bundle = make_bundle(tmp.path());
-    // 2025-11-25T12:34:56Z on one asset: the ZIP must carry it (2-second DOS resolution).
+    // 2025-11-25T12:34:56Z on one asset: the ZIP ignores it and carries the source date.
     let stamp = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_074_096);
     std::fs::File::options()
         .write(true)
@@ -68,7 +69,7 @@ fn portable_zip_has_exact_listing_hashes_and_mtimes() {
             t.minute(),
             t.second()
         ),
-        (2025, 11, 25, 12, 34, 56)
+        perry_ship_windows::package::bundle::utc_fields(perry_ship_windows::package::source_date())
     );
 }
 

@@ -88,6 +88,17 @@ pub async fn build(args: BuildArgs) -> ExitCode {
     }
 }
 
+/// One build for `verify --project`: the artifact's path in `args.out`, or what failed.
+pub(crate) async fn build_for_verify(args: &BuildArgs, config: Config) -> Result<PathBuf, String> {
+    let sink = Arc::new(ConsoleSink::new(args.verbose));
+    let result = build_inner(args, Arc::new(config), sink.clone()).await;
+    sink.finish();
+    result.map_err(|e| match e {
+        BuildFailure::Job(e) => format!("{} ({})", e.code, strip_controls(&e.message)),
+        BuildFailure::Setup(e) => strip_controls(&format!("{e:#}")).into_owned(),
+    })
+}
+
 enum BuildFailure {
     Setup(anyhow::Error),
     Job(JobError),
@@ -206,6 +217,15 @@ impl Delivery for CopyToFolder<'_> {
             std::fs::copy(&artifact.path, &dest)
                 .with_context(|| format!("copying the artifact to {}", dest.display()))
                 .map_err(setup)?;
+            let record = crate::provenance::record_path(&artifact.path);
+            if record.is_file() {
+                let record_dest = crate::provenance::record_path(&dest);
+                std::fs::copy(&record, &record_dest)
+                    .with_context(|| {
+                        format!("copying the build record to {}", record_dest.display())
+                    })
+                    .map_err(setup)?;
+            }
             last = Some(dest);
         }
         last.ok_or_else(|| JobError::internal(None, "the pipeline produced no artifact"))

@@ -8,6 +8,7 @@ mod doctor_credentials;
 pub mod project;
 pub mod run;
 pub mod service;
+pub mod verify;
 
 use crate::config::Config;
 use crate::sandbox::{docker::DockerRunner, host::HostRunner, Runner};

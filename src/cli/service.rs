@@ -237,7 +237,8 @@ mod scm {
                     tokio::time::sleep(STOP_WAIT_HINT / 3).await;
                 }
             });
-            super::super::run::serve(Default::default(), shutdown).await == std::process::ExitCode::SUCCESS
+            super::super::run::serve(Default::default(), shutdown).await
+                == std::process::ExitCode::SUCCESS
         });
         runtime.shutdown_timeout(Duration::from_secs(1));
         let exit_code = if succeeded {

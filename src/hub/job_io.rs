@@ -93,8 +93,12 @@ impl Delivery for HubUpload<'_> {
             Stage::Uploading,
             &format!("uploading {} artifact(s)", artifacts.len()),
         );
+        let artifacts = crate::provenance::upload::with_records(
+            artifacts.to_vec(),
+            self.config.provenance_upload,
+        );
         let mut uploaded = Vec::with_capacity(artifacts.len());
-        for artifact in artifacts {
+        for artifact in &artifacts {
             let progress_sink = events.clone();
             let on_progress = move |sent: u64, total: u64| {
                 let percent = sent

@@ -160,6 +160,12 @@ pub async fn unpack_project(
     config: &Config,
     events: &SharedSink,
 ) -> Result<(), JobError> {
+    // The build record names the tarball by its digest; the tarball itself is gone by then.
+    if let Some(work_dir) = dest.parent() {
+        crate::provenance::inputs::remember_archive_digest(archive, work_dir).map_err(|e| {
+            JobError::internal(Some(Stage::Extracting), format!("hashing the tarball: {e}"))
+        })?;
+    }
     let limits = config.extract_limits;
     let (a, p) = (archive.to_path_buf(), dest.to_path_buf());
     let stats = tokio::task::spawn_blocking(move || extract::extract_tar_gz(&a, &p, &limits))

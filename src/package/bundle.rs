@@ -126,7 +126,8 @@ fn walk(
             out.dirs.push(rel.clone());
             walk(root, &source, &rel, out)?;
         } else if meta.is_file() {
-            let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            // Packages carry the source date, not the time the file was copied here.
+            let mtime = super::source_date::source_date();
             out.files.push(BundleFile {
                 rel,
                 source,

@@ -13,15 +13,17 @@ pub mod escape;
 pub mod icon;
 pub mod msix;
 pub mod nsis;
-pub mod nsis_plugins;
 pub mod nsis_compression;
+pub mod nsis_plugins;
 pub mod nsis_uninstaller;
 pub mod portable;
 pub mod resources;
+pub mod source_date;
 pub mod template;
 pub mod zip_stream;
 
 pub use bundle::Bundle;
+pub use source_date::source_date;
 
 use crate::job::manifest::{Manifest, UacLevel};
 use std::path::PathBuf;

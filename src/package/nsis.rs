@@ -244,6 +244,9 @@ pub fn stage_payload(
                 .map_err(PackageError::io("creating the payload placeholders"))?;
         }
     }
+    // makensis stores each file's time in the installer: the source date, not the copy's.
+    crate::package::source_date::pin_tree_mtimes(dir)
+        .map_err(PackageError::io("pinning the staged files' times"))?;
     Ok(staged)
 }
 
@@ -340,6 +343,8 @@ pub async fn build_installer(
                 for dll in INSTALLER_PLUGINS {
                     signer.sign_uninstaller(&plugins.join(dll)).await?;
                 }
+                crate::package::source_date::pin_tree_mtimes(&plugins)
+                    .map_err(PackageError::io("pinning the signed plugins' times"))?;
                 let plugin_input = [nsis_plugins::plugin_input(&plugins)];
                 let pass1_out = scratch.join("nsis-uninstaller");
                 fresh_dir(&pass1_out)?;

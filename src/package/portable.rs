@@ -1,5 +1,6 @@
 //! The portable ZIP `<App>-<version>-portable.zip`: one top folder `<ascii name>/` holding
-//! the bundle (exe, DLLs, asset folders, recursively), with each file's mtime.
+//! the bundle (exe, DLLs, asset folders, recursively), every entry dated
+//! [`super::source_date`], so the same bundle gives the same bytes.
 //!
 //! Files that compress are deflated, the others (media, archives: see
 //! [`super::compressibility`]) are stored. Deflating runs on every core in 512 KiB chunks
@@ -13,8 +14,6 @@ use super::{AppInfo, Bundle, PackageError};
 use std::path::Path;
 
 const CHUNK_BYTES: usize = 512 * 1024;
-/// DOS time of folder entries: 1980-01-01 00:00, so the archive depends on the files only.
-const FOLDER_DOS_TIME: (u16, u16) = (0, (1 << 5) | 1);
 
 /// Writes the portable ZIP to `out`; `progress(done_bytes, total_bytes)` after each chunk.
 pub fn write_portable_zip(
@@ -65,10 +64,11 @@ fn write_zip(
     let io_err = || PackageError::io(format!("writing {}", out.display()));
     let mut zip = ZipStream::create(out).map_err(io_err())?;
     let top = &app.ascii_name;
-    zip.add_directory(&format!("{top}/"), FOLDER_DOS_TIME, 0o755)
+    let folder_time = dos_time_date(super::source_date());
+    zip.add_directory(&format!("{top}/"), folder_time, 0o755)
         .map_err(io_err())?;
     for dir in &listing.dirs {
-        zip.add_directory(&format!("{top}/{dir}/"), FOLDER_DOS_TIME, 0o755)
+        zip.add_directory(&format!("{top}/{dir}/"), folder_time, 0o755)
             .map_err(io_err())?;
     }
     let mut done = 0u64;

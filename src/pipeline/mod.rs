@@ -10,6 +10,7 @@ mod compile;
 mod files;
 mod packaging;
 mod precompiled;
+mod provenance;
 pub mod signature_audit;
 pub mod windows;
 

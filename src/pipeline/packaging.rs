@@ -133,8 +133,8 @@ pub async fn package(
             blocking(move || {
                 package::portable::write_portable_zip(&zip_bundle, &zip_app, &zip, &progress)
             })
-                .await?
-                .map_err(package_failed)?;
+            .await?
+            .map_err(package_failed)?;
             if let Some(session) = session {
                 audit(job, session, bundle, Vec::new())?;
             }

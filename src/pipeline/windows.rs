@@ -74,6 +74,7 @@ impl Pipeline for WindowsPipeline {
             )
             .await?;
         }
+        super::provenance::write_record(job, &artifact, session.as_ref()).await?;
         if let Some(session) = &session {
             for line in crate::sign::summary::summary_lines(session) {
                 job.events.info(Stage::Packaging, &line);
@@ -162,6 +163,8 @@ fn assemble_bundle(
 
     package::resources::embed_resources(&exe, ico, app)
         .map_err(|e| fail("writing icon, version info and manifest into the exe", &e))?;
+    package::source_date::pin_pe_timestamp(&exe)
+        .map_err(|e| fail("pinning the exe's PE timestamp", &e))?;
     job.events.progress(stage, 100, Some("resources embedded"));
     Ok(Bundle {
         root,

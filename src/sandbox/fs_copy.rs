@@ -70,6 +70,10 @@ fn copy_at_depth(
             .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
         #[cfg(unix)]
         fs::set_permissions(to, meta.permissions())?;
+        // Tools that record file times (makensis) see the source's time, not the copy's.
+        if let Ok(mtime) = meta.modified() {
+            output.set_modified(mtime)?;
+        }
         Ok(())
     } else {
         bail!("{} is not a regular file, folder or link", from.display())

@@ -299,6 +299,28 @@ impl SigningSession {
         Ok(der)
     }
 
+    /// Signs a SHA-256 digest that is not Authenticode (the build record's DSSE envelope)
+    /// with the job's key, and checks the signature against the chain it comes with.
+    pub async fn sign_detached_digest(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<signer::DigestSignature, SignError> {
+        let mut signed = self.signer.sign_digest(digest).await?;
+        if signed.chain.leaf == self.chain.leaf {
+            signed.chain = self.chain.clone();
+        } else {
+            // A renewed Trusted Signing certificate gets the same checks as for Authenticode.
+            let (chain, _) =
+                certificate::check_chain(&signed.chain, std::time::SystemTime::now(), false)
+                    .map_err(|m| self.err(m))?;
+            signed.chain = chain;
+        }
+        let algorithm = signed.chain.algorithm().map_err(|m| self.err(m))?;
+        verify::check_digest_signature(&signed.chain.leaf, algorithm, digest, &signed.signature)
+            .map_err(|m| self.err(format!("the record signature does not verify: {m}")))?;
+        Ok(signed)
+    }
+
     /// The certificate chain checked when the session opened.
     pub fn chain(&self) -> &CertChain {
         &self.chain

@@ -1,0 +1,285 @@
+//! What `verify` checks in an artifact: the Authenticode signature of every PE file it
+//! holds (the installer and the files of its payload, unpacked with 7z; each entry of a
+//! portable ZIP or MSIX), and a
+//! build record against it (DSSE signature, subject digest, signer).
+
+use super::dsse::Envelope;
+use super::statement;
+use crate::sign::pe;
+use std::io::{Read, Write};
+use std::path::Path;
+
+/// The signature state of one PE file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeSignature {
+    Unsigned,
+    /// Verified: the signer's thumbprint and whether it is timestamped.
+    Valid {
+        thumbprint: String,
+        timestamped: bool,
+    },
+    Invalid(String),
+}
+
+/// One PE file of an artifact and its signature.
+#[derive(Clone, Debug)]
+pub struct PeReport {
+    /// `Setup.exe`, or the entry name inside an archive.
+    pub name: String,
+    pub signature: PeSignature,
+}
+
+/// The package kind, from the artifact's extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArtifactKind {
+    Installer,
+    Portable,
+    Msix,
+}
+
+impl ArtifactKind {
+    pub fn of(path: &Path) -> Result<ArtifactKind, String> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        match ext.as_str() {
+            "exe" => Ok(ArtifactKind::Installer),
+            "zip" => Ok(ArtifactKind::Portable),
+            "msix" => Ok(ArtifactKind::Msix),
+            _ => Err(format!(
+                "{} is not an .exe, .zip or .msix artifact",
+                path.display()
+            )),
+        }
+    }
+
+    /// The manifest's `windows_distribute` value that builds this kind.
+    pub fn distribute(self) -> &'static str {
+        match self {
+            ArtifactKind::Installer => "installer",
+            ArtifactKind::Portable => "portable",
+            ArtifactKind::Msix => "msix",
+        }
+    }
+}
+
+/// Whether `bytes` start like a PE file (MZ header pointing at a PE signature).
+pub fn is_pe(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"MZ")
+        && bytes
+            .get(60..64)
+            .map(|o| u32::from_le_bytes(o.try_into().expect("4 bytes")) as usize)
+            .and_then(|o| bytes.get(o..o + 4))
+            == Some(b"PE\0\0".as_slice())
+}
+
+/// The signature state of a PE file on disk.
+pub fn pe_signature(path: &Path) -> PeSignature {
+    let layout = std::fs::File::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|mut f| pe::read_layout(&mut f));
+    match layout {
+        Err(e) => PeSignature::Invalid(e),
+        Ok(layout) if layout.cert_table.is_none() => PeSignature::Unsigned,
+        Ok(_) => match crate::sign::verify_pe(path) {
+            Ok(v) => PeSignature::Valid {
+                thumbprint: v.signer_thumbprint,
+                timestamped: v.timestamped,
+            },
+            Err(e) => PeSignature::Invalid(e.message),
+        },
+    }
+}
+
+/// Every PE file of the artifact with its signature state.
+pub fn authenticode_reports(artifact: &Path) -> Result<Vec<PeReport>, String> {
+    let name = artifact
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    match ArtifactKind::of(artifact)? {
+        ArtifactKind::Installer => {
+            let mut reports = vec![PeReport {
+                name,
+                signature: pe_signature(artifact),
+            }];
+            reports.extend(installer_pe_reports(artifact)?);
+            Ok(reports)
+        }
+        ArtifactKind::Portable | ArtifactKind::Msix => archive_pe_reports(artifact),
+    }
+}
+
+/// The PE files inside an NSIS installer's payload, unpacked with 7-Zip (no Rust crate
+/// reads NSIS archives). Fails when 7z is missing or cannot unpack the installer.
+fn installer_pe_reports(setup: &Path) -> Result<Vec<PeReport>, String> {
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new("7z")
+        .arg("x")
+        .arg("-y")
+        .arg("-bd")
+        .arg(format!("-o{}", scratch.path().display()))
+        .arg("--")
+        .arg(setup)
+        .output()
+        .map_err(|e| format!("cannot run 7z to unpack the installer ({e}); install p7zip-full"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "7z cannot unpack the installer: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let mut files = Vec::new();
+    collect_files(scratch.path(), &mut files).map_err(|e| e.to_string())?;
+    files.sort();
+    let mut reports = Vec::new();
+    for path in files {
+        let mut head = [0u8; 4096];
+        let n = std::fs::File::open(&path)
+            .and_then(|mut f| f.read(&mut head))
+            .map_err(|e| e.to_string())?;
+        if !is_pe(&head[..n]) {
+            continue;
+        }
+        let rel = path.strip_prefix(scratch.path()).unwrap_or(&path);
+        reports.push(PeReport {
+            name: format!("installer payload: {}", rel.display()),
+            signature: pe_signature(&path),
+        });
+    }
+    Ok(reports)
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            collect_files(&entry.path(), out)?;
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+fn archive_pe_reports(archive: &Path) -> Result<Vec<PeReport>, String> {
+    let file = std::fs::File::open(archive).map_err(|e| format!("cannot open: {e}"))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not a readable ZIP: {e}"))?;
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut reports = Vec::new();
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| format!("entry {i}: {e}"))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry
+            .name()
+            .map_err(|e| format!("entry {i}: {e}"))?
+            .to_string();
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("{name}: {e}"))?;
+        if !is_pe(&bytes) {
+            continue;
+        }
+        let path = scratch.path().join("entry.bin");
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(&bytes))
+            .map_err(|e| e.to_string())?;
+        reports.push(PeReport {
+            name,
+            signature: pe_signature(&path),
+        });
+    }
+    Ok(reports)
+}
+
+/// What a record says, once checked against the artifact.
+#[derive(Clone, Debug)]
+pub struct RecordReport {
+    /// Thumbprints of the certificates that signed the record (empty: unsigned record).
+    pub signers: Vec<String>,
+    pub statement: serde_json::Value,
+}
+
+/// Checks the envelope's signatures and that its subject is the artifact's SHA-256.
+pub fn check_record(envelope: &Envelope, artifact: &Path) -> Result<RecordReport, String> {
+    let signers = envelope
+        .verify()
+        .map_err(|e| format!("record signature: {e}"))?;
+    let payload = envelope.payload_bytes()?;
+    let statement: serde_json::Value =
+        serde_json::from_slice(&payload).map_err(|e| format!("record payload is not JSON: {e}"))?;
+    let (_, subject_sha256) = statement::subject(&statement)?;
+    let actual = super::inputs::sha256_file(artifact)
+        .map_err(|e| format!("hashing {}: {e}", artifact.display()))?;
+    if !subject_sha256.eq_ignore_ascii_case(&actual) {
+        return Err(format!(
+            "the record is for sha256 {subject_sha256}, the artifact is {actual}"
+        ));
+    }
+    Ok(RecordReport { signers, statement })
+}
+
+/// Failures of the Authenticode reports: invalid signatures, and a mix of signed and
+/// unsigned PE files (a signed build signs every one).
+pub fn authenticode_problems(reports: &[PeReport]) -> Vec<String> {
+    let mut problems: Vec<String> = reports
+        .iter()
+        .filter_map(|r| match &r.signature {
+            PeSignature::Invalid(e) => Some(format!("{}: {e}", r.name)),
+            _ => None,
+        })
+        .collect();
+    let signed = reports
+        .iter()
+        .filter(|r| matches!(r.signature, PeSignature::Valid { .. }))
+        .count();
+    if signed > 0 {
+        for r in reports {
+            if r.signature == PeSignature::Unsigned {
+                problems.push(format!("{}: unsigned in a signed build", r.name));
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_come_from_the_extension() {
+        assert_eq!(
+            ArtifactKind::of(Path::new("a/App-Setup.EXE")),
+            Ok(ArtifactKind::Installer)
+        );
+        assert_eq!(
+            ArtifactKind::of(Path::new("a.zip")).unwrap().distribute(),
+            "portable"
+        );
+        assert!(ArtifactKind::of(Path::new("a.tar")).is_err());
+    }
+
+    #[test]
+    fn mixed_signed_and_unsigned_is_a_problem() {
+        let valid = PeReport {
+            name: "a.exe".into(),
+            signature: PeSignature::Valid {
+                thumbprint: "AB".into(),
+                timestamped: true,
+            },
+        };
+        let unsigned = PeReport {
+            name: "b.dll".into(),
+            signature: PeSignature::Unsigned,
+        };
+        assert!(authenticode_problems(std::slice::from_ref(&unsigned)).is_empty());
+        assert_eq!(authenticode_problems(&[valid, unsigned]).len(), 1);
+    }
+}

@@ -1,0 +1,434 @@
+//! Reproducible packages and build records, through the binary as a user runs it (host
+//! processes: the stand-in compiler, makensis, mingw):
+//! two unsigned builds in different work folders at different times give the same bytes
+//! for all three formats, another SOURCE_DATE_EPOCH changes them; the PE files of a signed
+//! build with their signatures left out equal the unsigned build's; `verify` passes on a
+//! good artifact and fails on a tampered byte, a wrong record and a different project.
+
+#[path = "support/example_project.rs"]
+mod example_project;
+#[path = "support/sign_fixtures.rs"]
+mod fixtures;
+
+use base64::Engine as _;
+use example_project::*;
+use perry_ship_windows::provenance::{self, check, compare};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MODES: [(&str, &str); 3] = [
+    ("portable", "Hello Perry-1.2.0-portable.zip"),
+    ("installer", "Hello Perry-1.2.0-Setup.exe"),
+    ("msix", "Hello Perry-1.2.0.msix"),
+];
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_perry-ship-windows"))
+}
+
+fn tools_present() -> bool {
+    fixtures::require_tools(&["makensis", "x86_64-w64-mingw32-gcc", "openssl", "7z"])
+}
+
+/// One local build of `project`; returns the artifact path in `out`.
+fn build(
+    project: &Path,
+    mode: &str,
+    work: &Path,
+    out: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> PathBuf {
+    let mut cmd = bin();
+    cmd.arg("build")
+        .arg(project)
+        .args(["--no-docker", "--distribute", mode, "--out"])
+        .arg(out)
+        .args(extra)
+        .env("PERRY_BUILD_PERRY_BINARY", standin())
+        .env("PERRY_WORK_DIR", work)
+        .env("PERRY_MIN_FREE_DISK", "1m")
+        .env_remove("SOURCE_DATE_EPOCH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{mode}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+fn standin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("images/linux/standin/perry")
+}
+
+fn verify(args: &[&Path], env: &[(&str, &str)]) -> Output {
+    let mut cmd = bin();
+    cmd.arg("verify")
+        .args(args)
+        .env("PERRY_BUILD_PERRY_BINARY", standin())
+        .env("PERRY_DOCKER_ENABLED", "false")
+        .env("PERRY_MIN_FREE_DISK", "1m")
+        .env_remove("SOURCE_DATE_EPOCH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn report(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn unsigned_builds_are_byte_identical_and_follow_source_date_epoch() {
+    if !tools_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    for (mode, name) in MODES {
+        let first = build(
+            &example_dir(),
+            mode,
+            &t.join("work-a"),
+            &t.join("a"),
+            &[],
+            &[],
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let second = build(
+            &example_dir(),
+            mode,
+            &t.join("elsewhere/work-b"),
+            &t.join("b"),
+            &[],
+            &[],
+        );
+        let other = build(
+            &example_dir(),
+            mode,
+            &t.join("work-c"),
+            &t.join("c"),
+            &[],
+            &[("SOURCE_DATE_EPOCH", "1700000000")],
+        );
+        assert!(first.ends_with(name), "{first:?}");
+        let bytes = |p: &Path| std::fs::read(p).unwrap();
+        assert_eq!(bytes(&first), bytes(&second), "{mode}: two builds differ");
+        assert_ne!(
+            bytes(&first),
+            bytes(&other),
+            "{mode}: SOURCE_DATE_EPOCH changed nothing"
+        );
+        let (ra, rb) = (
+            provenance::record_path(&first),
+            provenance::record_path(&second),
+        );
+        assert_eq!(bytes(&ra), bytes(&rb), "{mode}: the records differ");
+        let envelope = provenance::read_record(&ra).unwrap();
+        assert!(
+            envelope.signatures.is_empty(),
+            "an unsigned build has an unsigned record"
+        );
+        let checked = check::check_record(&envelope, &first).unwrap();
+        assert_eq!(
+            checked.statement["predicate"]["buildDefinition"]["externalParameters"]["buildKind"],
+            "full"
+        );
+    }
+}
+
+/// PFX credentials (no timestamp server) for a signed build, written to `dir`.
+fn pfx_credentials(dir: &Path) -> PathBuf {
+    let pki = fixtures::Pki::create(&dir.join("pki"));
+    let pfx = pki.pfx("repro", "rsa.key", "rsa.crt", "Repro-Passw0rd", &[]);
+    let creds = serde_json::json!({
+        "windows_pfx_base64": base64::engine::general_purpose::STANDARD.encode(pfx),
+        "windows_pfx_password": "Repro-Passw0rd",
+        "windows_timestamp_url": "none",
+    });
+    let path = dir.join("credentials.json");
+    std::fs::write(&path, creds.to_string()).unwrap();
+    path
+}
+
+/// Extracts an NSIS installer with 7z; `None` when 7z is missing (skip).
+fn unpack_installer(setup: &Path, to: &Path) -> Option<Vec<(String, Vec<u8>)>> {
+    if !fixtures::require_tools(&["7z"]) {
+        return None;
+    }
+    fixtures::run(
+        Command::new("7z")
+            .arg("x")
+            .arg("-y")
+            .arg(format!("-o{}", to.display()))
+            .arg(setup),
+    );
+    let mut files: Vec<(String, Vec<u8>)> = fixtures::files_under(to)
+        .into_iter()
+        .map(|p| {
+            (
+                p.strip_prefix(to).unwrap().display().to_string(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    Some(files)
+}
+
+#[test]
+fn signed_builds_differ_from_unsigned_ones_only_by_their_signatures() {
+    if !tools_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let creds = pfx_credentials(t);
+    let creds_arg = ["--credentials", creds.to_str().unwrap()];
+    for (mode, _) in MODES {
+        let unsigned = build(
+            &example_dir(),
+            mode,
+            &t.join("work"),
+            &t.join(format!("u-{mode}")),
+            &[],
+            &[],
+        );
+        let signed = build(
+            &example_dir(),
+            mode,
+            &t.join("work"),
+            &t.join(format!("s-{mode}")),
+            &creds_arg,
+            &[],
+        );
+        assert_ne!(
+            std::fs::read(&signed).unwrap(),
+            std::fs::read(&unsigned).unwrap()
+        );
+        if mode == "installer" {
+            let (Some(s), Some(u)) = (
+                unpack_installer(&signed, &t.join("s-unpacked")),
+                unpack_installer(&unsigned, &t.join("u-unpacked")),
+            ) else {
+                return;
+            };
+            let names =
+                |f: &[(String, Vec<u8>)]| f.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+            assert_eq!(names(&s), names(&u));
+            let mut signed_pes = 0;
+            for ((name, sb), (_, ub)) in s.iter().zip(u.iter()) {
+                if check::is_pe(ub) && sb != ub {
+                    signed_pes += 1;
+                    assert_eq!(
+                        compare::pe_content_digest(sb).unwrap(),
+                        compare::pe_content_digest(ub).unwrap(),
+                        "{name}"
+                    );
+                } else {
+                    assert_eq!(sb, ub, "{name} differs");
+                }
+            }
+            assert!(
+                signed_pes >= 2,
+                "the exe and its DLL are signed inside the installer"
+            );
+        } else {
+            compare::compare_with_rebuild(&signed, &unsigned)
+                .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        }
+        // The signed artifact verifies, with its signed record; a flipped byte does not.
+        let out = verify(&[&signed], &[]);
+        assert!(out.status.success(), "{mode}: {}", report(&out));
+        let text = report(&out);
+        assert!(text.contains("build record signed by"), "{text}");
+        assert!(text.contains("Authenticode signature by"), "{text}");
+        if mode == "installer" {
+            assert!(
+                text.contains("installer payload:")
+                    && text.contains(".dll: Authenticode signature by"),
+                "the payload's PE files are checked: {text}"
+            );
+        }
+        let tampered = t.join(format!("tampered-{mode}"));
+        std::fs::create_dir_all(&tampered).unwrap();
+        let copy = tampered.join(signed.file_name().unwrap());
+        std::fs::copy(&signed, &copy).unwrap();
+        std::fs::copy(
+            provenance::record_path(&signed),
+            provenance::record_path(&copy),
+        )
+        .unwrap();
+        // A record whose signature was altered fails, even for the untouched artifact.
+        let mut envelope = provenance::read_record(&provenance::record_path(&signed)).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut sig = b64.decode(&envelope.signatures[0].sig).unwrap();
+        sig[10] ^= 1;
+        envelope.signatures[0].sig = b64.encode(sig);
+        let forged = t.join(format!("forged-{mode}.intoto.jsonl"));
+        std::fs::write(&forged, serde_json::to_string(&envelope).unwrap()).unwrap();
+        let out = verify(&[&signed, Path::new("--record"), &forged], &[]);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {}", report(&out));
+        assert!(
+            report(&out).contains("record signature"),
+            "{}",
+            report(&out)
+        );
+        fixtures::flip_byte(&copy);
+        let out = verify(&[&copy], &[]);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {}", report(&out));
+        assert!(report(&out).contains("FAIL"), "{}", report(&out));
+    }
+}
+
+#[test]
+fn verify_rebuilds_from_the_project_and_catches_a_wrong_record_or_project() {
+    if !tools_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let tarball = t.join("project.tar.gz");
+    std::fs::write(&tarball, tarball_of(&example_dir())).unwrap();
+    let manifest = t.join("manifest.json");
+    std::fs::write(&manifest, example_manifest("portable").to_string()).unwrap();
+    let args = ["--manifest", manifest.to_str().unwrap()];
+    let zip = build(
+        &tarball,
+        "portable",
+        &t.join("work"),
+        &t.join("out"),
+        &args,
+        &[],
+    );
+    let record = provenance::record_path(&zip);
+    let work = t.join("verify-work");
+    let env = [("PERRY_WORK_DIR", work.to_str().unwrap())];
+
+    let out = verify(
+        &[
+            &zip,
+            Path::new("--project"),
+            &tarball,
+            Path::new("--manifest"),
+            &manifest,
+        ],
+        &env,
+    );
+    let text = report(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("the project is the record's project.tar.gz"),
+        "{text}"
+    );
+    assert!(
+        text.contains("unsigned rebuild from the project and manifest matches"),
+        "{text}"
+    );
+
+    // Another SOURCE_DATE_EPOCH than the record's is refused before rebuilding.
+    let out = verify(
+        &[
+            &zip,
+            Path::new("--project"),
+            &tarball,
+            Path::new("--manifest"),
+            &manifest,
+        ],
+        &[env[0], ("SOURCE_DATE_EPOCH", "1700000000")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", report(&out));
+
+    // A different project: its digest is not the record's, and its rebuild differs.
+    let other_dir = example_with_marker(&t.join("other"), "another project");
+    std::fs::write(
+        other_dir.join("assets/extra.txt"),
+        "a file the example lacks",
+    )
+    .unwrap();
+    let other = t.join("other.tar.gz");
+    std::fs::write(&other, tarball_of(&other_dir)).unwrap();
+    let out = verify(
+        &[
+            &zip,
+            Path::new("--project"),
+            &other,
+            Path::new("--manifest"),
+            &manifest,
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", report(&out));
+    assert!(
+        report(&out).contains("the project is not the record's"),
+        "{}",
+        report(&out)
+    );
+    // Without a record the rebuild itself shows the difference.
+    let bare = t.join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    let bare_zip = bare.join(zip.file_name().unwrap());
+    std::fs::copy(&zip, &bare_zip).unwrap();
+    let out = verify(
+        &[
+            &bare_zip,
+            Path::new("--project"),
+            &other,
+            Path::new("--manifest"),
+            &manifest,
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", report(&out));
+    assert!(report(&out).contains("rebuild:"), "{}", report(&out));
+
+    // A wrong record: another artifact's.
+    let setup = build(
+        &tarball,
+        "installer",
+        &t.join("work"),
+        &t.join("out2"),
+        &args,
+        &[],
+    );
+    let out = verify(
+        &[
+            &zip,
+            Path::new("--record"),
+            &provenance::record_path(&setup),
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", report(&out));
+    assert!(
+        report(&out).contains("the record is for sha256"),
+        "{}",
+        report(&out)
+    );
+    // A record whose statement was edited no longer matches its own subject or signature.
+    let line = std::fs::read_to_string(&record).unwrap();
+    let edited = line.replace("\"payload\":\"", "\"payload\":\"eyJ");
+    let edited_path = t.join("edited.intoto.jsonl");
+    std::fs::write(&edited_path, edited).unwrap();
+    let out = verify(&[&zip, Path::new("--record"), &edited_path], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", report(&out));
+
+    // A tampered artifact fails against its record.
+    fixtures::flip_byte(&zip);
+    let out = verify(&[&zip], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", report(&out));
+    assert!(
+        report(&out).contains("the record is for sha256"),
+        "{}",
+        report(&out)
+    );
+}
