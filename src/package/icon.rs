@@ -19,6 +19,36 @@ pub const MSIX_LOGOS: [(&str, u32, u32); 4] = [
     ("Assets/Wide310x150Logo.png", 310, 150),
 ];
 
+/// Largest image side decoded from an ICO entry (Windows icons are at most 256 px; PNG
+/// entries may be bigger, but not big enough to make decoding a memory bomb).
+pub const MAX_ICO_IMAGE_PX: u32 = 1024;
+
+/// Checks an ICO file's directory before a decoder copies its entries: the entries must fit
+/// in the file and their data spans must not add up to more than the file (spans that all
+/// point at the whole file would make a small ICO cost gigabytes to read).
+pub fn check_ico_layout(bytes: &[u8]) -> Result<(), String> {
+    let field = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let count = bytes
+        .get(4..6)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
+        .ok_or("the ICO header is truncated")?;
+    if 6 + 16 * count > bytes.len() {
+        return Err(format!("the ICO lists {count} images but is too short for them"));
+    }
+    let total: u64 = (0..count)
+        .map(|i| u64::from(field(6 + 16 * i + 8).unwrap_or(0)))
+        .sum();
+    if total > bytes.len() as u64 {
+        return Err(format!(
+            "the ICO's images claim {total} bytes, more than the file's {} (overlapping images)",
+            bytes.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Loads the source PNG, refusing anything that is not a PNG of at least 256 px, and pads
 /// a non-square image to a transparent square (centred) so it never gets stretched.
 pub fn load_square_png(png: &Path) -> Result<RgbaImage, PackageError> {

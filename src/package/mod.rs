@@ -14,6 +14,7 @@ pub mod nsis;
 pub mod nsis_uninstaller;
 pub mod portable;
 pub mod resources;
+pub mod rsrc_guard;
 pub mod template;
 
 pub use bundle::Bundle;

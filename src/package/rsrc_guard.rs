@@ -1,0 +1,75 @@
+//! A bounded look at an exe's section table and resource tree before editpe parses it.
+//! editpe slices the file by the section table without checking it (a section whose raw
+//! data lies past the end of the file makes it panic), and it follows the
+//! tree recursively and trusts it: tables nested 100 000 deep overflow the stack, and tables
+//! that point at each other (a loop, or a DAG that fans out) make it run or allocate without
+//! end. Windows itself only uses three levels (type, name, language), each table once.
+
+use object::read::pe::{ImageNtHeaders, PeFile, PeFile32, PeFile64, ResourceDirectoryEntryData};
+use object::{FileKind, LittleEndian as LE};
+use std::collections::BTreeSet;
+
+/// Most levels of resource tables accepted (Windows uses 3).
+pub const MAX_DEPTH: usize = 4;
+/// Most resource entries accepted in one exe.
+pub const MAX_ENTRIES: usize = 65_536;
+
+/// `Ok` when every section's raw data lies inside the file and the resource tree (if any)
+/// is a finite tree within [`MAX_DEPTH`] and [`MAX_ENTRIES`]; otherwise a sentence saying
+/// what is wrong.
+pub fn check_resource_tree(bytes: &[u8]) -> Result<(), String> {
+    match FileKind::parse(bytes).map_err(|e| format!("not a PE file: {e}"))? {
+        FileKind::Pe64 => walk(&PeFile64::parse(bytes).map_err(|e| e.to_string())?, bytes),
+        FileKind::Pe32 => walk(&PeFile32::parse(bytes).map_err(|e| e.to_string())?, bytes),
+        other => Err(format!("not a PE file ({other:?})")),
+    }
+}
+
+fn walk<H: ImageNtHeaders>(pe: &PeFile<'_, H>, bytes: &[u8]) -> Result<(), String> {
+    for section in pe.section_table().iter() {
+        let start = u64::from(section.pointer_to_raw_data.get(LE));
+        let end = start + u64::from(section.size_of_raw_data.get(LE));
+        if end > bytes.len() as u64 {
+            return Err(format!(
+                "section {:?} lies past the end of the file",
+                String::from_utf8_lossy(section.raw_name())
+            ));
+        }
+    }
+    let directory = pe
+        .data_directories()
+        .resource_directory(bytes, &pe.section_table())
+        .map_err(|e| format!("resource directory: {e}"))?;
+    let Some(directory) = directory else {
+        return Ok(());
+    };
+    let root = directory
+        .root()
+        .map_err(|e| format!("resource directory: {e}"))?;
+    let mut seen_tables = BTreeSet::from([0u32]);
+    let mut entries = 0usize;
+    let mut stack = vec![(root, 1usize)];
+    while let Some((table, depth)) = stack.pop() {
+        for entry in table.entries {
+            entries += 1;
+            if entries > MAX_ENTRIES {
+                return Err(format!("more than {MAX_ENTRIES} resource entries"));
+            }
+            if !entry.is_table() {
+                continue;
+            }
+            if depth >= MAX_DEPTH {
+                return Err(format!("resource tables nested deeper than {MAX_DEPTH} levels"));
+            }
+            if !seen_tables.insert(entry.data_offset()) {
+                return Err("resource tables are shared or form a loop".into());
+            }
+            match entry.data(directory) {
+                Ok(ResourceDirectoryEntryData::Table(sub)) => stack.push((sub, depth + 1)),
+                Ok(_) => {}
+                Err(e) => return Err(format!("resource table: {e}")),
+            }
+        }
+    }
+    Ok(())
+}
