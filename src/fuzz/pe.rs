@@ -248,11 +248,12 @@ fn fuzz_pe_resources() {
 fn fuzz_dll_imports() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    for sub in ["search", "outside"] {
+    for sub in ["search", "outside", "job"] {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
     std::fs::write(root.join("search/helper.dll"), minimal_pe(&["KERNEL32.dll"])).unwrap();
-    std::fs::write(root.join("outside/secret.dll"), b"another job's file").unwrap();
+    // Another job's file, next to the search folder: a valid PE, so only the path rule stops it.
+    std::fs::write(root.join("outside/secret.dll"), minimal_pe(&["KERNEL32.dll"])).unwrap();
     let search = vec![root.join("search")];
     let seed_dir = tempfile::tempdir().unwrap();
     engine::run(Target {
@@ -260,7 +261,7 @@ fn fuzz_dll_imports() {
         seeds: seeds(seed_dir.path()),
         mutate: &mutate_pe,
         check: &|input| {
-            let bundle = root.join("bundle");
+            let bundle = root.join("job/bundle");
             let _ = std::fs::remove_dir_all(&bundle);
             std::fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
             let exe = bundle.join("self.exe");
@@ -273,7 +274,7 @@ fn fuzz_dll_imports() {
                     return Err(format!("bundled {name:?}, which is not in the search folders"));
                 }
             }
-            if std::fs::read_dir(root).map_err(|e| e.to_string())?.count() != 3 {
+            if std::fs::read_dir(root.join("job")).map_err(|e| e.to_string())?.count() != 1 {
                 return Err("wrote next to the bundle".into());
             }
             Ok(class(&format!(

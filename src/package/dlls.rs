@@ -144,6 +144,12 @@ pub fn collect_dlls(
             if is_system_dll(&dll) || !done.insert(key) {
                 continue;
             }
+            if !is_bare_file_name(&dll) {
+                return Err(PackageError::BadPe {
+                    path: pe.clone(),
+                    reason: format!("imports {dll:?}, which is not a plain DLL file name"),
+                });
+            }
             let in_bundle = find_case_insensitive(bundle_root, &dll);
             let (path, file_name) = match in_bundle {
                 Some(p) => {
@@ -178,6 +184,14 @@ pub fn collect_dlls(
     }
     bundled.sort();
     Ok(bundled)
+}
+
+/// A DLL import must name a file, never a path: no separators, `..`, drive colons or NUL.
+fn is_bare_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', ':', '\0'])
 }
 
 /// `dir/<name>` matched case-insensitively (Windows semantics), regular files only.
