@@ -1,11 +1,12 @@
-//! A bounded look at an exe's section table and resource tree before editpe parses it.
-//! editpe slices the file by the section table without checking it (a section whose raw
-//! data lies past the end of the file makes it panic), and it follows the
+//! A bounded look at an exe's headers, section table and resource tree before editpe parses
+//! it. editpe slices the file by the section table without checking it (a section whose raw
+//! data lies past the end of the file makes it panic), pads to the file alignment (a huge
+//! one costs that much memory), and it follows the
 //! tree recursively and trusts it: tables nested 100 000 deep overflow the stack, and tables
 //! that point at each other (a loop, or a DAG that fans out) make it run or allocate without
 //! end. Windows itself only uses three levels (type, name, language), each table once.
 
-use object::read::pe::{ImageNtHeaders, PeFile, PeFile32, PeFile64, ResourceDirectoryEntryData};
+use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile, PeFile32, PeFile64, ResourceDirectoryEntryData};
 use object::{FileKind, LittleEndian as LE};
 use std::collections::BTreeSet;
 
@@ -26,6 +27,13 @@ pub fn check_resource_tree(bytes: &[u8]) -> Result<(), String> {
 }
 
 fn walk<H: ImageNtHeaders>(pe: &PeFile<'_, H>, bytes: &[u8]) -> Result<(), String> {
+    // editpe pads the rebuilt resource section to this; the PE format allows 512..=64 KiB.
+    let file_alignment = pe.nt_headers().optional_header().file_alignment();
+    if !(512..=65_536).contains(&file_alignment) || !file_alignment.is_power_of_two() {
+        return Err(format!(
+            "file alignment {file_alignment} is not a power of two from 512 to 65536"
+        ));
+    }
     for section in pe.section_table().iter() {
         let start = u64::from(section.pointer_to_raw_data.get(LE));
         let end = start + u64::from(section.size_of_raw_data.get(LE));
