@@ -212,6 +212,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn import_names_must_be_bare_file_names() {
+        for ok in ["helper.dll", "libgcc_s_seh-1.dll", "x"] {
+            assert!(is_bare_file_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "../x.dll", "a/b.dll", "..\\x.dll", "C:x.dll", "a\0b"] {
+            assert!(!is_bare_file_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn system_dlls_are_recognised() {
         for n in [
             "KERNEL32.dll",

@@ -145,3 +145,31 @@ pub fn png_logos(png: &Path, out_dir: &Path) -> Result<Vec<(String, u32, u32)>, 
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_ico_layout;
+
+    fn ico(entries: &[(u32, u32)], len: usize) -> Vec<u8> {
+        let mut d = vec![0, 0, 1, 0];
+        d.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        for (size, offset) in entries {
+            d.extend_from_slice(&[16, 16, 0, 0, 1, 0, 32, 0]);
+            d.extend_from_slice(&size.to_le_bytes());
+            d.extend_from_slice(&offset.to_le_bytes());
+        }
+        d.resize(len.max(d.len()), 0);
+        d
+    }
+
+    #[test]
+    fn ico_entries_must_fit_without_overlapping() {
+        assert!(check_ico_layout(&ico(&[(100, 38), (100, 138)], 238)).is_ok());
+        let whole = ico(&[(300, 0), (300, 0), (300, 0)], 300);
+        assert!(check_ico_layout(&whole).unwrap_err().contains("overlapping"));
+        let mut short = ico(&[(10, 22)], 32);
+        short[4] = 200;
+        assert!(check_ico_layout(&short).unwrap_err().contains("too short"));
+        assert!(check_ico_layout(b"\0\0").is_err());
+    }
+}
