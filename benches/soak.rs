@@ -15,12 +15,12 @@
 //! Run: `cargo bench --bench soak` (needs x86_64-w64-mingw32-gcc: scripts/setup-host.sh;
 //! without it SKIP, or a failure under `CI=true`).
 
+#[path = "../tests/support/sign_fixtures.rs"]
+mod fixtures;
 #[path = "../tests/support/measure.rs"]
 mod measure;
 #[path = "worker/report.rs"]
 mod report;
-#[path = "../tests/support/sign_fixtures.rs"]
-mod fixtures;
 
 use perry_ship_windows::config::Config;
 use perry_ship_windows::hub::run_worker;
@@ -138,8 +138,14 @@ async fn main() {
     let (mut failed, mut baseline) = (0usize, (0u64, 0usize));
     for i in 1..=total {
         let job = format!("soak-{i}");
-        hub.assign(&job, &format!("tok-{i}"), tarball.clone(), manifest(), json!({}))
-            .expect("assign");
+        hub.assign(
+            &job,
+            &format!("tok-{i}"),
+            tarball.clone(),
+            manifest(),
+            json!({}),
+        )
+        .expect("assign");
         let complete = hub
             .wait_for_complete(&job, Duration::from_secs(120))
             .await
@@ -160,7 +166,11 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (rss, fds) = (measure::status_kib("VmRSS"), open_fds());
     let leftovers: Vec<String> = std::fs::read_dir(&work_root)
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     let engine = engine_leftovers(&name).await;
     shutdown.cancel();
@@ -193,7 +203,13 @@ async fn main() {
 
     let mut report = report::Report::new("soak");
     report.note("the test hub shares the bench process; it forgets each job once complete, so RSS is the worker's (plus the hub's constant share)");
-    report.figure("soak: jobs failed", failed as f64, "jobs", Some("0"), Some(failed == 0));
+    report.figure(
+        "soak: jobs failed",
+        failed as f64,
+        "jobs",
+        Some("0"),
+        Some(failed == 0),
+    );
     report.figure(
         &format!("soak: RSS growth job {BASELINE_JOB} -> {total}"),
         growth,

@@ -39,11 +39,36 @@ fn builder_seed(top: &str, gnu: bool) -> Vec<u8> {
         }
     };
     add(&format!("{top}/"), tar::EntryType::Directory, "", b"");
-    add(&format!("{top}/main.ts"), tar::EntryType::Regular, "", b"console.log(1)\n");
-    add(&format!("{top}/sub/deep/file.bin"), tar::EntryType::Regular, "", &[7u8; 3000]);
-    add(&format!("{top}/link"), tar::EntryType::Symlink, "main.ts", b"");
-    add(&format!("{top}/sub/up"), tar::EntryType::Symlink, "../main.ts", b"");
-    add(&format!("{top}/hard"), tar::EntryType::Link, &format!("{top}/main.ts"), b"");
+    add(
+        &format!("{top}/main.ts"),
+        tar::EntryType::Regular,
+        "",
+        b"console.log(1)\n",
+    );
+    add(
+        &format!("{top}/sub/deep/file.bin"),
+        tar::EntryType::Regular,
+        "",
+        &[7u8; 3000],
+    );
+    add(
+        &format!("{top}/link"),
+        tar::EntryType::Symlink,
+        "main.ts",
+        b"",
+    );
+    add(
+        &format!("{top}/sub/up"),
+        tar::EntryType::Symlink,
+        "../main.ts",
+        b"",
+    );
+    add(
+        &format!("{top}/hard"),
+        tar::EntryType::Link,
+        &format!("{top}/main.ts"),
+        b"",
+    );
     let long = format!("{top}/{}/x.txt", "long-folder-name".repeat(9));
     add(&long, tar::EntryType::Regular, "", b"long");
     b.into_inner().unwrap()
@@ -110,7 +135,13 @@ fn checksum(block: &[u8]) -> u32 {
     block
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
         .sum()
 }
 
@@ -144,7 +175,11 @@ fn mutate_tar(data: &mut Vec<u8>, top: &str, rng: &mut Rng) {
             let size = *rng.pick(&[0u64, 1, 511, 512, 4096, 1 << 20, 1 << 33, u64::MAX >> 30]);
             set_field(block, 124..136, format!("{size:011o}").as_bytes());
         }
-        4 => set_field(block, 100..108, format!("{:07o}", rng.below(0o10000)).as_bytes()),
+        4 => set_field(
+            block,
+            100..108,
+            format!("{:07o}", rng.below(0o10000)).as_bytes(),
+        ),
         _ => set_field(block, 345..500, name.as_bytes()),
     }
     let sum = checksum(block);
@@ -201,7 +236,11 @@ fn verify(scene: &Scene) -> Result<(), String> {
             if meta.file_type().is_symlink() {
                 let target = std::fs::read_link(&path).map_err(|e| e.to_string())?;
                 if !stays_inside(&scene.dest, &dir, &target) {
-                    return Err(format!("link {} -> {} leaves", path.display(), target.display()));
+                    return Err(format!(
+                        "link {} -> {} leaves",
+                        path.display(),
+                        target.display()
+                    ));
                 }
             } else {
                 bytes += meta.len();
@@ -209,7 +248,9 @@ fn verify(scene: &Scene) -> Result<(), String> {
         }
     }
     if leaves > LIMITS.max_entries || bytes > LIMITS.max_unpacked_bytes {
-        return Err(format!("{leaves} entries / {bytes} bytes on disk exceed the limits"));
+        return Err(format!(
+            "{leaves} entries / {bytes} bytes on disk exceed the limits"
+        ));
     }
     Ok(())
 }
@@ -274,12 +315,8 @@ fn fuzz_copy_out_unpack() {
         mutate: &|data, rng| mutate_tar(data, "dist", rng),
         check: &|input| {
             let scene = scene();
-            let result = crate::sandbox::docker::unpack::unpack_checked(
-                input,
-                &scene.dest,
-                "dist",
-                LIMITS,
-            );
+            let result =
+                crate::sandbox::docker::unpack::unpack_checked(input, &scene.dest, "dist", LIMITS);
             verify(&scene)?;
             Ok(match result {
                 Ok(_) => "ok".into(),

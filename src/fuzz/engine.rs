@@ -168,15 +168,17 @@ pub fn run(target: Target<'_>) {
                 }
             }
             input.truncate(MAX_INPUT);
-            (format!("iteration {executed} (FUZZ_SEED base {seed:#x})"), input)
+            (
+                format!("iteration {executed} (FUZZ_SEED base {seed:#x})"),
+                input,
+            )
         };
         let _ = std::fs::write(&in_flight, &input);
         started_ms.store(origin.elapsed().as_millis() as u64, Ordering::Relaxed);
         let clock = Instant::now();
         let baseline = alloc::start_measuring(target.max_memory);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            (target.check)(&input)
-        }));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (target.check)(&input)));
         let peak = alloc::stop_measuring(baseline);
         let elapsed = clock.elapsed();
         started_ms.store(u64::MAX, Ordering::Relaxed);
@@ -184,10 +186,9 @@ pub fn run(target: Target<'_>) {
         let problem = match result {
             Err(panic) => Some(format!("panicked: {}", panic_text(&panic))),
             Ok(Err(broken)) => Some(broken),
-            Ok(Ok(_)) if elapsed > target.max_time => Some(format!(
-                "took {elapsed:?} (limit {:?})",
-                target.max_time
-            )),
+            Ok(Ok(_)) if elapsed > target.max_time => {
+                Some(format!("took {elapsed:?} (limit {:?})", target.max_time))
+            }
             Ok(Ok(_)) if peak > target.max_memory => Some(format!(
                 "allocated {peak} bytes (limit {})",
                 target.max_memory

@@ -59,7 +59,9 @@ fn mutate_png_headers(data: &mut [u8], rng: &mut Rng) {
 }
 
 fn mutate_ico(data: &mut Vec<u8>, rng: &mut Rng) {
-    let count = data.get(4..6).map_or(0, |c| u16::from_le_bytes([c[0], c[1]]) as usize);
+    let count = data
+        .get(4..6)
+        .map_or(0, |c| u16::from_le_bytes([c[0], c[1]]) as usize);
     match rng.below(4) {
         0 if data.len() >= 6 => {
             let n = *rng.pick(&[0u16, 1, 2, 7, 255, 4096, 65535]);

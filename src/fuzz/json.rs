@@ -69,7 +69,10 @@ fn credentials_seeds() -> Vec<Value> {
 }
 
 fn to_bytes(values: impl IntoIterator<Item = Value>) -> Vec<Vec<u8>> {
-    values.into_iter().map(|v| v.to_string().into_bytes()).collect()
+    values
+        .into_iter()
+        .map(|v| v.to_string().into_bytes())
+        .collect()
 }
 
 /// A manifest that parses must honour its documented bounds and feed packaging without panic.
@@ -130,7 +133,10 @@ fn check_credentials(value: &Value) -> Result<String, String> {
                     }
                 }
             }
-            if let Some(s) = secrets.iter().find(|s| s.len() >= 6 && message.contains(*s)) {
+            if let Some(s) = secrets
+                .iter()
+                .find(|s| s.len() >= 6 && message.contains(*s))
+            {
                 return Err(format!("error message shows the secret {s:?}: {message}"));
             }
             Ok(class(&message))
@@ -151,7 +157,14 @@ fn fuzz_hub_frames() {
         json!({"type": "proceed_distribute", "job_id": "j-1"}),
     ]);
     let mut keys = MANIFEST_KEYS.to_vec();
-    keys.extend(["type", "job_id", "auth_token", "manifest", "credentials", "tarball_url"]);
+    keys.extend([
+        "type",
+        "job_id",
+        "auth_token",
+        "manifest",
+        "credentials",
+        "tarball_url",
+    ]);
     engine::run(Target {
         name: "hub_frames",
         seeds,
@@ -176,9 +189,10 @@ fn fuzz_hub_frames() {
 #[test]
 fn fuzz_manifest() {
     let mut minimal = manifest_seed();
-    minimal.as_object_mut().unwrap().retain(|k, _| {
-        ["app_name", "bundle_id", "version", "entry"].contains(&k.as_str())
-    });
+    minimal
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| ["app_name", "bundle_id", "version", "entry"].contains(&k.as_str()));
     engine::run(Target {
         name: "manifest",
         seeds: to_bytes([manifest_seed(), minimal]),
@@ -220,7 +234,11 @@ fn fuzz_metadata_json() {
         name: "metadata_json",
         seeds,
         mutate: &|data, rng| {
-            mutate::json(data, &["perry_version", "compiled_by", "compile_timestamp"], rng)
+            mutate::json(
+                data,
+                &["perry_version", "compiled_by", "compile_timestamp"],
+                rng,
+            )
         },
         check: &|input| {
             std::fs::write(&path, input).map_err(|e| e.to_string())?;

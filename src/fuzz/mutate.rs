@@ -7,8 +7,26 @@ use serde_json::{Map, Value};
 /// 32-bit values that hit edges: zero, one, sign bits, all ones, "a subdirectory at
 /// offset 0" (PE resource tables), and small offsets.
 pub const INTERESTING_U32: &[u32] = &[
-    0, 1, 2, 7, 8, 16, 0x7f, 0x80, 0xff, 0x100, 0x200, 0x1000, 0xffff, 0x1_0000, 0x7fff_ffff,
-    0x8000_0000, 0x8000_0010, 0x8000_0018, 0xffff_fffe, 0xffff_ffff,
+    0,
+    1,
+    2,
+    7,
+    8,
+    16,
+    0x7f,
+    0x80,
+    0xff,
+    0x100,
+    0x200,
+    0x1000,
+    0xffff,
+    0x1_0000,
+    0x7fff_ffff,
+    0x8000_0000,
+    0x8000_0010,
+    0x8000_0018,
+    0xffff_fffe,
+    0xffff_ffff,
 ];
 
 /// Names that stress path rules (traversal, Windows devices and drives, odd characters).
@@ -102,11 +120,24 @@ pub fn json_value(rng: &mut Rng, depth: usize) -> Value {
         3 => Value::from(*rng.pick(&[0.5f64, -1e308, 1e308])),
         4 => Value::from(*rng.pick(INTERESTING_NAMES)),
         5 => Value::from(
-            rng.pick(&["1", "1.2.3.4", "1.2.3.4.5", "65536", "1..2", "x", "é", "a\u{0}b"])
-                .repeat(1 + rng.below(3)),
+            rng.pick(&[
+                "1",
+                "1.2.3.4",
+                "1.2.3.4.5",
+                "65536",
+                "1..2",
+                "x",
+                "é",
+                "a\u{0}b",
+            ])
+            .repeat(1 + rng.below(3)),
         ),
         6 => Value::from("x".repeat(rng.below(5000))),
-        7 => Value::Array((0..rng.below(4)).map(|_| json_value(rng, depth + 1)).collect()),
+        7 => Value::Array(
+            (0..rng.below(4))
+                .map(|_| json_value(rng, depth + 1))
+                .collect(),
+        ),
         _ => {
             let mut map = Map::new();
             for _ in 0..rng.below(4) {
@@ -130,7 +161,12 @@ pub fn json(data: &mut Vec<u8>, keys: &[&str], rng: &mut Rng) {
     match rng.below(6) {
         0 => {
             let depth = 1 + rng.below(300);
-            let text = format!("{}{}{}", "[".repeat(depth), data_text(data), "]".repeat(depth));
+            let text = format!(
+                "{}{}{}",
+                "[".repeat(depth),
+                data_text(data),
+                "]".repeat(depth)
+            );
             *data = text.into_bytes();
             return;
         }

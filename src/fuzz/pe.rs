@@ -78,7 +78,12 @@ pub fn minimal_pe(dlls: &[&str]) -> Vec<u8> {
     put_u32(&mut d, o + 60, 0x200);
     put16(&mut d, o + 68, 3);
     put16(&mut d, o + 70, 0x8160);
-    for (at, v) in [(72, 0x10_0000u64), (80, 0x1000), (88, 0x10_0000), (96, 0x1000)] {
+    for (at, v) in [
+        (72, 0x10_0000u64),
+        (80, 0x1000),
+        (88, 0x10_0000),
+        (96, 0x1000),
+    ] {
         d[o + at..o + at + 8].copy_from_slice(&v.to_le_bytes());
     }
     put_u32(&mut d, o + 108, 16);
@@ -207,7 +212,11 @@ fn mutate_import_name(data: &mut Vec<u8>, rng: &mut Rng) {
 fn seeds(dir: &Path) -> Vec<Vec<u8>> {
     vec![
         minimal_pe(&["KERNEL32.dll", "helper.dll"]),
-        minimal_pe(&["helper.dll", "api-ms-win-crt-runtime-l1-1-0.dll", "USER32.dll"]),
+        minimal_pe(&[
+            "helper.dll",
+            "api-ms-win-crt-runtime-l1-1-0.dll",
+            "USER32.dll",
+        ]),
         pe_with_resources(dir),
     ]
 }
@@ -251,9 +260,17 @@ fn fuzz_dll_imports() {
     for sub in ["search", "outside", "job"] {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
-    std::fs::write(root.join("search/helper.dll"), minimal_pe(&["KERNEL32.dll"])).unwrap();
+    std::fs::write(
+        root.join("search/helper.dll"),
+        minimal_pe(&["KERNEL32.dll"]),
+    )
+    .unwrap();
     // Another job's file, next to the search folder: a valid PE, so only the path rule stops it.
-    std::fs::write(root.join("outside/secret.dll"), minimal_pe(&["KERNEL32.dll"])).unwrap();
+    std::fs::write(
+        root.join("outside/secret.dll"),
+        minimal_pe(&["KERNEL32.dll"]),
+    )
+    .unwrap();
     let search = vec![root.join("search")];
     let seed_dir = tempfile::tempdir().unwrap();
     engine::run(Target {
@@ -268,13 +285,22 @@ fn fuzz_dll_imports() {
             std::fs::write(&exe, input).map_err(|e| e.to_string())?;
             let imported = dlls::imported_dlls(&exe);
             let collected = dlls::collect_dlls(&exe, &search, &bundle);
-            for entry in std::fs::read_dir(&bundle).map_err(|e| e.to_string())?.flatten() {
+            for entry in std::fs::read_dir(&bundle)
+                .map_err(|e| e.to_string())?
+                .flatten()
+            {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name != "self.exe" && !root.join("search").join(&name).is_file() {
-                    return Err(format!("bundled {name:?}, which is not in the search folders"));
+                    return Err(format!(
+                        "bundled {name:?}, which is not in the search folders"
+                    ));
                 }
             }
-            if std::fs::read_dir(root.join("job")).map_err(|e| e.to_string())?.count() != 1 {
+            if std::fs::read_dir(root.join("job"))
+                .map_err(|e| e.to_string())?
+                .count()
+                != 1
+            {
                 return Err("wrote next to the bundle".into());
             }
             Ok(class(&format!(
@@ -323,8 +349,8 @@ fn fuzz_authenticode() {
             let mut f = std::fs::File::open(&exe).map_err(|e| e.to_string())?;
             let after = authenticode::read_layout(&mut f)
                 .map_err(|e| format!("the signed file has no valid layout: {e}"))?;
-            let digest = authenticode::authenticode_digest(&mut f, &after)
-                .map_err(|e| e.to_string())?;
+            let digest =
+                authenticode::authenticode_digest(&mut f, &after).map_err(|e| e.to_string())?;
             if digest != scan.digest {
                 return Err("embedding changed the Authenticode digest".into());
             }

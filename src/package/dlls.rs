@@ -188,10 +188,7 @@ pub fn collect_dlls(
 
 /// A DLL import must name a file, never a path: no separators, `..`, drive colons or NUL.
 fn is_bare_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\', ':', '\0'])
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', ':', '\0'])
 }
 
 /// `dir/<name>` matched case-insensitively (Windows semantics), regular files only.
@@ -216,7 +213,16 @@ mod tests {
         for ok in ["helper.dll", "libgcc_s_seh-1.dll", "x"] {
             assert!(is_bare_file_name(ok), "{ok}");
         }
-        for bad in ["", ".", "..", "../x.dll", "a/b.dll", "..\\x.dll", "C:x.dll", "a\0b"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x.dll",
+            "a/b.dll",
+            "..\\x.dll",
+            "C:x.dll",
+            "a\0b",
+        ] {
             assert!(!is_bare_file_name(bad), "{bad:?}");
         }
     }

@@ -35,7 +35,9 @@ pub fn check_ico_layout(bytes: &[u8]) -> Result<(), String> {
         .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
         .ok_or("the ICO header is truncated")?;
     if 6 + 16 * count > bytes.len() {
-        return Err(format!("the ICO lists {count} images but is too short for them"));
+        return Err(format!(
+            "the ICO lists {count} images but is too short for them"
+        ));
     }
     let total: u64 = (0..count)
         .map(|i| u64::from(field(6 + 16 * i + 8).unwrap_or(0)))
@@ -166,7 +168,9 @@ mod tests {
     fn ico_entries_must_fit_without_overlapping() {
         assert!(check_ico_layout(&ico(&[(100, 38), (100, 138)], 238)).is_ok());
         let whole = ico(&[(300, 0), (300, 0), (300, 0)], 300);
-        assert!(check_ico_layout(&whole).unwrap_err().contains("overlapping"));
+        assert!(check_ico_layout(&whole)
+            .unwrap_err()
+            .contains("overlapping"));
         let mut short = ico(&[(10, 22)], 32);
         short[4] = 200;
         assert!(check_ico_layout(&short).unwrap_err().contains("too short"));

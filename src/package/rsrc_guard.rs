@@ -6,7 +6,9 @@
 //! that point at each other (a loop, or a DAG that fans out) make it run or allocate without
 //! end. Windows itself only uses three levels (type, name, language), each table once.
 
-use object::read::pe::{ImageNtHeaders, ImageOptionalHeader, PeFile, PeFile32, PeFile64, ResourceDirectoryEntryData};
+use object::read::pe::{
+    ImageNtHeaders, ImageOptionalHeader, PeFile, PeFile32, PeFile64, ResourceDirectoryEntryData,
+};
 use object::{FileKind, LittleEndian as LE};
 use std::collections::BTreeSet;
 
@@ -67,7 +69,9 @@ fn walk<H: ImageNtHeaders>(pe: &PeFile<'_, H>, bytes: &[u8]) -> Result<(), Strin
                 continue;
             }
             if depth >= MAX_DEPTH {
-                return Err(format!("resource tables nested deeper than {MAX_DEPTH} levels"));
+                return Err(format!(
+                    "resource tables nested deeper than {MAX_DEPTH} levels"
+                ));
             }
             if !seen_tables.insert(entry.data_offset()) {
                 return Err("resource tables are shared or form a loop".into());
