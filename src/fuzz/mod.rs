@@ -16,7 +16,7 @@
 pub mod alloc;
 mod archives;
 pub mod engine;
-mod images;
+pub(crate) mod images;
 mod json;
 pub mod mutate;
-mod pe;
+pub(crate) mod pe;

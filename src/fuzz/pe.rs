@@ -123,7 +123,7 @@ pub fn app_info() -> AppInfo {
 }
 
 /// The minimal PE with our icon, VERSIONINFO and manifest embedded.
-fn pe_with_resources(dir: &Path) -> Vec<u8> {
+pub(crate) fn pe_with_resources(dir: &Path) -> Vec<u8> {
     let exe = dir.join("seed.exe");
     std::fs::write(&exe, minimal_pe(&["KERNEL32.dll"])).unwrap();
     let ico = dir.join("seed.ico");
@@ -133,7 +133,7 @@ fn pe_with_resources(dir: &Path) -> Vec<u8> {
 }
 
 /// File range of the section named `name`, from the section table.
-fn section_range(d: &[u8], name: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn section_range(d: &[u8], name: &[u8]) -> Option<(usize, usize)> {
     let pe = mutate::u32_at(d, 0x3c)? as usize;
     let count = u16::from_le_bytes(d.get(pe + 6..pe + 8)?.try_into().ok()?) as usize;
     let opt = u16::from_le_bytes(d.get(pe + 20..pe + 22)?.try_into().ok()?) as usize;

@@ -85,3 +85,48 @@ fn walk<H: ImageNtHeaders>(pe: &PeFile<'_, H>, bytes: &[u8]) -> Result<(), Strin
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzz::mutate::put_u32;
+    use crate::fuzz::pe::{minimal_pe, pe_with_resources, section_range};
+
+    /// Our own exe with resources, and the file offset of its resource section.
+    fn exe_with_resources() -> (Vec<u8>, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = pe_with_resources(dir.path());
+        let (rsrc, _) = section_range(&exe, b".rsrc")
+            .or_else(|| section_range(&exe, b".pedata"))
+            .expect("a resource section");
+        (exe, rsrc)
+    }
+
+    #[test]
+    fn a_normal_tree_passes() {
+        let (exe, _) = exe_with_resources();
+        check_resource_tree(&exe).unwrap();
+        check_resource_tree(&minimal_pe(&["KERNEL32.dll"])).unwrap();
+    }
+
+    #[test]
+    fn a_table_pointing_back_at_the_root_is_refused() {
+        let (mut exe, rsrc) = exe_with_resources();
+        // The root's first entry (after the 16-byte table header): its offset field.
+        put_u32(&mut exe, rsrc + 16 + 4, 0x8000_0000);
+        let err = check_resource_tree(&exe).unwrap_err();
+        assert!(err.contains("loop"), "{err}");
+    }
+
+    #[test]
+    fn bad_alignment_and_sections_past_the_end_are_refused() {
+        let mut exe = minimal_pe(&["KERNEL32.dll"]);
+        put_u32(&mut exe, 0x58 + 36, 0x1000_0000);
+        assert!(check_resource_tree(&exe).unwrap_err().contains("alignment"));
+        let mut exe = minimal_pe(&["KERNEL32.dll"]);
+        put_u32(&mut exe, 0x148 + 40 + 16, 0x10_0000);
+        assert!(check_resource_tree(&exe)
+            .unwrap_err()
+            .contains("past the end"));
+    }
+}
