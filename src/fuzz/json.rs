@@ -82,7 +82,7 @@ fn check_manifest(value: &Value) -> Result<String, String> {
             if m.app_name.chars().count() > MAX_APP_NAME_CHARS || m.app_name.is_empty() {
                 return Err(format!("accepted app_name {:?}", m.app_name));
             }
-            if m.entry.contains("..") || m.entry.starts_with('/') {
+            if m.entry.split(['/', '\\']).any(|c| c == "..") || m.entry.starts_with('/') {
                 return Err(format!("accepted entry {:?}", m.entry));
             }
             let ascii = m.ascii_app_name();
