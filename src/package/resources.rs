@@ -225,7 +225,7 @@ pub(crate) fn ico_entry_sizes(path: &Path, bytes: &[u8]) -> Result<Vec<u32>, Pac
         path: path.to_path_buf(),
         reason,
     };
-    super::icon::check_ico_layout(bytes).map_err(bad)?;
+    super::icon::check_ico_layout(bytes).map_err(|e| bad(format!("not a valid ICO file: {e}")))?;
     let dir = ico::IconDir::read(std::io::Cursor::new(bytes))
         .map_err(|e| bad(format!("not a valid ICO file: {e}")))?;
     if dir.resource_type() != ico::ResourceType::Icon {
