@@ -4,8 +4,8 @@
 #   scripts/bench.sh [--no-setup] [--table-only]
 #
 #   1. scripts/setup-host.sh (host tools, Docker engine, toolchain image) unless --no-setup
-#   2. cargo bench --bench runner_overhead | packaging | compression | signing | worker, each
-#      only when its [[bench]] entry exists in Cargo.toml (skipped with a note otherwise); a
+#   2. cargo bench --bench runner_overhead | packaging | compression | signing | worker | soak,
+#      each only when its [[bench]] entry exists in Cargo.toml (skipped with a note otherwise); a
 #      failing bench is reported and the others still run (compression: issue 17's targets)
 #   3. a Markdown table of $CARGO_TARGET_DIR/bench/*.json (default target/bench/): one row per
 #      figure, with the issue's target and met / not met ("info" when it sets no target)
@@ -28,7 +28,7 @@ for arg in "$@"; do
 done
 
 out_dir="${CARGO_TARGET_DIR:-target}/bench"
-benches=(runner_overhead packaging compression signing worker)
+benches=(runner_overhead packaging compression signing worker soak)
 failed=()
 skipped=()
 
@@ -111,7 +111,7 @@ def signing(doc):
     rows.append(("signing", "our signer peak RSS", fmt(ours["peak_rss_kib"] / 1024, "MiB"), "-", "info"))
 
 readers = {"runner_overhead": runner_overhead, "packaging": packaging, "signing": signing}
-order = ["runner_overhead.json", "worker.json", "packaging.json", "compression.json", "signing.json"]
+order = ["runner_overhead.json", "worker.json", "packaging.json", "compression.json", "signing.json", "soak.json"]
 files = sorted((f for f in os.listdir(out_dir) if f.endswith(".json")) if os.path.isdir(out_dir) else [],
                key=lambda f: (order.index(f) if f in order else len(order), f))
 notes = []

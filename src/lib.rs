@@ -24,6 +24,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
+#[cfg(test)]
+mod fuzz;
 pub mod hub;
 pub mod job;
 pub mod package;

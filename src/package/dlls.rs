@@ -243,6 +243,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn import_names_must_be_bare_file_names() {
+        for ok in ["helper.dll", "libgcc_s_seh-1.dll", "x"] {
+            assert!(check_dll_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x.dll",
+            "a/b.dll",
+            "..\\x.dll",
+            "C:x.dll",
+            "a\0b",
+        ] {
+            assert!(check_dll_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn system_dlls_are_recognised() {
         for n in [
             "KERNEL32.dll",

@@ -19,6 +19,38 @@ pub const MSIX_LOGOS: [(&str, u32, u32); 4] = [
     ("Assets/Wide310x150Logo.png", 310, 150),
 ];
 
+/// Largest image side decoded from an ICO entry (Windows icons are at most 256 px; PNG
+/// entries may be bigger, but not big enough to make decoding a memory bomb).
+pub const MAX_ICO_IMAGE_PX: u32 = 1024;
+
+/// Checks an ICO file's directory before a decoder copies its entries: the entries must fit
+/// in the file and their data spans must not add up to more than the file (spans that all
+/// point at the whole file would make a small ICO cost gigabytes to read).
+pub fn check_ico_layout(bytes: &[u8]) -> Result<(), String> {
+    let field = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let count = bytes
+        .get(4..6)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]) as usize)
+        .ok_or("the ICO header is truncated")?;
+    if 6 + 16 * count > bytes.len() {
+        return Err(format!(
+            "the ICO lists {count} images but is too short for them"
+        ));
+    }
+    let total: u64 = (0..count)
+        .map(|i| u64::from(field(6 + 16 * i + 8).unwrap_or(0)))
+        .sum();
+    if total > bytes.len() as u64 {
+        return Err(format!(
+            "the ICO's images claim {total} bytes, more than the file's {} (overlapping images)",
+            bytes.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Loads the source PNG, refusing anything that is not a PNG of at least 256 px, and pads
 /// a non-square image to a transparent square (centred) so it never gets stretched.
 pub fn load_square_png(png: &Path) -> Result<RgbaImage, PackageError> {
@@ -114,4 +146,34 @@ pub fn png_logos(png: &Path, out_dir: &Path) -> Result<Vec<(String, u32, u32)>, 
         written.push((rel.to_string(), w, h));
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_ico_layout;
+
+    fn ico(entries: &[(u32, u32)], len: usize) -> Vec<u8> {
+        let mut d = vec![0, 0, 1, 0];
+        d.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        for (size, offset) in entries {
+            d.extend_from_slice(&[16, 16, 0, 0, 1, 0, 32, 0]);
+            d.extend_from_slice(&size.to_le_bytes());
+            d.extend_from_slice(&offset.to_le_bytes());
+        }
+        d.resize(len.max(d.len()), 0);
+        d
+    }
+
+    #[test]
+    fn ico_entries_must_fit_without_overlapping() {
+        assert!(check_ico_layout(&ico(&[(100, 38), (100, 138)], 238)).is_ok());
+        let whole = ico(&[(300, 0), (300, 0), (300, 0)], 300);
+        assert!(check_ico_layout(&whole)
+            .unwrap_err()
+            .contains("overlapping"));
+        let mut short = ico(&[(10, 22)], 32);
+        short[4] = 200;
+        assert!(check_ico_layout(&short).unwrap_err().contains("too short"));
+        assert!(check_ico_layout(b"\0\0").is_err());
+    }
 }

@@ -18,6 +18,7 @@ pub mod nsis_plugins;
 pub mod nsis_uninstaller;
 pub mod portable;
 pub mod resources;
+pub mod rsrc_guard;
 pub mod source_date;
 pub mod template;
 pub mod zip_stream;

@@ -108,6 +108,24 @@ fn unpacked(v: VersionU32) -> [u16; 4] {
 /// Embeds icon, VERSIONINFO and manifest into `exe` (replaced atomically), then reads the
 /// result back and fails unless it holds exactly what was written.
 pub fn embed_resources(exe: &Path, ico: &Path, app: &AppInfo) -> Result<(), PackageError> {
+    contain_panics(exe, || embed_unguarded(exe, ico, app))
+}
+
+/// Runs editpe work, turning a panic of the library (it indexes and adds unchecked on some
+/// malformed files) into a `BadPe` error for this exe instead of a crash.
+fn contain_panics<T>(
+    exe: &Path,
+    work: impl FnOnce() -> Result<T, PackageError>,
+) -> Result<T, PackageError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|_| {
+        Err(PackageError::BadPe {
+            path: exe.to_path_buf(),
+            reason: "the PE file is malformed (the resource editor gave up on it)".into(),
+        })
+    })
+}
+
+fn embed_unguarded(exe: &Path, ico: &Path, app: &AppInfo) -> Result<(), PackageError> {
     let bad_pe = |reason: String| PackageError::BadPe {
         path: exe.to_path_buf(),
         reason,
@@ -128,7 +146,7 @@ pub fn embed_resources(exe: &Path, ico: &Path, app: &AppInfo) -> Result<(), Pack
         std::fs::read(ico).map_err(PackageError::io(format!("reading {}", ico.display())))?;
     let ico_sizes = ico_entry_sizes(ico, &ico_bytes)?;
 
-    let mut image = Image::parse_file(exe).map_err(|e| bad_pe(format!("cannot parse: {e}")))?;
+    let mut image = parse_checked(exe)?;
     let mut res = image.resource_directory().cloned().unwrap_or_default();
     res.remove_main_icon()
         .map_err(|e| bad_pe(format!("removing old icon: {e}")))?;
@@ -164,7 +182,7 @@ pub fn embed_resources(exe: &Path, ico: &Path, app: &AppInfo) -> Result<(), Pack
         .write_file(&tmp)
         .map_err(|e| bad_pe(format!("writing: {e}")))?;
     let check = (|| {
-        let back = read_resources(&tmp)?;
+        let back = read_unguarded(&tmp)?;
         let mismatch = |reason: String| PackageError::ResourceMismatch {
             path: exe.to_path_buf(),
             reason,
@@ -202,11 +220,12 @@ pub fn embed_resources(exe: &Path, ico: &Path, app: &AppInfo) -> Result<(), Pack
 
 /// The sorted pixel sizes of a valid ICO file's entries (one or more, square or not:
 /// the width is what the icon group lists).
-fn ico_entry_sizes(path: &Path, bytes: &[u8]) -> Result<Vec<u32>, PackageError> {
+pub(crate) fn ico_entry_sizes(path: &Path, bytes: &[u8]) -> Result<Vec<u32>, PackageError> {
     let bad = |reason: String| PackageError::BadIcon {
         path: path.to_path_buf(),
         reason,
     };
+    super::icon::check_ico_layout(bytes).map_err(|e| bad(format!("not a valid ICO file: {e}")))?;
     let dir = ico::IconDir::read(std::io::Cursor::new(bytes))
         .map_err(|e| bad(format!("not a valid ICO file: {e}")))?;
     if dir.resource_type() != ico::ResourceType::Icon {
@@ -220,13 +239,29 @@ fn ico_entry_sizes(path: &Path, bytes: &[u8]) -> Result<Vec<u32>, PackageError> 
     Ok(sizes)
 }
 
-/// Reads the resources an exe carries (for verification and tests).
-pub fn read_resources(exe: &Path) -> Result<ResourceReport, PackageError> {
+/// Reads and parses `exe` with editpe, after [`super::rsrc_guard`] found its resource tree
+/// finite and small (editpe trusts it).
+fn parse_checked(exe: &Path) -> Result<Image<'static>, PackageError> {
     let bad_pe = |reason: String| PackageError::BadPe {
         path: exe.to_path_buf(),
         reason,
     };
-    let image = Image::parse_file(exe).map_err(|e| bad_pe(format!("cannot parse: {e}")))?;
+    let bytes = std::fs::read(exe).map_err(|e| bad_pe(format!("cannot read: {e}")))?;
+    super::rsrc_guard::check_resource_tree(&bytes).map_err(bad_pe)?;
+    Image::parse(bytes).map_err(|e| bad_pe(format!("cannot parse: {e}")))
+}
+
+/// Reads the resources an exe carries (for verification and tests).
+pub fn read_resources(exe: &Path) -> Result<ResourceReport, PackageError> {
+    contain_panics(exe, || read_unguarded(exe))
+}
+
+fn read_unguarded(exe: &Path) -> Result<ResourceReport, PackageError> {
+    let bad_pe = |reason: String| PackageError::BadPe {
+        path: exe.to_path_buf(),
+        reason,
+    };
+    let image = parse_checked(exe)?;
     let mut report = ResourceReport::default();
     let Some(res) = image.resource_directory() else {
         return Ok(report);

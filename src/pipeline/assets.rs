@@ -52,14 +52,23 @@ pub fn generate(job: &JobContext, app: &CompiledApp) -> Result<IconSet, JobError
 }
 
 /// Writes the biggest image of an `.ico` file as PNG (MSIX logos need a PNG source).
-fn largest_ico_image_as_png(ico_path: &Path, png_out: &Path) -> anyhow::Result<()> {
-    let file = std::fs::File::open(ico_path)?;
-    let dir = ico::IconDir::read(file)?;
+pub(crate) fn largest_ico_image_as_png(ico_path: &Path, png_out: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(ico_path)?;
+    package::icon::check_ico_layout(&bytes).map_err(anyhow::Error::msg)?;
+    let dir = ico::IconDir::read(std::io::Cursor::new(bytes))?;
     let entry = dir
         .entries()
         .iter()
         .max_by_key(|e| e.width())
         .ok_or_else(|| anyhow::anyhow!("holds no image"))?;
+    let limit = package::icon::MAX_ICO_IMAGE_PX;
+    if entry.width().max(entry.height()) > limit {
+        anyhow::bail!(
+            "its largest image is {}x{} px (at most {limit} px)",
+            entry.width(),
+            entry.height()
+        );
+    }
     let image = entry.decode()?;
     image.write_png(std::fs::File::create(png_out)?)?;
     Ok(())

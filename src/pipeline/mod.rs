@@ -5,11 +5,11 @@
 //! the Windows-specific work. [`windows::WindowsPipeline`] is the real one; tests plug in
 //! simpler pipelines.
 
-mod assets;
+pub(crate) mod assets;
 mod compile;
 mod files;
 mod packaging;
-mod precompiled;
+pub(crate) mod precompiled;
 mod provenance;
 pub mod signature_audit;
 pub mod windows;

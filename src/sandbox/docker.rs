@@ -20,6 +20,9 @@ pub(crate) mod spec;
 mod tar_in;
 pub mod unpack;
 
+/// The container label naming the worker that owns a container (orphan removal, audits).
+pub use self::spec::LABEL_WORKER;
+
 use self::cleanup::{ContainerGuard, Leftovers};
 use self::engine::{engine_error, EngineInfo, QUICK_DEADLINE};
 use self::spec::{verify_hardening, ContainerSpec, Hardening, Owner, TargetOs};
@@ -60,6 +63,19 @@ pub struct DockerRunner {
     created: Arc<Mutex<Vec<String>>>,
     audit: Arc<Mutex<Vec<AuditRecord>>>,
     leftovers: Leftovers,
+}
+
+/// How many created containers [`DockerRunner::created_containers`] and
+/// [`DockerRunner::audit`] remember (the oldest are forgotten first).
+pub const AUDIT_KEEP: usize = 64;
+
+/// Appends `item`, forgetting the oldest entries beyond [`AUDIT_KEEP`].
+fn push_bounded<T>(list: &mut Vec<T>, item: T) {
+    list.push(item);
+    if list.len() > AUDIT_KEEP {
+        let excess = list.len() - AUDIT_KEEP;
+        list.drain(..excess);
+    }
 }
 
 /// What the engine reported for one created container, right after create (the container
@@ -124,12 +140,14 @@ impl DockerRunner {
         Ok(removed)
     }
 
-    /// Ids of every container this runner created, in order (audit trail for tests).
+    /// Ids of the containers this runner created, in order: the last [`AUDIT_KEEP`] only,
+    /// so a long-running worker's bookkeeping stays bounded (audit trail for tests).
     pub fn created_containers(&self) -> Vec<String> {
         self.created.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
-    /// `docker inspect` of every container this runner created, taken right after create.
+    /// `docker inspect` of the last [`AUDIT_KEEP`] containers this runner created, taken
+    /// right after create.
     pub fn audit(&self) -> Vec<AuditRecord> {
         self.audit.lock().map(|a| a.clone()).unwrap_or_default()
     }
@@ -156,7 +174,7 @@ impl DockerRunner {
         .map_err(|e| engine_error("creating the step container", Some(&step.image), e))?;
         let id = created.id;
         if let Ok(mut ids) = self.created.lock() {
-            ids.push(id.clone());
+            push_bounded(&mut ids, id.clone());
         }
         *slot = Some(ContainerGuard::new(
             docker.clone(),
@@ -194,12 +212,15 @@ impl DockerRunner {
         let (inspected, copied_in, attached) = tokio::join!(inspect, copy_in, attach);
         let inspected = inspected?;
         if let Ok(mut audit) = self.audit.lock() {
-            audit.push(AuditRecord {
-                id: id.clone(),
-                name: spec.name.clone(),
-                step: step.name.clone(),
-                inspect: inspected.clone(),
-            });
+            push_bounded(
+                &mut audit,
+                AuditRecord {
+                    id: id.clone(),
+                    name: spec.name.clone(),
+                    step: step.name.clone(),
+                    inspect: inspected.clone(),
+                },
+            );
         }
         verify_hardening(&spec, &inspected, self.os).context("refusing to run the step")?;
         copied_in?;
@@ -378,4 +399,20 @@ async fn pump_lines(
     }
     stdout.finish(out);
     stderr.finish(err);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bookkeeping_keeps_only_the_latest_containers() {
+        let mut ids = Vec::new();
+        for i in 0..AUDIT_KEEP * 3 {
+            push_bounded(&mut ids, i);
+        }
+        assert_eq!(ids.len(), AUDIT_KEEP);
+        assert_eq!(ids.first(), Some(&(AUDIT_KEEP * 2)));
+        assert_eq!(ids.last(), Some(&(AUDIT_KEEP * 3 - 1)));
+    }
 }

@@ -16,6 +16,9 @@ const BUF_SIZE: usize = 1 << 20;
 const WIN_CERT_REVISION: u16 = 0x0200;
 /// `WIN_CERT_TYPE_PKCS_SIGNED_DATA`
 const WIN_CERT_TYPE_PKCS: u16 = 0x0002;
+/// The smallest file accepted: PE headers are padded to the 512-byte file alignment, and a
+/// certificate table is refused below it (so a shorter file could not be signed and read back).
+const MIN_PE_LEN: u64 = 512;
 /// A certificate table bigger than this is not ours and not plausible.
 const MAX_CERT_TABLE: u64 = 16 << 20;
 
@@ -61,6 +64,11 @@ pub fn read_layout(file: &mut File) -> Result<PeLayout, String> {
         .map_err(|_| "file is too small to be a PE image".to_string())?;
     if &dos[..2] != b"MZ" {
         return Err("not a PE image (no MZ header)".into());
+    }
+    if file_len < MIN_PE_LEN {
+        return Err(format!(
+            "file is {file_len} bytes, smaller than the {MIN_PE_LEN} bytes of PE headers"
+        ));
     }
     let pe_offset = u64::from(u32_at(&dos, 0x3c).unwrap_or(0));
     // signature + COFF header + the optional header up to and including the data directories

@@ -92,6 +92,15 @@ impl Jobs {
         }
     }
 
+    /// Drops everything kept about `job_id` (tarball included).
+    pub fn forget(&mut self, job_id: &str) {
+        self.jobs.remove(job_id);
+        self.requeued.retain(|j| j != job_id);
+        if self.last_assigned.as_deref() == Some(job_id) {
+            self.last_assigned = None;
+        }
+    }
+
     pub fn get(&self, job_id: &str) -> Option<&HubJob> {
         self.jobs.get(job_id)
     }

@@ -429,6 +429,29 @@ impl TestHub {
     pub fn upload_path(&self, job_id: &str, name: &str) -> std::path::PathBuf {
         server::upload_path(self.upload_dir(), job_id, name)
     }
+
+    /// Forgets a finished job: its record and tarball, its received frames and upload
+    /// records, and its uploaded files, so a long run (the soak benchmark) measures the
+    /// worker, not the hub's memory of every job.
+    pub fn forget_job(&self, job_id: &str) {
+        self.shared.jobs.lock().unwrap().forget(job_id);
+        self.shared
+            .frames
+            .lock()
+            .unwrap()
+            .retain(|f| f.job_id() != Some(job_id));
+        let mut uploads = self.shared.uploads.lock().unwrap();
+        for upload in uploads.iter().filter(|u| u.job_id == job_id) {
+            let _ = std::fs::remove_file(self.upload_path(job_id, &upload.name));
+        }
+        uploads.retain(|u| u.job_id != job_id);
+        drop(uploads);
+        self.shared
+            .tarball_requests
+            .lock()
+            .unwrap()
+            .retain(|j| j != job_id);
+    }
 }
 
 impl Drop for TestHub {
