@@ -34,7 +34,7 @@ pub mod verify;
 use crate::config::SigningEndpoints;
 use crate::job::credentials::{Credentials, SigningMethod};
 use certificate::CertificateReport;
-use signer::{CertChain, DigestSigner};
+use signer::{CertChain, DigestSigner, SignatureAlgorithm};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -206,23 +206,12 @@ impl SigningSession {
         let der_err = |e: der::Error| self.err(format!("encoding the signature failed: {e}"));
         let signed_attrs = pkcs7::signed_attributes(&content).map_err(der_err)?;
         let digest = pkcs7::signed_attributes_digest(&signed_attrs).map_err(der_err)?;
-        let mut signed = self.signer.sign_digest(&digest).await?;
-        if signed.chain.leaf == self.chain.leaf {
-            signed.chain = self.chain.clone();
-        } else {
-            // Trusted Signing may hand out a renewed certificate: it gets the same checks.
-            let (chain, _) =
-                certificate::check_chain(&signed.chain, std::time::SystemTime::now(), false)
-                    .map_err(|m| self.err(m))?;
-            signed.chain = chain;
-        }
-        let algorithm = signed.chain.algorithm().map_err(|m| self.err(m))?;
-        verify::check_digest_signature(&signed.chain.leaf, algorithm, &digest, &signed.signature)
-            .map_err(|m| {
-            self.err(format!(
-                "the signature returned does not match the certificate: {m}"
-            ))
-        })?;
+        let (signed, algorithm) = self
+            .sign_and_check(
+                &digest,
+                "the signature returned does not match the certificate",
+            )
+            .await?;
         let token = match &self.timestamp {
             Some(servers) => Some(
                 servers
@@ -305,11 +294,24 @@ impl SigningSession {
         &self,
         digest: &[u8; 32],
     ) -> Result<signer::DigestSignature, SignError> {
+        let (signed, _) = self
+            .sign_and_check(digest, "the record signature does not verify")
+            .await?;
+        Ok(signed)
+    }
+
+    /// Has the signer sign `digest`, adopts the chain checked when the session opened (or
+    /// checks a renewed Trusted Signing certificate the same way), and verifies the
+    /// signature against it; `mismatch` opens the error when it does not verify.
+    async fn sign_and_check(
+        &self,
+        digest: &[u8; 32],
+        mismatch: &str,
+    ) -> Result<(signer::DigestSignature, SignatureAlgorithm), SignError> {
         let mut signed = self.signer.sign_digest(digest).await?;
         if signed.chain.leaf == self.chain.leaf {
             signed.chain = self.chain.clone();
         } else {
-            // A renewed Trusted Signing certificate gets the same checks as for Authenticode.
             let (chain, _) =
                 certificate::check_chain(&signed.chain, std::time::SystemTime::now(), false)
                     .map_err(|m| self.err(m))?;
@@ -317,8 +319,8 @@ impl SigningSession {
         }
         let algorithm = signed.chain.algorithm().map_err(|m| self.err(m))?;
         verify::check_digest_signature(&signed.chain.leaf, algorithm, digest, &signed.signature)
-            .map_err(|m| self.err(format!("the record signature does not verify: {m}")))?;
-        Ok(signed)
+            .map_err(|m| self.err(format!("{mismatch}: {m}")))?;
+        Ok((signed, algorithm))
     }
 
     /// The certificate chain checked when the session opened.
