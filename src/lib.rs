@@ -16,6 +16,9 @@
 //! - [`package`]: icons, PE resources, NSIS installer, MSIX and portable ZIP.
 //! - [`sign`]: Authenticode signing on the host (PFX, Azure Trusted Signing, Cloud KMS).
 //! - [`testhub`]: an in-process hub (WebSocket + HTTP) for tests, benchmarks and demos.
+//! - [`provenance`]: the signed build record (in-toto statement in a DSSE envelope) and the
+//!   checks behind `verify`.
+//! - `fuzz` (test builds only): one structure-aware fuzz target per parser of untrusted input.
 //!
 //! Data flows one way: [`hub`] (or [`cli`]'s `build`) → [`job::lifecycle`] → [`pipeline`]
 //! → [`package`] / [`sign`] / [`sandbox`].
