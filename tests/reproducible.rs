@@ -87,6 +87,30 @@ fn report(out: &Output) -> String {
     )
 }
 
+/// `verify ARTIFACT --project PROJECT --manifest MANIFEST`: a rebuild and compare.
+fn verify_rebuild(
+    artifact: &Path,
+    project: &Path,
+    manifest: &Path,
+    env: &[(&str, &str)],
+) -> Output {
+    let args = [
+        artifact,
+        Path::new("--project"),
+        project,
+        Path::new("--manifest"),
+        manifest,
+    ];
+    verify(&args, env)
+}
+
+/// `verify` exited 1 and its report says `why`.
+fn assert_verify_fails(out: &Output, why: &str) {
+    let text = report(out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(why), "{text}");
+}
+
 #[test]
 fn unsigned_builds_are_byte_identical_and_follow_source_date_epoch() {
     if !tools_present() {
@@ -314,16 +338,7 @@ fn verify_rebuilds_from_the_project_and_catches_a_wrong_record_or_project() {
     let work = t.join("verify-work");
     let env = [("PERRY_WORK_DIR", work.to_str().unwrap())];
 
-    let out = verify(
-        &[
-            &zip,
-            Path::new("--project"),
-            &tarball,
-            Path::new("--manifest"),
-            &manifest,
-        ],
-        &env,
-    );
+    let out = verify_rebuild(&zip, &tarball, &manifest, &env);
     let text = report(&out);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -336,14 +351,10 @@ fn verify_rebuilds_from_the_project_and_catches_a_wrong_record_or_project() {
     );
 
     // Another SOURCE_DATE_EPOCH than the record's is refused before rebuilding.
-    let out = verify(
-        &[
-            &zip,
-            Path::new("--project"),
-            &tarball,
-            Path::new("--manifest"),
-            &manifest,
-        ],
+    let out = verify_rebuild(
+        &zip,
+        &tarball,
+        &manifest,
         &[env[0], ("SOURCE_DATE_EPOCH", "1700000000")],
     );
     assert_eq!(out.status.code(), Some(1), "{}", report(&out));
@@ -357,39 +368,15 @@ fn verify_rebuilds_from_the_project_and_catches_a_wrong_record_or_project() {
     .unwrap();
     let other = t.join("other.tar.gz");
     std::fs::write(&other, tarball_of(&other_dir)).unwrap();
-    let out = verify(
-        &[
-            &zip,
-            Path::new("--project"),
-            &other,
-            Path::new("--manifest"),
-            &manifest,
-        ],
-        &env,
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", report(&out));
-    assert!(
-        report(&out).contains("the project is not the record's"),
-        "{}",
-        report(&out)
-    );
+    let out = verify_rebuild(&zip, &other, &manifest, &env);
+    assert_verify_fails(&out, "the project is not the record's");
     // Without a record the rebuild itself shows the difference.
     let bare = t.join("bare");
     std::fs::create_dir_all(&bare).unwrap();
     let bare_zip = bare.join(zip.file_name().unwrap());
     std::fs::copy(&zip, &bare_zip).unwrap();
-    let out = verify(
-        &[
-            &bare_zip,
-            Path::new("--project"),
-            &other,
-            Path::new("--manifest"),
-            &manifest,
-        ],
-        &env,
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", report(&out));
-    assert!(report(&out).contains("rebuild:"), "{}", report(&out));
+    let out = verify_rebuild(&bare_zip, &other, &manifest, &env);
+    assert_verify_fails(&out, "rebuild:");
 
     // A wrong record: another artifact's.
     let setup = build(
@@ -408,12 +395,7 @@ fn verify_rebuilds_from_the_project_and_catches_a_wrong_record_or_project() {
         ],
         &env,
     );
-    assert_eq!(out.status.code(), Some(1), "{}", report(&out));
-    assert!(
-        report(&out).contains("the record is for sha256"),
-        "{}",
-        report(&out)
-    );
+    assert_verify_fails(&out, "the record is for sha256");
     // A record whose statement was edited no longer matches its own subject or signature.
     let line = std::fs::read_to_string(&record).unwrap();
     let edited = line.replace("\"payload\":\"", "\"payload\":\"eyJ");
@@ -425,10 +407,5 @@ fn verify_rebuilds_from_the_project_and_catches_a_wrong_record_or_project() {
     // A tampered artifact fails against its record.
     fixtures::flip_byte(&zip);
     let out = verify(&[&zip], &env);
-    assert_eq!(out.status.code(), Some(1), "{}", report(&out));
-    assert!(
-        report(&out).contains("the record is for sha256"),
-        "{}",
-        report(&out)
-    );
+    assert_verify_fails(&out, "the record is for sha256");
 }
