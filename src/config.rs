@@ -14,6 +14,7 @@ use values::{
 
 pub use fleet::{AzureVmSettings, FleetConfig, IdleAction, ServicePrincipal};
 
+use crate::isolation::JobProcessLimits;
 use crate::package::nsis_compression::NsisCompression;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -191,6 +192,12 @@ pub struct Config {
     pub provenance_upload: bool,
     /// Hub link timings (not read from the environment).
     pub link: LinkTimings,
+    /// Limits of each job's child process (`PERRY_JOB_MEMORY`, `PERRY_JOB_CPU_TIME`,
+    /// `PERRY_JOB_MAX_FILE`, `PERRY_JOB_OPEN_FILES`).
+    pub job_limits: JobProcessLimits,
+    /// The `PERRY_*` variables this configuration was read from (the job process reads
+    /// them again, secrets left out).
+    pub settings: Vec<(String, String)>,
 }
 
 /// Default toolchain image for the host OS (built from `images/`).
@@ -210,6 +217,15 @@ impl Config {
 
     /// Reads variables through `get`, so tests can pass a map.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        // Every `PERRY_*` setting that had a value, for the job process to parse again.
+        let settings = std::cell::RefCell::new(Vec::<(String, String)>::new());
+        let get = |name: &str| {
+            let value = get(name);
+            if let (true, Some(v)) = (name.starts_with("PERRY_"), &value) {
+                settings.borrow_mut().push((name.to_string(), v.clone()));
+            }
+            value
+        };
         let var = |name: &str| {
             get(name)
                 .map(|v| v.trim().to_string())
@@ -448,6 +464,38 @@ impl Config {
                 false,
             )?,
             link: LinkTimings::default(),
+            job_limits: JobProcessLimits {
+                memory_bytes: parse_size(
+                    "PERRY_JOB_MEMORY",
+                    var("PERRY_JOB_MEMORY"),
+                    JobProcessLimits::default().memory_bytes,
+                )
+                .and_then(|n| {
+                    if n >= 64 << 20 {
+                        Ok(n)
+                    } else {
+                        Err(bad("PERRY_JOB_MEMORY", "must be at least 64m"))
+                    }
+                })?,
+                cpu_time: parse_secs(
+                    "PERRY_JOB_CPU_TIME",
+                    var("PERRY_JOB_CPU_TIME"),
+                    JobProcessLimits::default().cpu_time.as_secs(),
+                )?,
+                max_file_bytes: parse_size(
+                    "PERRY_JOB_MAX_FILE",
+                    var("PERRY_JOB_MAX_FILE"),
+                    JobProcessLimits::default().max_file_bytes,
+                )?,
+                open_files: parse_int(
+                    "PERRY_JOB_OPEN_FILES",
+                    var("PERRY_JOB_OPEN_FILES"),
+                    JobProcessLimits::default().open_files,
+                    64,
+                    1 << 20,
+                )?,
+            },
+            settings: settings.take(),
         })
     }
 

@@ -7,7 +7,7 @@ use crate::events::Stage;
 use serde::Serialize;
 
 /// Error codes of the hub protocol (§2 of hub-protocol.md) that a worker may send.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// The compiler failed or wrote no executable.

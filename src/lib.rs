@@ -12,6 +12,8 @@
 //! - [`job`]: the job itself: [`job::lifecycle`] (prepare → pipeline → deliver, the same for
 //!   `run` and `build`), manifest, credentials, safe extraction, secret masking, work folders.
 //! - [`pipeline`]: the stages after extraction: compile → assets → bundle → sign → package.
+//! - [`isolation`]: the pipeline in a disposable child process per job, under OS limits and
+//!   without credentials, so no byte the project made is read by the long-lived worker.
 //! - [`sandbox`]: where a tool runs: disposable Docker containers or host processes.
 //! - [`package`]: icons, PE resources, NSIS installer, MSIX and portable ZIP.
 //! - [`sign`]: Authenticode signing on the host (PFX, Azure Trusted Signing, Cloud KMS).
@@ -20,7 +22,7 @@
 //!   checks behind `verify`.
 //! - `fuzz` (test builds only): one structure-aware fuzz target per parser of untrusted input.
 //!
-//! Data flows one way: [`hub`] (or [`cli`]'s `build`) → [`job::lifecycle`] → [`pipeline`]
+//! Data flows one way: [`hub`] (or [`cli`]'s `build`) → [`job::lifecycle`] → [`isolation`] → [`pipeline`]
 //! → [`package`] / [`sign`] / [`sandbox`].
 
 pub mod cli;
@@ -30,6 +32,7 @@ pub mod events;
 #[cfg(test)]
 mod fuzz;
 pub mod hub;
+pub mod isolation;
 pub mod job;
 pub mod package;
 pub mod pipeline;

@@ -26,10 +26,16 @@ enum Command {
     Service(cli::service::ServiceCommand),
     /// Check an artifact's signatures and build record; rebuild and compare with --project.
     Verify(cli::verify::VerifyArgs),
+    /// Internal: one job's child process (started by the worker, talks on stdin/stdout).
+    #[command(name = "__job", hide = true)]
+    Job,
 }
 
 fn main() -> ExitCode {
     let args = Cli::parse();
+    if matches!(args.command, Some(Command::Job)) {
+        return perry_ship_windows::isolation::child_main();
+    }
     if let Err(e) = cli::core_dumps::disable_core_dumps() {
         eprintln!("warning: cannot turn core dumps off: {e}");
     }
@@ -56,6 +62,7 @@ fn main() -> ExitCode {
                 tokio::task::block_in_place(|| cli::service::service(service))
             }
             Command::Verify(args) => cli::verify::verify(args).await,
+            Command::Job => unreachable!("the job process is started before the runtime"),
         }
     })
 }

@@ -17,7 +17,7 @@ use crate::job::lifecycle::{
 };
 use crate::job::manifest::Manifest;
 use crate::job::workdir::JobWorkDir;
-use crate::pipeline::windows::WindowsPipeline;
+use crate::isolation::IsolatedPipeline;
 use crate::pipeline::Artifact;
 use crate::sandbox::lines::strip_controls;
 use anyhow::{Context, Result};
@@ -124,7 +124,10 @@ async fn build_inner(
     let tools = JobTools {
         runner: super::make_runner(&config).await?,
         config,
-        pipeline: Arc::new(WindowsPipeline),
+        pipeline: Arc::new(
+            IsolatedPipeline::of_this_program()
+                .context("cannot find this program to start the job process")?,
+        ),
         http: crate::hub::transfer::http_client(),
         certificates: Default::default(),
     };

@@ -4,7 +4,7 @@
 //! same way, with an SCM stop as the signal.
 
 use crate::hub::lifecycle::Lifecycle;
-use crate::pipeline::windows::WindowsPipeline;
+use crate::isolation::IsolatedPipeline;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -46,7 +46,13 @@ pub async fn serve(args: RunArgs, shutdown: CancellationToken) -> ExitCode {
     ));
     #[cfg(unix)]
     tokio::spawn(pause_on_signals(lifecycle.clone()));
-    let pipeline = Arc::new(WindowsPipeline);
+    let pipeline = match IsolatedPipeline::of_this_program() {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            tracing::error!("cannot find this program to start job processes: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match crate::hub::run_worker_with(config, pipeline, runner, shutdown, lifecycle).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

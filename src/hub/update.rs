@@ -22,7 +22,7 @@ const UPDATE_TIMEOUT: Duration = Duration::from_secs(600);
 /// `perry --version` with a leading `perry ` stripped, run through `runner` so it asks the
 /// compiler that builds actually use (inside the toolchain image when Docker is on);
 /// `None` when perry cannot be run.
-pub async fn perry_version(config: &Config, runner: &dyn Runner) -> Option<String> {
+pub async fn perry_version<R: Runner + ?Sized>(config: &Config, runner: &R) -> Option<String> {
     let out = tempfile::tempdir().ok()?;
     let sink = CollectingSink::new();
     let step = Step {

@@ -76,7 +76,7 @@ pub struct KmsCredentials {
 }
 
 /// Which signing method a job uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SigningMethod {
     Pfx,
     Azure,

@@ -9,10 +9,10 @@ use ascii::ascii_name;
 use rules::{
     check_targets, free_text, parse_app_name, parse_bundle_id, parse_dpi_aware, parse_features,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Distribute {
     Installer,
@@ -20,7 +20,7 @@ pub enum Distribute {
     Portable,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UacLevel {
     AsInvoker,
     HighestAvailable,
@@ -39,7 +39,7 @@ impl UacLevel {
 
 /// A validated manifest. Free-text fields contain no control characters; they still must be
 /// escaped for each target format (NSIS, XML, VERSIONINFO) by whoever writes them.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Manifest {
     /// 1–200 chars: letters, digits, space, `-`, `_`.
     pub app_name: String,

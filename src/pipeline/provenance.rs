@@ -30,27 +30,23 @@ async fn build_inputs(
 ) -> Result<BuildInputs, JobError> {
     let (project_name, project_sha256) =
         inputs::project_digest(&job.work_dir, &job.project_dir).map_err(record_failed)?;
-    let (toolchain, toolchain_image_id) = if job.config.docker.enabled {
-        let image = &job.config.docker.image;
-        let id = inputs::image_id(image)
-            .await
-            .map_err(|e| record_failed(format!("{e:#}")))?;
-        (format!("docker:{image}"), id)
+    let full = kind == BuildKind::Full;
+    let toolchain = job
+        .runner
+        .toolchain(&job.config, full)
+        .await
+        .map_err(|e| record_failed(format!("{e:#}")))?;
+    let perry_version = if full {
+        toolchain.perry_version
     } else {
-        ("host".to_string(), String::new())
-    };
-    let perry_version = match kind {
-        BuildKind::SignOnly => precompiled_perry,
-        BuildKind::Full => {
-            crate::hub::update::perry_version(&job.config, job.runner.as_ref()).await
-        }
+        precompiled_perry
     };
     Ok(BuildInputs {
         project_name,
         project_sha256,
         manifest_sha256: inputs::manifest_sha256(&job.manifest),
-        toolchain,
-        toolchain_image_id,
+        toolchain: toolchain.name,
+        toolchain_image_id: toolchain.image_id,
         perry_version: perry_version.unwrap_or_else(|| "unknown".into()),
         worker_version: WORKER_VERSION.into(),
         build_kind: kind,

@@ -23,11 +23,22 @@ pub struct WindowsPipeline;
 #[async_trait::async_trait]
 impl Pipeline for WindowsPipeline {
     async fn run(&self, job: &JobContext) -> Result<Vec<Artifact>, JobError> {
-        let app = AppInfo::from_manifest(&job.manifest);
-        let exe_name = format!("{}.exe", app.ascii_name);
-
         // The certificate is checked before anything is built: a bad one fails in seconds.
         let session = open_signing_session(job).await?;
+        self.run_with_session(job, session).await
+    }
+}
+
+impl WindowsPipeline {
+    /// The pipeline with a signing session already open (`None`: unsigned). The job's
+    /// child process runs this with a session whose key stays in the worker.
+    pub(crate) async fn run_with_session(
+        &self,
+        job: &JobContext,
+        session: Option<SigningSession>,
+    ) -> Result<Vec<Artifact>, JobError> {
+        let app = AppInfo::from_manifest(&job.manifest);
+        let exe_name = format!("{}.exe", app.ascii_name);
         let compiled = match precompiled::bundle_dir(&job.project_dir) {
             Some(dir) => precompiled::take(job, &dir)?,
             None => compile::compile(job, &exe_name).await?,
@@ -174,7 +185,7 @@ fn assemble_bundle(
 
 /// Opens the job's signing session (checking its certificate) and records the certificate
 /// for `/metrics`. Runs before compiling; what it found is logged by [`announce_signing`].
-async fn open_signing_session(job: &JobContext) -> Result<Option<SigningSession>, JobError> {
+pub(crate) async fn open_signing_session(job: &JobContext) -> Result<Option<SigningSession>, JobError> {
     let session =
         SigningSession::from_credentials(&job.credentials, &job.http, &job.config.signing)
             .await

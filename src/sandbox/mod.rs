@@ -88,4 +88,40 @@ pub trait Runner: Send + Sync {
 
     /// A one-line description for logs and `doctor` (`docker (API 1.41, image …)`, `host`).
     fn describe(&self) -> String;
+
+    /// What steps run with, for build records: the toolchain (`docker:<image>` or `host`),
+    /// the image's ID, and (when `perry_version` is asked for) `perry --version`.
+    async fn toolchain(
+        &self,
+        config: &crate::config::Config,
+        perry_version: bool,
+    ) -> anyhow::Result<Toolchain> {
+        let (name, image_id) = if config.docker.enabled {
+            let image = &config.docker.image;
+            let id = crate::provenance::inputs::image_id(image).await?;
+            (format!("docker:{image}"), id)
+        } else {
+            ("host".to_string(), String::new())
+        };
+        let perry_version = match perry_version {
+            true => crate::hub::update::perry_version(config, self).await,
+            false => None,
+        };
+        Ok(Toolchain {
+            name,
+            image_id,
+            perry_version,
+        })
+    }
+}
+
+/// The toolchain a job's steps run with (see [`Runner::toolchain`]).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Toolchain {
+    /// `docker:<image>` or `host`.
+    pub name: String,
+    /// The image's ID (`sha256:…`); empty on the host.
+    pub image_id: String,
+    /// What `perry --version` printed, when asked for and it answered.
+    pub perry_version: Option<String>,
 }

@@ -22,7 +22,7 @@ const OID_SHA256_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
 const OID_ECDSA_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
 
 /// What the session tells about its certificate.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct CertificateReport {
     /// Subject as Windows renders it.
     pub subject: String,

@@ -163,6 +163,28 @@ impl SigningSession {
         }))
     }
 
+    /// The session of a job's child process: `signer` reaches the key through the worker,
+    /// `chain` and `certificate` are what the worker checked when it opened the job's
+    /// session, and the child stamps its signatures itself.
+    pub(crate) fn delegated(
+        method: SigningMethod,
+        signer: Box<dyn DigestSigner>,
+        certificate: CertificateReport,
+        timestamp_urls: Option<Vec<String>>,
+        http: &reqwest::Client,
+    ) -> SigningSession {
+        let chain = signer.chain().clone();
+        SigningSession {
+            method,
+            signer,
+            chain,
+            certificate,
+            timestamp: timestamp_urls
+                .map(|urls| TimestampServers::new(http, &urls, &HttpPolicy::default())),
+            files_signed: AtomicUsize::new(0),
+        }
+    }
+
     pub fn method(&self) -> SigningMethod {
         self.method
     }
