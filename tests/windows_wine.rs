@@ -70,13 +70,8 @@ async fn a_signature_signtool_rejects_fails_the_build_with_signing_failed() {
     let setup = Setup::new(wine).await;
     let reject =
         "A certificate chain processed, but terminated in a root certificate which is not trusted";
-    let out = setup
-        .local_build(
-            wine,
-            "portable",
-            &[("FAKE_SIGNTOOL_REJECT", reject.to_string())],
-        )
-        .await;
+    setup.reject_signatures(reject);
+    let out = setup.local_build(wine, "portable", &[]).await;
     let log = wine::text(&out);
     assert!(!out.status.success(), "the build must fail:\n{log}");
     assert!(log.contains("SIGNING_FAILED"), "{log}");

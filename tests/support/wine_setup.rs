@@ -71,14 +71,13 @@ impl Setup {
     }
 
     /// The worker's environment: work dir, a small free-disk floor (the free-space check
-    /// runs for real), the SDK folder and the signtool double's log.
+    /// runs for real) and the SDK folder.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("PERRY_WORK_DIR", win_path(&self.path("work"))),
             ("PERRY_MIN_FREE_DISK", "1m".to_string()),
             ("PERRY_DOCKER_ENABLED", "false".to_string()),
             ("PERRY_BUILD_WINDOWS_SDK_PATH", win_path(&self.path("sdk"))),
-            ("FAKE_SIGNTOOL_LOG", win_path(&self.path("signtool.log"))),
         ]
     }
 
@@ -112,8 +111,18 @@ impl Setup {
         wine.run(&args, &env, RUN_LIMIT).await
     }
 
+    /// Where the signtool double lives and writes its log.
+    fn signtool_dir(&self) -> PathBuf {
+        self.path("sdk/bin").join(SDK_VERSION).join("x64")
+    }
+
+    /// Makes the signtool double reject every file with `reason`.
+    pub fn reject_signatures(&self, reason: &str) {
+        std::fs::write(self.signtool_dir().join("reject.txt"), reason).unwrap();
+    }
+
     pub fn signtool_calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path("signtool.log"))
+        std::fs::read_to_string(self.signtool_dir().join("signtool.log"))
             .unwrap_or_default()
             .lines()
             .map(str::to_string)

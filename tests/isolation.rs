@@ -1,0 +1,330 @@
+//! The job's child process, through the real binary (`run` against the test hub, and a
+//! local `build`; host processes, the stand-in compiler): a project whose icon needs more
+//! memory than the job process may use fails that job with its stage's code and the limit
+//! named, while the same worker process builds the next job; the child runs under its
+//! limits with no secret in its environment; a hub cancel ends it at once.
+
+#![cfg(target_os = "linux")]
+
+#[path = "support/example_project.rs"]
+mod example_project;
+#[path = "support/sign_fixtures.rs"]
+mod fixtures;
+
+use base64::Engine;
+use perry_ship_windows::testhub::TestHub;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const JOB_MEMORY: &str = "128m";
+const JOB_MEMORY_BYTES: u64 = 128 << 20;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn standin_perry() -> PathBuf {
+    repo().join("images/linux/standin/perry")
+}
+
+/// True when the stand-in compiler can build on this host (it needs mingw).
+fn can_build() -> bool {
+    fixtures::require_tools(&["x86_64-w64-mingw32-gcc"])
+}
+
+/// A valid, fully transparent `side`×`side` RGBA PNG of a few hundred KiB that takes
+/// `side² × 4` bytes to decode.
+fn huge_png(path: &Path, side: u32) {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    let row = vec![0u8; 1 + side as usize * 4];
+    for _ in 0..side {
+        zlib.write_all(&row).unwrap();
+    }
+    let idat = zlib.finish().unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IDAT", &idat);
+    chunk(&mut png, b"IEND", &[]);
+    std::fs::write(path, png).unwrap();
+}
+
+/// The example project at `to` with an 8000 px icon (256 MB decoded).
+fn icon_bomb_project(to: &Path) -> PathBuf {
+    example_project::copy_dir(&example_project::example_dir(), to);
+    huge_png(&to.join("icon.png"), 8000);
+    to.to_path_buf()
+}
+
+/// The worker binary serving `hub` with host processes and a small job-process memory
+/// limit; its output goes to `<dir>/worker.log`.
+fn start_worker(hub: &TestHub, dir: &Path, extra: &[(&str, &str)]) -> tokio::process::Child {
+    let log = std::fs::File::create(dir.join("worker.log")).unwrap();
+    std::fs::create_dir_all(dir.join("work")).unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_perry-ship-windows"))
+        .arg("run")
+        .env("PERRY_HUB_URL", hub.ws_url())
+        .env("PERRY_HUB_WORKER_SECRET", "isolation-hub-secret")
+        .env("PERRY_WORK_DIR", dir.join("work"))
+        .env("PERRY_MIN_FREE_DISK", "1m")
+        .env("PERRY_BUILD_PERRY_BINARY", standin_perry())
+        .env("PERRY_JOB_MEMORY", JOB_MEMORY)
+        .env("PERRY_JOB_OPEN_FILES", "200")
+        .envs(extra.iter().copied())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the worker binary starts")
+}
+
+/// Job processes (`__job` children) of the process `parent`.
+fn job_processes(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && cmdline.split(|&b| b == 0).any(|a| a == b"__job") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Peak resident memory of `pid` in bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+fn error_frame(hub: &TestHub, job_id: &str) -> Value {
+    hub.job_frames(job_id)
+        .into_iter()
+        .find(|f| f.kind() == "error")
+        .map(|f| f.json.clone())
+        .unwrap_or(Value::Null)
+}
+
+async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done()
+}
+
+#[tokio::test]
+async fn a_job_over_its_memory_limit_fails_alone_and_the_worker_builds_the_next() {
+    if !can_build() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start().await.unwrap();
+    let mut worker = start_worker(&hub, dir.path(), &[]);
+    let worker_pid = worker.id().unwrap();
+    hub.wait_for_hello(1, Duration::from_secs(20)).await.unwrap();
+
+    let bomb = icon_bomb_project(&dir.path().join("bomb"));
+    let manifest = example_project::example_manifest("portable");
+    let started = Instant::now();
+    hub.assign(
+        "bomb",
+        "token-bomb",
+        example_project::tarball_of(&bomb),
+        manifest.clone(),
+        json!({}),
+    )
+    .unwrap();
+    let complete = hub
+        .wait_for_complete("bomb", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let log = || std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default();
+    assert_eq!(complete.json["success"], false, "{}", log());
+    let error = error_frame(&hub, "bomb");
+    assert_eq!(error["code"], "PACKAGE_FAILED", "{error}");
+    assert_eq!(error["stage"], "generating_assets", "{error}");
+    assert_eq!(
+        error["message"],
+        "generating assets exceeded its 128 MiB memory limit (PERRY_JOB_MEMORY)",
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    hub.assign(
+        "good",
+        "token-good",
+        example_project::tarball_of(&example_project::example_dir()),
+        manifest,
+        json!({}),
+    )
+    .unwrap();
+    let complete = hub
+        .wait_for_complete("good", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(complete.json["success"], true, "{}", log());
+    assert!(hub.upload_path("good", "Hello Perry-1.2.0-portable.zip").is_file());
+
+    assert!(worker.try_wait().unwrap().is_none(), "the worker still runs");
+    let peak = peak_rss(worker_pid);
+    assert!(
+        peak < 200 << 20,
+        "the worker itself never decoded the icon: peak RSS {peak} bytes"
+    );
+    let work = dir.path().join("work");
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_dir(&work)
+            .unwrap()
+            .count()
+            == 0)
+        .await,
+        "no job folder is left"
+    );
+    assert!(job_processes(worker_pid).is_empty(), "no job process is left");
+}
+
+#[tokio::test]
+async fn the_job_process_has_its_limits_no_secret_and_dies_with_a_cancel() {
+    if !can_build() || !fixtures::require_tools(&["openssl"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fixtures::Pki::create(&dir.path().join("pki"));
+    let password = "Isolation-Pfx-Passw0rd";
+    let pfx = pki.pfx("iso", "rsa.key", "rsa.crt", password, &[]);
+    let credentials = json!({
+        "windows_pfx_base64": base64::engine::general_purpose::STANDARD.encode(pfx),
+        "windows_pfx_password": password,
+        "windows_timestamp_url": "none",
+    });
+    let hub = TestHub::start().await.unwrap();
+    let _worker = start_worker(&hub, dir.path(), &[]);
+    let worker_pid = _worker.id().unwrap();
+    hub.wait_for_hello(1, Duration::from_secs(20)).await.unwrap();
+
+    let slow = example_project::example_with_marker(
+        &dir.path().join("slow"),
+        "perry-standin: sleep 30",
+    );
+    hub.assign(
+        "slow",
+        "token-slow",
+        example_project::tarball_of(&slow),
+        example_project::example_manifest("portable"),
+        credentials,
+    )
+    .unwrap();
+    let mut child = None;
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            child = job_processes(worker_pid).first().copied();
+            child.is_some()
+        })
+        .await,
+        "the job process starts"
+    );
+    let child = child.unwrap();
+
+    let environ = std::fs::read(format!("/proc/{child}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    for secret in [password, "isolation-hub-secret", "token-slow", "PERRY_"] {
+        assert!(!environ.contains(secret), "{secret:?} in {environ:?}");
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{child}/limits")).unwrap();
+    let row = |name: &str| -> Vec<String> {
+        let line = limits.lines().find(|l| l.starts_with(name)).unwrap();
+        line[name.len()..]
+            .split_whitespace()
+            .take(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let memory = JOB_MEMORY_BYTES.to_string();
+    assert_eq!(row("Max data size"), [memory.as_str(), memory.as_str()]);
+    assert_eq!(row("Max core file size"), ["0", "0"]);
+    assert_eq!(row("Max open files"), ["200", "200"]);
+    assert_eq!(row("Max cpu time")[0], "3600");
+
+    let cancelled_at = Instant::now();
+    hub.send_json(&json!({"type": "cancel", "job_id": "slow"}))
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || !Path::new(&format!("/proc/{child}"))
+            .exists()
+            || std::fs::read_to_string(format!("/proc/{child}/status"))
+                .unwrap_or_default()
+                .contains("(zombie)"))
+        .await,
+        "the job process is gone after the cancel"
+    );
+    let complete = hub
+        .wait_for_complete("slow", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(complete.json["success"], false);
+    assert!(cancelled_at.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_local_build_over_the_memory_limit_names_the_stage_and_the_limit() {
+    if !can_build() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = icon_bomb_project(&dir.path().join("bomb"));
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perry-ship-windows"))
+        .args(["build", "--no-docker", "--distribute", "portable", "--out"])
+        .arg(dir.path().join("out"))
+        .arg(&bomb)
+        .env("PERRY_BUILD_PERRY_BINARY", standin_perry())
+        .env("PERRY_WORK_DIR", dir.path().join("work"))
+        .env("PERRY_MIN_FREE_DISK", "1m")
+        .env("PERRY_JOB_MEMORY", JOB_MEMORY)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "PACKAGE_FAILED (generating_assets): generating assets exceeded its 128 MiB memory limit"
+        ),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("work")).unwrap().count(),
+        0,
+        "the job folder is gone"
+    );
+}
