@@ -10,7 +10,9 @@
 //!   scheduler, and the HTTP transfers ([`hub::transfer`]: tarball download, artifact
 //!   upload).
 //! - [`job`]: the job itself: [`job::lifecycle`] (prepare → pipeline → deliver, the same for
-//!   `run` and `build`), manifest, credentials, safe extraction, secret masking, work folders.
+//!   `run` and `build`), manifest, credentials, secret masking, work folders.
+//! - [`untrusted`]: untrusted file trees: the one relative-path rule, the tar unpacker
+//!   (project tarballs, container outputs) and the tree copy, each under an explicit policy.
 //! - [`pipeline`]: the stages after extraction: compile → assets → bundle → sign → package.
 //! - [`sandbox`]: where a tool runs: disposable Docker containers or host processes.
 //! - [`package`]: icons, PE resources, NSIS installer, MSIX and portable ZIP.
@@ -37,3 +39,4 @@ pub mod provenance;
 pub mod sandbox;
 pub mod sign;
 pub mod testhub;
+pub mod untrusted;

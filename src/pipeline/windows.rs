@@ -4,13 +4,13 @@
 
 use super::assets;
 use super::compile::{self, CompiledApp};
-use super::files::copy_tree_inside;
 use super::packaging;
 use super::precompiled;
 use super::{Artifact, JobContext, Pipeline};
 use crate::error::{ErrorCode, JobError};
 use crate::events::Stage;
-use crate::job::budget::{Budget, BudgetError};
+use crate::untrusted::budget::{Budget, BudgetError};
+use crate::untrusted::tree_copy::{copy_tree, CopyPolicy};
 use crate::package::{self, AppInfo, Bundle};
 use crate::sign::signtool::SignTool;
 use crate::sign::SigningSession;
@@ -145,7 +145,7 @@ fn assemble_bundle(
     for dir in &compiled.asset_dirs {
         let name = dir.file_name().expect("asset folders have names");
         let files =
-            copy_tree_inside(dir, &root.join(name), &compiled.root, &mut budget).map_err(|e| {
+            copy_tree(dir, &root.join(name), CopyPolicy::project_assets(&compiled.root), &mut budget).map_err(|e| {
                 if e.downcast_ref::<BudgetError>() == Some(&BudgetError::Cancelled) {
                     return JobError::cancelled(Some(stage));
                 }
