@@ -100,11 +100,7 @@ fn limits() -> ExtractLimits {
 }
 
 /// Extracts, expects an error, checks nothing leaked; returns the error's message.
-fn refused(
-    bytes: Vec<u8>,
-    limits: &ExtractLimits,
-    check: impl Fn(&UnpackError) -> bool,
-) -> String {
+fn refused(bytes: Vec<u8>, limits: &ExtractLimits, check: impl Fn(&UnpackError) -> bool) -> String {
     let scene = Scene::new();
     let err = scene
         .extract(&bytes, limits)
@@ -230,7 +226,8 @@ fn gzip_file_extracts() {
 
     let bad = scene.tmp.path().join("bad.tar.gz");
     std::fs::write(&bad, "this is not gzip").unwrap();
-    let err = unpack_tar_gz_file(&bad, &scene.tmp.path().join("dest2"), &project(&limits())).unwrap_err();
+    let err =
+        unpack_tar_gz_file(&bad, &scene.tmp.path().join("dest2"), &project(&limits())).unwrap_err();
     assert!(matches!(err, UnpackError::Corrupt(_)), "{err:?}");
     let missing = unpack_tar_gz_file(
         &scene.tmp.path().join("nope.tar.gz"),

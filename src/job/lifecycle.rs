@@ -18,13 +18,13 @@
 use super::credentials::Credentials;
 use super::manifest::Manifest;
 use super::workdir;
-use crate::untrusted::archive::{unpack_tar_gz_file, UnpackPolicy};
 use crate::config::Config;
 use crate::error::JobError;
 use crate::events::{SharedSink, Stage};
 use crate::pipeline::{Artifact, JobContext, Pipeline};
 use crate::sandbox::Runner;
 use crate::sign::summary::CertificateGauges;
+use crate::untrusted::archive::{unpack_tar_gz_file, UnpackPolicy};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;

@@ -135,10 +135,7 @@ impl Walk<'_, '_> {
         } else if meta.is_file() {
             self.copy_file(shown, &real, to, &meta)
         } else {
-            bail!(
-                "{} is not a regular file, folder or link",
-                shown.display()
-            )
+            bail!("{} is not a regular file, folder or link", shown.display())
         }
     }
 
@@ -196,7 +193,13 @@ impl Walk<'_, '_> {
     }
 
     /// Copies at most the budgeted bytes of one file (it may grow while being read).
-    fn copy_file(&mut self, shown: &Path, from: &Path, to: &Path, meta: &fs::Metadata) -> Result<()> {
+    fn copy_file(
+        &mut self,
+        shown: &Path,
+        from: &Path,
+        to: &Path,
+        meta: &fs::Metadata,
+    ) -> Result<()> {
         let len = meta.len();
         self.budget.take_bytes(len)?;
         if self.budget.is_cancelled() {

@@ -109,7 +109,8 @@ mod tests {
 
     #[test]
     fn link_targets_are_rewritten_inside() {
-        let target = |p: &[&str], raw: &[u8]| symlink_target(b"l", &parent(p), raw, PathRule::PROJECT);
+        let target =
+            |p: &[&str], raw: &[u8]| symlink_target(b"l", &parent(p), raw, PathRule::PROJECT);
         assert_eq!(target(&["a", "b"], b"../c").unwrap(), "../../a/c");
         assert_eq!(target(&[], b"x/y").unwrap(), "x/y");
         assert_eq!(target(&["a"], b"..").unwrap(), "..");

@@ -82,11 +82,18 @@ fn traversal_and_special_files_are_refused() {
         &[("dist/dev", Block, "", b"")],
         &[("dist/hl", Link, "/etc/passwd", b"")],
         &[("dist\\win", Regular, "", b"x")],
-        &[("dist/a", Regular, "", b"x"), ("dist/hl", Link, "other/a", b"")],
+        &[
+            ("dist/a", Regular, "", b"x"),
+            ("dist/hl", Link, "other/a", b""),
+        ],
     ];
     for entries in cases {
         let (_dir, result) = unpack_output(entries);
-        assert!(result.is_err(), "accepted {:?}", entries[entries.len() - 1].0);
+        assert!(
+            result.is_err(),
+            "accepted {:?}",
+            entries[entries.len() - 1].0
+        );
     }
 }
 
@@ -128,7 +135,10 @@ fn limits_are_enforced() {
 
 #[test]
 fn policies_differ_only_where_they_say() {
-    let dup: &[Entry] = &[("dist/a", Regular, "", b"1"), ("dist/a", Regular, "", b"22")];
+    let dup: &[Entry] = &[
+        ("dist/a", Regular, "", b"1"),
+        ("dist/a", Regular, "", b"22"),
+    ];
     let dir = tempfile::tempdir().unwrap();
     let project = UnpackPolicy::project_tarball(LIMITS);
     let err = unpack(&raw_tar(dup)[..], &dir.path().join("p"), &project).unwrap_err();
@@ -143,7 +153,10 @@ fn policies_differ_only_where_they_say() {
     let link: &[Entry] = &[("dist/l", Symlink, "a", b"")];
     let err = unpack(&raw_tar(link)[..], &dir.path().join("s"), &strict).unwrap_err();
     assert!(matches!(err, UnpackError::LinkEscapes { .. }), "{err:?}");
-    let hard: &[Entry] = &[("dist/a", Regular, "", b"1"), ("dist/h", Link, "dist/a", b"")];
+    let hard: &[Entry] = &[
+        ("dist/a", Regular, "", b"1"),
+        ("dist/h", Link, "dist/a", b""),
+    ];
     let err = unpack(&raw_tar(hard)[..], &dir.path().join("h"), &strict).unwrap_err();
     assert!(matches!(err, UnpackError::HardLink { .. }), "{err:?}");
 }

@@ -9,11 +9,11 @@
 use super::policy::Existing;
 use super::UnpackError;
 use crate::untrusted::path::preview;
-use tokio_util::sync::CancellationToken;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
 
 /// The byte budget shared by all files of one unpacking, and the job's cancel.
 pub struct ByteBudget {
@@ -58,11 +58,7 @@ pub struct Writer {
 impl Writer {
     /// Makes sure every folder of `components[..len]` exists as a real folder (creating
     /// missing ones), and returns the joined path.
-    pub fn ensure_dirs(
-        &self,
-        entry: &[u8],
-        components: &[String],
-    ) -> Result<PathBuf, UnpackError> {
+    pub fn ensure_dirs(&self, entry: &[u8], components: &[String]) -> Result<PathBuf, UnpackError> {
         let mut path = self.root.clone();
         for component in components {
             path.push(component);
