@@ -52,46 +52,71 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Reads and checks the headers. Errors are plain sentences for a `SignError`.
-pub fn read_layout(file: &mut File) -> Result<PeLayout, String> {
-    let file_len = file
-        .metadata()
-        .map_err(|e| format!("cannot stat file: {e}"))?
-        .len();
+/// Why a file's PE headers or certificate table cannot be used. The messages are plain
+/// sentences for a `SignError`.
+#[derive(Debug, thiserror::Error)]
+pub enum PeError {
+    /// Not a PE image, or one whose headers or certificate table this signer refuses.
+    #[error("{0}")]
+    Malformed(&'static str),
+    #[error("file is {len} bytes, smaller than the {MIN_PE_LEN} bytes of PE headers")]
+    TooSmall { len: u64 },
+    /// The file carries no signature.
+    #[error("file is not signed (no certificate table)")]
+    Unsigned,
+    #[error("{action}: {source}")]
+    Io {
+        action: &'static str,
+        source: std::io::Error,
+    },
+}
+
+fn io_error(action: &'static str) -> impl FnOnce(std::io::Error) -> PeError {
+    move |source| PeError::Io { action, source }
+}
+
+/// Reads and checks the headers.
+pub fn read_layout(file: &mut File) -> Result<PeLayout, PeError> {
+    let file_len = file.metadata().map_err(io_error("cannot stat file"))?.len();
     let mut dos = [0u8; 64];
-    file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(io_error("cannot seek"))?;
     file.read_exact(&mut dos)
-        .map_err(|_| "file is too small to be a PE image".to_string())?;
+        .map_err(|_| PeError::Malformed("file is too small to be a PE image"))?;
     if &dos[..2] != b"MZ" {
-        return Err("not a PE image (no MZ header)".into());
+        return Err(PeError::Malformed("not a PE image (no MZ header)"));
     }
     if file_len < MIN_PE_LEN {
-        return Err(format!(
-            "file is {file_len} bytes, smaller than the {MIN_PE_LEN} bytes of PE headers"
-        ));
+        return Err(PeError::TooSmall { len: file_len });
     }
     let pe_offset = u64::from(u32_at(&dos, 0x3c).unwrap_or(0));
     // signature + COFF header + the optional header up to and including the data directories
     let mut header = vec![0u8; 24 + 240];
     if pe_offset + header.len() as u64 > file_len {
-        return Err("PE header lies outside the file".into());
+        return Err(PeError::Malformed("PE header lies outside the file"));
     }
     file.seek(SeekFrom::Start(pe_offset))
-        .map_err(|e| e.to_string())?;
+        .map_err(io_error("cannot seek"))?;
     file.read_exact(&mut header)
-        .map_err(|e| format!("cannot read PE header: {e}"))?;
+        .map_err(io_error("cannot read PE header"))?;
     if &header[..4] != b"PE\0\0" {
-        return Err("not a PE image (no PE signature)".into());
+        return Err(PeError::Malformed("not a PE image (no PE signature)"));
     }
     let optional = 24usize;
     let (rva_count_at, dirs_at) = match u16_at(&header, optional) {
         Some(0x10b) => (optional + 92, optional + 96),
         Some(0x20b) => (optional + 108, optional + 112),
-        _ => return Err("unknown optional header magic (neither PE32 nor PE32+)".into()),
+        _ => {
+            return Err(PeError::Malformed(
+                "unknown optional header magic (neither PE32 nor PE32+)",
+            ))
+        }
     };
     let rva_count = u32_at(&header, rva_count_at).unwrap_or(0);
     if rva_count < 5 {
-        return Err("PE image has no security directory entry".into());
+        return Err(PeError::Malformed(
+            "PE image has no security directory entry",
+        ));
     }
     let security_at = dirs_at + 4 * 8;
     let table_offset = u64::from(u32_at(&header, security_at).unwrap_or(0));
@@ -100,7 +125,9 @@ pub fn read_layout(file: &mut File) -> Result<PeLayout, String> {
         (0, 0) => None,
         (offset, size) => {
             if offset + size != file_len || size > MAX_CERT_TABLE || offset < 512 {
-                return Err("existing certificate table is not at the end of the file".into());
+                return Err(PeError::Malformed(
+                    "existing certificate table is not at the end of the file",
+                ));
             }
             Some((offset, size))
         }
@@ -308,22 +335,24 @@ pub fn embed_signature(
 }
 
 /// Reads the PKCS#7 blob of the (first) `WIN_CERTIFICATE` of a signed file.
-pub fn read_signature(file: &mut File, layout: &PeLayout) -> Result<Vec<u8>, String> {
+pub fn read_signature(file: &mut File, layout: &PeLayout) -> Result<Vec<u8>, PeError> {
     let Some((offset, size)) = layout.cert_table else {
-        return Err("file is not signed (no certificate table)".into());
+        return Err(PeError::Unsigned);
     };
     let mut table = vec![0u8; size as usize];
     file.seek(SeekFrom::Start(offset))
-        .map_err(|e| e.to_string())?;
+        .map_err(io_error("cannot seek"))?;
     file.read_exact(&mut table)
-        .map_err(|e| format!("cannot read certificate table: {e}"))?;
+        .map_err(io_error("cannot read certificate table"))?;
     let entry_len = u32_at(&table, 0).unwrap_or(0) as usize;
     if entry_len < 8 || entry_len > table.len() {
-        return Err("malformed WIN_CERTIFICATE length".into());
+        return Err(PeError::Malformed("malformed WIN_CERTIFICATE length"));
     }
     if u16_at(&table, 4) != Some(WIN_CERT_REVISION) || u16_at(&table, 6) != Some(WIN_CERT_TYPE_PKCS)
     {
-        return Err("WIN_CERTIFICATE is not a revision 2 PKCS#7 entry".into());
+        return Err(PeError::Malformed(
+            "WIN_CERTIFICATE is not a revision 2 PKCS#7 entry",
+        ));
     }
     table.truncate(entry_len);
     table.drain(..8);
