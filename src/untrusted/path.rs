@@ -115,7 +115,7 @@ pub fn relative_components(raw: &[u8], rule: PathRule) -> Result<Vec<String>, Pa
 
 /// Splits a relative path into raw components (`""`, `.` and `..` included), after the
 /// checks on the whole path: length, UTF-8, not absolute, `\` as the rule says.
-pub fn split(raw: &[u8], rule: PathRule) -> Result<std::vec::IntoIter<&str>, PathError> {
+pub fn split(raw: &[u8], rule: PathRule) -> Result<Vec<&str>, PathError> {
     if raw.len() > MAX_PATH_BYTES {
         return Err(PathError::TooLong {
             len: raw.len(),
@@ -129,8 +129,7 @@ pub fn split(raw: &[u8], rule: PathRule) -> Result<std::vec::IntoIter<&str>, Pat
     if !rule.backslash_separates && path.contains('\\') {
         return Err(PathError::Backslash);
     }
-    let parts: Vec<&str> = path.split(['/', '\\']).collect();
-    Ok(parts.into_iter())
+    Ok(path.split(['/', '\\']).collect())
 }
 
 /// Checks one plain component (not `""`, `.` or `..`).
