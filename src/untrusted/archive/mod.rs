@@ -15,7 +15,7 @@
 //!
 //! Files get mode 0644, or 0755 when the tar mode has an execute bit (never setuid/setgid),
 //! folders 0755; file mtimes are kept (folder mtimes are not). GNU long names and PAX
-//! headers are read with size caps ([`headers`]).
+//! headers are read with size caps (`headers.rs`).
 
 mod error;
 mod headers;

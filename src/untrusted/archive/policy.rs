@@ -17,7 +17,7 @@ pub enum Symlinks {
     Refuse,
     /// A link whose target, resolved from the link's folder, stays below the destination
     /// is created with its target rewritten to only walk up through real folders
-    /// ([`super::links::symlink_target`]); any other link is an error.
+    /// (`links::symlink_target`); any other link is an error.
     RewriteInside,
 }
 
