@@ -10,7 +10,9 @@
 //!   scheduler, and the HTTP transfers ([`hub::transfer`]: tarball download, artifact
 //!   upload).
 //! - [`job`]: the job itself: [`job::lifecycle`] (prepare → pipeline → deliver, the same for
-//!   `run` and `build`), manifest, credentials, safe extraction, secret masking, work folders.
+//!   `run` and `build`), manifest, credentials, secret masking, work folders.
+//! - [`untrusted`]: untrusted file trees: the one relative-path rule, the tar unpacker
+//!   (project tarballs, container outputs) and the tree copy, each under an explicit policy.
 //! - [`pipeline`]: the stages after extraction: compile → assets → bundle → sign → package.
 //! - [`isolation`]: the pipeline in a disposable child process per job, under OS limits and
 //!   without credentials, so no byte the project made is read by the long-lived worker.
@@ -40,3 +42,4 @@ pub mod provenance;
 pub mod sandbox;
 pub mod sign;
 pub mod testhub;
+pub mod untrusted;

@@ -14,11 +14,18 @@ mod tar_builder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use perry_ship_windows::config::ExtractLimits;
-use perry_ship_windows::job::extract::{extract_tar, extract_tar_gz, ExtractError, ExtractStats};
+use perry_ship_windows::untrusted::archive::{
+    unpack, unpack_tar_gz_file, UnpackError, UnpackPolicy, UnpackStats,
+};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use tar::{EntryType, Header};
 use tar_builder::{tar, Tar};
+
+/// The policy the job unpacks project tarballs with.
+fn project(limits: &ExtractLimits) -> UnpackPolicy {
+    UnpackPolicy::project_tarball(*limits)
+}
 
 const SENTINEL: &str = "sentinel.txt";
 const SENTINEL_TEXT: &str = "untouched";
@@ -39,8 +46,8 @@ impl Scene {
         self.tmp.path().join("dest")
     }
 
-    fn extract(&self, bytes: &[u8], limits: &ExtractLimits) -> Result<ExtractStats, ExtractError> {
-        extract_tar(bytes, &self.dest(), limits)
+    fn extract(&self, bytes: &[u8], limits: &ExtractLimits) -> Result<UnpackStats, UnpackError> {
+        unpack(bytes, &self.dest(), &project(limits))
     }
 
     /// Nothing but `dest`, `allowed` and the untouched sentinel exist in the temp folder, and
@@ -93,11 +100,7 @@ fn limits() -> ExtractLimits {
 }
 
 /// Extracts, expects an error, checks nothing leaked; returns the error's message.
-fn refused(
-    bytes: Vec<u8>,
-    limits: &ExtractLimits,
-    check: impl Fn(&ExtractError) -> bool,
-) -> String {
+fn refused(bytes: Vec<u8>, limits: &ExtractLimits, check: impl Fn(&UnpackError) -> bool) -> String {
     let scene = Scene::new();
     let err = scene
         .extract(&bytes, limits)
@@ -125,7 +128,7 @@ fn normal_project_extracts_exactly() {
     let stats = scene.extract(&t.finish(), &limits()).unwrap();
     assert_eq!(
         stats,
-        ExtractStats {
+        UnpackStats {
             entries: 11,
             bytes: 19 + 20 + 10 + 4 + 19
         }
@@ -207,10 +210,10 @@ fn gzip_file_extracts() {
     let mut t = Tar::new(gz);
     t.file("a/b.txt", b"hello");
     t.finish().finish().unwrap();
-    let stats = extract_tar_gz(&archive, &scene.dest(), &limits()).unwrap();
+    let stats = unpack_tar_gz_file(&archive, &scene.dest(), &project(&limits())).unwrap();
     assert_eq!(
         stats,
-        ExtractStats {
+        UnpackStats {
             entries: 1,
             bytes: 5
         }
@@ -223,12 +226,13 @@ fn gzip_file_extracts() {
 
     let bad = scene.tmp.path().join("bad.tar.gz");
     std::fs::write(&bad, "this is not gzip").unwrap();
-    let err = extract_tar_gz(&bad, &scene.tmp.path().join("dest2"), &limits()).unwrap_err();
-    assert!(matches!(err, ExtractError::Corrupt(_)), "{err:?}");
-    let missing = extract_tar_gz(
+    let err =
+        unpack_tar_gz_file(&bad, &scene.tmp.path().join("dest2"), &project(&limits())).unwrap_err();
+    assert!(matches!(err, UnpackError::Corrupt(_)), "{err:?}");
+    let missing = unpack_tar_gz_file(
         &scene.tmp.path().join("nope.tar.gz"),
         &scene.dest(),
-        &limits(),
+        &project(&limits()),
     )
     .unwrap_err();
     assert!(missing.to_string().contains("nope.tar.gz"), "{missing}");
@@ -245,7 +249,7 @@ fn parent_dir_entries_are_refused() {
         let mut t = tar();
         t.file("ok.txt", b"fine").file(name, b"evil");
         let msg = refused(t.finish(), &limits(), |e| {
-            matches!(e, ExtractError::UnsafePath { .. })
+            matches!(e, UnpackError::UnsafePath { .. })
         });
         assert!(msg.contains("evil.txt") && msg.contains(".."), "{msg}");
     }
@@ -264,7 +268,7 @@ fn absolute_paths_are_refused() {
         let mut t = tar();
         t.file(name, b"evil");
         let msg = refused(t.finish(), &limits(), |e| {
-            matches!(e, ExtractError::UnsafePath { .. })
+            matches!(e, UnpackError::UnsafePath { .. })
         });
         assert!(msg.contains("evil"), "{msg}");
     }
@@ -280,14 +284,14 @@ fn writing_through_a_symlink_is_refused() {
         .symlink("alias", "real")
         .file("alias/x.txt", b"through the link");
     let msg = refused(t.finish(), &limits(), |e| {
-        matches!(e, ExtractError::ThroughSymlink { .. })
+        matches!(e, UnpackError::ThroughSymlink { .. })
     });
     assert!(msg.contains("alias"), "{msg}");
 
     let mut t = tar();
     t.symlink("up", ".").file("up/up/x.txt", b"x");
     refused(t.finish(), &limits(), |e| {
-        matches!(e, ExtractError::ThroughSymlink { .. })
+        matches!(e, UnpackError::ThroughSymlink { .. })
     });
 }
 
@@ -297,7 +301,7 @@ fn symlinks_pointing_outside_are_refused() {
         let mut t = tar();
         t.symlink("escape", target).file("escape/x.txt", b"x");
         let msg = refused(t.finish(), &limits(), |e| {
-            matches!(e, ExtractError::LinkEscapes { .. })
+            matches!(e, UnpackError::LinkEscapes { .. })
         });
         assert!(msg.contains("escape"), "{msg}");
     }
@@ -322,7 +326,7 @@ fn hardlinks_outside_are_refused() {
         t.dir("dir/")
             .raw(b"passwd", EntryType::Link, target.as_bytes(), 0o644, b"");
         let msg = refused(t.finish(), &limits(), |e| {
-            matches!(e, ExtractError::HardLink { .. })
+            matches!(e, UnpackError::HardLink { .. })
         });
         assert!(msg.contains("passwd") && msg.contains("hard link"), "{msg}");
     }
@@ -331,7 +335,7 @@ fn hardlinks_outside_are_refused() {
     t.symlink("l", ".")
         .raw(b"h", EntryType::Link, b"l", 0o644, b"");
     refused(t.finish(), &limits(), |e| {
-        matches!(e, ExtractError::HardLink { .. })
+        matches!(e, UnpackError::HardLink { .. })
     });
 }
 
@@ -345,7 +349,7 @@ fn devices_and_fifos_are_refused() {
         let mut t = tar();
         t.raw(b"dev/thing", kind, b"", 0o666, b"");
         let msg = refused(t.finish(), &limits(), |e| {
-            matches!(e, ExtractError::SpecialFile { .. })
+            matches!(e, UnpackError::SpecialFile { .. })
         });
         assert!(msg.contains(word) && msg.contains("dev/thing"), "{msg}");
     }
@@ -371,9 +375,9 @@ fn too_many_entries_are_refused() {
         max_entries: 5_000,
         ..ExtractLimits::default()
     };
-    let err = extract_tar_gz(&archive, &scene.dest(), &limits).unwrap_err();
+    let err = unpack_tar_gz_file(&archive, &scene.dest(), &project(&limits)).unwrap_err();
     assert!(
-        matches!(err, ExtractError::TooManyEntries { limit: 5_000 }),
+        matches!(err, UnpackError::TooManyEntries { limit: 5_000 }),
         "{err:?}"
     );
     assert!(err.to_string().contains("5000"), "{err}");
@@ -392,7 +396,7 @@ fn gzip_bomb_stops_at_the_byte_limit() {
     let mut t = tar();
     t.big_file("big.bin", 3 << 20, 0);
     let msg = refused(t.finish(), &small, |e| {
-        matches!(e, ExtractError::TooLarge { .. })
+        matches!(e, UnpackError::TooLarge { .. })
     });
     assert!(msg.contains("big.bin") && msg.contains("2097152"), "{msg}");
 
@@ -413,8 +417,8 @@ fn gzip_bomb_stops_at_the_byte_limit() {
         std::fs::metadata(&archive).unwrap().len() < 1 << 20,
         "the bomb should be small"
     );
-    let err = extract_tar_gz(&archive, &scene.dest(), &small).unwrap_err();
-    assert!(matches!(err, ExtractError::TooLarge { .. }), "{err:?}");
+    let err = unpack_tar_gz_file(&archive, &scene.dest(), &project(&small)).unwrap_err();
+    assert!(matches!(err, UnpackError::TooLarge { .. }), "{err:?}");
     let written: u64 = walk(&scene.dest())
         .iter()
         .map(|p| std::fs::metadata(p).unwrap().len())
@@ -429,7 +433,7 @@ fn very_deep_and_very_long_paths_are_refused() {
     let mut t = tar();
     t.raw(deep.as_bytes(), EntryType::Regular, b"", 0o644, b"x");
     let msg = refused(t.finish(), &limits(), |e| {
-        matches!(e, ExtractError::NameTooLong { .. })
+        matches!(e, UnpackError::NameTooLong { .. })
     });
     assert!(msg.len() < 400, "message too long: {} bytes", msg.len());
 
@@ -437,7 +441,7 @@ fn very_deep_and_very_long_paths_are_refused() {
     let mut t = tar();
     t.raw(deep.as_bytes(), EntryType::Regular, b"", 0o644, b"x");
     let msg = refused(t.finish(), &limits(), |e| {
-        matches!(e, ExtractError::TooDeep { depth: 301, .. })
+        matches!(e, UnpackError::TooDeep { depth: 301, .. })
     });
     assert!(msg.contains("301") && msg.contains("256"), "{msg}");
 
@@ -451,7 +455,7 @@ fn very_deep_and_very_long_paths_are_refused() {
         b"",
     );
     let msg = refused(t.finish(), &limits(), |e| {
-        matches!(e, ExtractError::NameTooLong { .. })
+        matches!(e, UnpackError::NameTooLong { .. })
     });
     assert!(msg.contains("link target"), "{msg}");
 }
@@ -467,7 +471,7 @@ fn non_utf8_names_are_refused() {
         b"latin-1 name",
     );
     let msg = refused(t.finish(), &limits(), |e| {
-        matches!(e, ExtractError::NonUtf8Name { .. })
+        matches!(e, UnpackError::NonUtf8Name { .. })
     });
     assert!(msg.contains("UTF-8") && msg.contains("caf"), "{msg}");
 }
@@ -477,7 +481,7 @@ fn duplicate_entries_are_refused() {
     let mut t = tar();
     t.file("a.txt", b"first").file("a.txt", b"second");
     let msg = refused(t.finish(), &limits(), |e| {
-        matches!(e, ExtractError::Duplicate { .. })
+        matches!(e, UnpackError::Duplicate { .. })
     });
     assert!(msg.contains("a.txt") && msg.contains("duplicate"), "{msg}");
 
@@ -485,17 +489,17 @@ fn duplicate_entries_are_refused() {
     let mut t = tar();
     t.file("main.ts", b"ok").symlink("main.ts", "/etc/passwd");
     refused(t.finish(), &limits(), |e| {
-        matches!(e, ExtractError::LinkEscapes { .. })
+        matches!(e, UnpackError::LinkEscapes { .. })
     });
     let mut t = tar();
     t.file("main.ts", b"ok").symlink("main.ts", "other.ts");
     refused(t.finish(), &limits(), |e| {
-        matches!(e, ExtractError::Duplicate { .. })
+        matches!(e, UnpackError::Duplicate { .. })
     });
     let mut t = tar();
     t.file("x", b"file").file("x/y", b"under a file");
     refused(t.finish(), &limits(), |e| {
-        matches!(e, ExtractError::Duplicate { .. })
+        matches!(e, UnpackError::Duplicate { .. })
     });
 }
 
@@ -507,7 +511,7 @@ fn garbage_and_truncated_archives_are_corrupt() {
     bytes.truncate(3000);
     let scene = Scene::new();
     let err = scene.extract(&bytes, &limits()).unwrap_err();
-    assert!(matches!(err, ExtractError::Corrupt(_)), "{err:?}");
+    assert!(matches!(err, UnpackError::Corrupt(_)), "{err:?}");
     scene.assert_nothing_outside(&[]);
 
     // A huge GNU long-name header is refused without being read into memory.
@@ -517,5 +521,5 @@ fn garbage_and_truncated_archives_are_corrupt() {
     h.set_size(1 << 40);
     h.set_cksum();
     let err = Scene::new().extract(h.as_bytes(), &limits()).unwrap_err();
-    assert!(matches!(err, ExtractError::NameTooLong { .. }), "{err:?}");
+    assert!(matches!(err, UnpackError::NameTooLong { .. }), "{err:?}");
 }

@@ -39,10 +39,12 @@ pub(super) fn timestamp_urls(
     use crate::sign::timestamp_servers::{parse_url_list, TimestampChoice};
     match value {
         None => Ok(default),
-        Some(v) => match parse_url_list(&v).map_err(|p| bad("PERRY_TIMESTAMP_URLS", p))? {
-            TimestampChoice::Off => Ok(Vec::new()),
-            TimestampChoice::Servers(urls) => Ok(urls),
-        },
+        Some(v) => {
+            match parse_url_list(&v).map_err(|p| bad("PERRY_TIMESTAMP_URLS", p.to_string()))? {
+                TimestampChoice::Off => Ok(Vec::new()),
+                TimestampChoice::Servers(urls) => Ok(urls),
+            }
+        }
     }
 }
 

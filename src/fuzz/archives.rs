@@ -1,5 +1,5 @@
-//! Fuzz targets for the two tar readers: project tarball extraction (`job::extract`) and
-//! copy-out unpacking (`sandbox::docker::unpack`). Seeds are real tarballs (files, folders,
+//! Fuzz targets for the tar unpacker (`untrusted::archive`) under its two policies:
+//! project tarballs and container copy-outs. Seeds are real tarballs (files, folders,
 //! links, GNU long names, PAX headers, a gzip bomb); the structure-aware mutation edits one
 //! header field (name, type, link target, size, mode) and fixes the header checksum, so
 //! the mutant gets past the tar reader into our checks.
@@ -11,9 +11,11 @@
 use super::engine::{self, class, Rng, Target};
 use super::mutate::{self, INTERESTING_NAMES};
 use crate::config::ExtractLimits;
+use crate::untrusted::archive::{self, UnpackPolicy};
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 const LIMITS: ExtractLimits = ExtractLimits {
     max_entries: 64,
@@ -285,12 +287,13 @@ fn fuzz_project_tarball() {
         mutate: &|data, rng| mutate_tar(data, "proj", rng),
         check: &|input| {
             let scene = scene();
+            let project = UnpackPolicy::project_tarball(LIMITS);
             let result = if input.starts_with(&[0x1f, 0x8b]) {
                 let gz = scene.root.parent().unwrap().join("in.tar.gz");
                 std::fs::write(&gz, input).map_err(|e| e.to_string())?;
-                crate::job::extract::extract_tar_gz(&gz, &scene.dest, &LIMITS)
+                archive::unpack_tar_gz_file(&gz, &scene.dest, &project)
             } else {
-                crate::job::extract::extract_tar(input, &scene.dest, &LIMITS)
+                archive::unpack(input, &scene.dest, &project)
             };
             verify(&scene)?;
             Ok(match result {
@@ -315,8 +318,8 @@ fn fuzz_copy_out_unpack() {
         mutate: &|data, rng| mutate_tar(data, "dist", rng),
         check: &|input| {
             let scene = scene();
-            let result =
-                crate::sandbox::docker::unpack::unpack_checked(input, &scene.dest, "dist", LIMITS);
+            let policy = UnpackPolicy::container_output("dist", LIMITS, CancellationToken::new());
+            let result = archive::unpack(input, &scene.dest, &policy);
             verify(&scene)?;
             Ok(match result {
                 Ok(_) => "ok".into(),

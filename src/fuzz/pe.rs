@@ -338,7 +338,7 @@ fn fuzz_authenticode() {
             let mut f = std::fs::File::open(&exe).map_err(|e| e.to_string())?;
             let layout = match authenticode::read_layout(&mut f) {
                 Ok(l) => l,
-                Err(e) => return Ok(class(&e)),
+                Err(e) => return Ok(class(&e.to_string())),
             };
             let _ = authenticode::read_signature(&mut f, &layout);
             let _ = authenticode::scan_signed(&mut f, &layout);
@@ -354,7 +354,7 @@ fn fuzz_authenticode() {
             if digest != scan.digest {
                 return Err("embedding changed the Authenticode digest".into());
             }
-            let sig = authenticode::read_signature(&mut f, &after)?;
+            let sig = authenticode::read_signature(&mut f, &after).map_err(|e| e.to_string())?;
             if !sig.starts_with(&blob) {
                 return Err("the embedded signature does not read back".into());
             }

@@ -1,14 +1,17 @@
 //! The Perry Hub wire protocol (hub-protocol.md §2): every frame in both directions.
 //!
 //! Worker → hub frames are built only here ([`WorkerFrame`], [`JobFrames`]) so each one
-//! carries its `job_id` and the exact field names. Hub → worker frames are parsed
-//! tolerantly by [`parse_hub_frame`]: unknown fields are ignored, and a malformed or
-//! unknown frame is a [`FrameError`] the link logs as a warning, never a crash.
+//! carries its `job_id` and the exact field names. Hub → worker frames are serde types in
+//! [`incoming`], parsed tolerantly by [`parse_hub_frame`]: unknown fields are ignored, and a
+//! malformed or unknown frame is a [`FrameError`] the link logs as a warning, never a crash.
+
+mod incoming;
+
+pub use incoming::{parse_hub_frame, FrameError, HubFrame, JobAssign};
 
 use crate::error::ErrorCode;
 use crate::events::{LogStream, Stage};
 use serde::Serialize;
-use serde_json::Value;
 
 /// One uploaded artifact as listed in `complete`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -170,127 +173,10 @@ impl JobFrames {
     }
 }
 
-/// A `job_assign` with every required field present.
-#[derive(Clone, Debug)]
-pub struct JobAssign {
-    pub job_id: String,
-    pub auth_token: String,
-    pub manifest: Value,
-    pub credentials: Value,
-    pub tarball_url: String,
-    pub artifact_upload_url: String,
-}
-
-/// A frame the hub sends.
-#[derive(Clone, Debug)]
-pub enum HubFrame {
-    JobAssign(Box<JobAssign>),
-    Cancel {
-        job_id: String,
-    },
-    UpdatePerry,
-    Error {
-        code: String,
-        message: String,
-    },
-    /// `proceed_distribute` / `skip_distribute`: accepted and logged only.
-    Distribute {
-        kind: String,
-        job_id: Option<String>,
-        reason: Option<String>,
-    },
-    /// Not a wire frame: the link tells the scheduler that its connection was lost, in
-    /// order with the hub frames before it (see [`super::link::LinkLost`]).
-    LinkLost(super::link::LinkLost),
-}
-
-/// Why a hub frame could not be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum FrameError {
-    #[error("frame is not a JSON object ({0})")]
-    NotJson(String),
-    #[error("frame has no string `type` field")]
-    NoType,
-    #[error("unknown frame type {0:?}")]
-    UnknownType(String),
-    #[error("`{frame}` frame lacks field `{field}` (or it has the wrong type)")]
-    MissingField {
-        frame: &'static str,
-        field: &'static str,
-    },
-}
-
-/// Parses one text frame from the hub.
-pub fn parse_hub_frame(text: &str) -> Result<HubFrame, FrameError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| FrameError::NotJson("not an object".into()))?;
-    let kind = obj
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or(FrameError::NoType)?;
-    let string = |frame: &'static str, field: &'static str| -> Result<String, FrameError> {
-        obj.get(field)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or(FrameError::MissingField { frame, field })
-    };
-    let optional = |field: &str| obj.get(field).and_then(Value::as_str).map(str::to_string);
-    match kind {
-        "job_assign" => {
-            const F: &str = "job_assign";
-            let job_id = string(F, "job_id")?;
-            if job_id.is_empty() {
-                return Err(FrameError::MissingField {
-                    frame: F,
-                    field: "job_id",
-                });
-            }
-            let manifest = obj
-                .get("manifest")
-                .filter(|m| m.is_object())
-                .cloned()
-                .ok_or(FrameError::MissingField {
-                    frame: F,
-                    field: "manifest",
-                })?;
-            // The hub sends `{}` when there are no credentials; be lenient with null/absent.
-            let credentials = match obj.get("credentials") {
-                None | Some(Value::Null) => Value::Object(Default::default()),
-                Some(c) => c.clone(),
-            };
-            Ok(HubFrame::JobAssign(Box::new(JobAssign {
-                job_id,
-                auth_token: string(F, "auth_token")?,
-                manifest,
-                credentials,
-                tarball_url: string(F, "tarball_url")?,
-                artifact_upload_url: string(F, "artifact_upload_url")?,
-            })))
-        }
-        "cancel" => Ok(HubFrame::Cancel {
-            job_id: string("cancel", "job_id")?,
-        }),
-        "update_perry" => Ok(HubFrame::UpdatePerry),
-        "error" => Ok(HubFrame::Error {
-            code: optional("code").unwrap_or_default(),
-            message: optional("message").unwrap_or_default(),
-        }),
-        "proceed_distribute" | "skip_distribute" => Ok(HubFrame::Distribute {
-            kind: kind.to_string(),
-            job_id: optional("job_id"),
-            reason: optional("reason"),
-        }),
-        other => Err(FrameError::UnknownType(other.chars().take(64).collect())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[test]
     fn hello_omits_unset_secret_and_version() {
@@ -339,45 +225,5 @@ mod tests {
         .unwrap();
         assert_eq!(l["stage"], "generating_assets");
         assert_eq!(l["stream"], "stderr");
-    }
-
-    #[test]
-    fn hub_frames_parse_tolerantly() {
-        assert!(matches!(
-            parse_hub_frame("nope"),
-            Err(FrameError::NotJson(_))
-        ));
-        assert!(matches!(
-            parse_hub_frame("[1]"),
-            Err(FrameError::NotJson(_))
-        ));
-        assert_eq!(parse_hub_frame("{}").unwrap_err(), FrameError::NoType);
-        assert!(matches!(
-            parse_hub_frame(r#"{"type":"x"}"#),
-            Err(FrameError::UnknownType(_))
-        ));
-        assert_eq!(
-            parse_hub_frame(r#"{"type":"job_assign","job_id":"a"}"#).unwrap_err(),
-            FrameError::MissingField {
-                frame: "job_assign",
-                field: "manifest"
-            }
-        );
-        let ok = parse_hub_frame(
-            r#"{"type":"job_assign","job_id":"a","auth_token":"t","manifest":{},"tarball_url":"u","artifact_upload_url":"v","extra":1}"#,
-        )
-        .unwrap();
-        match ok {
-            HubFrame::JobAssign(a) => assert_eq!(a.credentials, json!({})),
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(matches!(
-            parse_hub_frame(r#"{"type":"cancel","job_id":"a"}"#),
-            Ok(HubFrame::Cancel { .. })
-        ));
-        assert!(matches!(
-            parse_hub_frame(r#"{"type":"update_perry"}"#),
-            Ok(HubFrame::UpdatePerry)
-        ));
     }
 }

@@ -125,7 +125,7 @@ impl Credentials {
     pub fn timestamp_choice(&self) -> Result<TimestampChoice, String> {
         match self.timestamp_url.as_deref() {
             None => Ok(TimestampChoice::Servers(Vec::new())),
-            Some(text) => parse_url_list(text),
+            Some(text) => parse_url_list(text).map_err(|e| e.to_string()),
         }
     }
 }
@@ -229,7 +229,7 @@ impl Credentials {
                         format!("must be at most {MAX_PUBLIC_LEN} printable characters"),
                     ));
                 }
-                parse_url_list(text).map_err(|p| fail("windows_timestamp_url", p))?;
+                parse_url_list(text).map_err(|p| fail("windows_timestamp_url", p.to_string()))?;
                 Some(text.to_string())
             }
         };

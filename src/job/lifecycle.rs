@@ -17,13 +17,14 @@
 
 use super::credentials::Credentials;
 use super::manifest::Manifest;
-use super::{extract, workdir};
+use super::workdir;
 use crate::config::Config;
 use crate::error::JobError;
 use crate::events::{SharedSink, Stage};
 use crate::pipeline::{Artifact, JobContext, Pipeline};
 use crate::sandbox::Runner;
 use crate::sign::summary::CertificateGauges;
+use crate::untrusted::archive::{unpack_tar_gz_file, UnpackPolicy};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -166,9 +167,9 @@ pub async fn unpack_project(
             JobError::internal(Some(Stage::Extracting), format!("hashing the tarball: {e}"))
         })?;
     }
-    let limits = config.extract_limits;
+    let policy = UnpackPolicy::project_tarball(config.extract_limits);
     let (a, p) = (archive.to_path_buf(), dest.to_path_buf());
-    let stats = tokio::task::spawn_blocking(move || extract::extract_tar_gz(&a, &p, &limits))
+    let stats = tokio::task::spawn_blocking(move || unpack_tar_gz_file(&a, &p, &policy))
         .await
         .map_err(|e| {
             JobError::internal(Some(Stage::Extracting), format!("extraction crashed: {e}"))

@@ -96,7 +96,7 @@ pub fn pin_pe_timestamp(path: &Path) -> Result<(), String> {
 }
 
 fn rewrite_checksum(file: &mut File) -> Result<(), String> {
-    let layout = crate::sign::pe::read_layout(file)?;
+    let layout = crate::sign::pe::read_layout(file).map_err(|e| e.to_string())?;
     let checksum = crate::sign::pe::pe_checksum(file, layout.checksum_offset)
         .map_err(|e| format!("cannot read for the checksum: {e}"))?;
     file.seek(SeekFrom::Start(layout.checksum_offset))

@@ -7,7 +7,6 @@
 
 pub(crate) mod assets;
 mod compile;
-mod files;
 mod packaging;
 pub(crate) mod precompiled;
 mod provenance;

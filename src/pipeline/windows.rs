@@ -4,16 +4,16 @@
 
 use super::assets;
 use super::compile::{self, CompiledApp};
-use super::files::copy_tree_inside;
 use super::packaging;
 use super::precompiled;
 use super::{Artifact, JobContext, Pipeline};
 use crate::error::{ErrorCode, JobError};
 use crate::events::Stage;
-use crate::job::budget::{Budget, BudgetError};
 use crate::package::{self, AppInfo, Bundle};
 use crate::sign::signtool::SignTool;
 use crate::sign::SigningSession;
+use crate::untrusted::budget::{Budget, BudgetError};
+use crate::untrusted::tree_copy::{copy_tree, CopyPolicy};
 use std::sync::Arc;
 
 /// The Windows build pipeline used by the worker and by `perry-ship-windows build`.
@@ -155,16 +155,16 @@ fn assemble_bundle(
     );
     for dir in &compiled.asset_dirs {
         let name = dir.file_name().expect("asset folders have names");
-        let files =
-            copy_tree_inside(dir, &root.join(name), &compiled.root, &mut budget).map_err(|e| {
-                if e.downcast_ref::<BudgetError>() == Some(&BudgetError::Cancelled) {
-                    return JobError::cancelled(Some(stage));
-                }
-                fail(
-                    &format!("copying {}", name.to_string_lossy()),
-                    &format!("{e:#}"),
-                )
-            })?;
+        let policy = CopyPolicy::project_assets(&compiled.root);
+        let files = copy_tree(dir, &root.join(name), policy, &mut budget).map_err(|e| {
+            if e.downcast_ref::<BudgetError>() == Some(&BudgetError::Cancelled) {
+                return JobError::cancelled(Some(stage));
+            }
+            fail(
+                &format!("copying {}", name.to_string_lossy()),
+                &format!("{e:#}"),
+            )
+        })?;
         job.events.info(
             stage,
             &format!("bundled {} ({files} files)", name.to_string_lossy()),

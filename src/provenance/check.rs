@@ -78,7 +78,7 @@ pub fn is_pe(bytes: &[u8]) -> bool {
 pub fn pe_signature(path: &Path) -> PeSignature {
     let layout = std::fs::File::open(path)
         .map_err(|e| e.to_string())
-        .and_then(|mut f| pe::read_layout(&mut f));
+        .and_then(|mut f| pe::read_layout(&mut f).map_err(|e| e.to_string()));
     match layout {
         Err(e) => PeSignature::Invalid(e),
         Ok(layout) if layout.cert_table.is_none() => PeSignature::Unsigned,

@@ -42,7 +42,12 @@ pub fn compare_with_rebuild(artifact: &Path, rebuilt: &Path) -> Result<(), Strin
 }
 
 fn is_signed_pe(bytes: &[u8]) -> Result<bool, String> {
-    with_temp_file(bytes, |f| Ok(pe::read_layout(f)?.cert_table.is_some()))
+    with_temp_file(bytes, |f| {
+        Ok(pe::read_layout(f)
+            .map_err(|e| e.to_string())?
+            .cert_table
+            .is_some())
+    })
 }
 
 fn with_temp_file<T>(
@@ -57,7 +62,7 @@ fn with_temp_file<T>(
 /// The Authenticode digest of a PE file's content (its signature, if any, left out).
 pub fn pe_content_digest(bytes: &[u8]) -> Result<[u8; 32], String> {
     with_temp_file(bytes, |f| {
-        let layout = pe::read_layout(f)?;
+        let layout = pe::read_layout(f).map_err(|e| e.to_string())?;
         pe::authenticode_digest(f, &layout).map_err(|e| e.to_string())
     })
 }

@@ -18,7 +18,6 @@ mod copy;
 pub(crate) mod engine;
 pub(crate) mod spec;
 mod tar_in;
-pub mod unpack;
 
 /// The container label naming the worker that owns a container (orphan removal, audits).
 pub use self::spec::LABEL_WORKER;
@@ -247,6 +246,7 @@ impl DockerRunner {
                     docker,
                     self.os,
                     self.extract_limits,
+                    &ctx.cancel,
                     &id,
                     output,
                     &ctx.output_dir,

@@ -8,13 +8,13 @@
 //! all kill the whole process group (grandchildren included); the step dir is removed
 //! whatever happens.
 
-use super::fs_copy::{copy_tree, SymlinkPolicy};
 use super::lines::{LineAssembler, DEFAULT_MAX_LINE_BYTES};
 use super::paths::{output_folders, step_relative_path};
 use super::{Runner, Step, StepContext, StepError, StepOutcome};
 use crate::config::ExtractLimits;
 use crate::events::LogStream;
-use crate::job::budget::Budget;
+use crate::untrusted::budget::Budget;
+use crate::untrusted::tree_copy::{copy_tree, CopyPolicy};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -286,7 +286,7 @@ async fn copy_inputs(step: &Step, work: &Path, mut budget: Budget) -> Result<()>
         .collect::<Result<_>>()?;
     tokio::task::spawn_blocking(move || {
         for (from, to) in plan {
-            copy_tree(&from, &to, SymlinkPolicy::Preserve, &mut budget)
+            copy_tree(&from, &to, CopyPolicy::step_input(), &mut budget)
                 .with_context(|| format!("copying input {}", from.display()))?;
         }
         Ok(())
@@ -319,7 +319,7 @@ async fn copy_outputs(
                 bail!("step output {rel:?} was not produced");
             }
             // Outputs are untrusted: a link could point anywhere on the host.
-            copy_tree(&from, &to, SymlinkPolicy::Refuse, &mut budget)
+            copy_tree(&from, &to, CopyPolicy::step_output(), &mut budget)
                 .with_context(|| format!("copying output {rel:?}"))?;
         }
         Ok(())

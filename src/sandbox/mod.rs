@@ -7,7 +7,6 @@
 //! a deadline and a cancel token. Its stdout/stderr lines stream to the job's event sink.
 
 pub mod docker;
-mod fs_copy;
 pub mod host;
 pub(crate) mod lines;
 pub(crate) mod paths;

@@ -1,26 +1,18 @@
 //! Checks the relative paths a [`Step`](super::Step) names (input destinations, outputs,
-//! working dir) before any runner touches the file system: `/`-separated, relative, no
-//! `..`, no drive letters or backslashes. Both runners share these rules, and
+//! working dir) before any runner touches the file system, with the one path rule
+//! ([`crate::untrusted::path`], `/`-separated: no absolute paths, `..`, drive letters,
+//! backslashes or control characters). Both runners share these rules, and
 //! [`output_folders`]: the folders a step's outputs go into exist before it starts.
 
-use anyhow::{bail, Result};
+use crate::untrusted::path::{relative_components, PathRule};
+use anyhow::{anyhow, Result};
 use std::path::PathBuf;
 
 /// Splits a step-relative path into its components, refusing anything that could leave
 /// the step's work dir. `""` and `"."` mean the work dir itself (no components).
-pub fn step_relative(path: &str) -> Result<Vec<&str>> {
-    if path.starts_with('/') || path.contains('\\') || path.contains('\0') || path.contains(':') {
-        bail!("path {path:?} must be relative and /-separated");
-    }
-    let mut parts = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => bail!("path {path:?} must not contain '..'"),
-            p => parts.push(p),
-        }
-    }
-    Ok(parts)
+pub fn step_relative(path: &str) -> Result<Vec<String>> {
+    relative_components(path.as_bytes(), PathRule::PORTABLE)
+        .map_err(|e| anyhow!("step path {path:?} refused: {e}"))
 }
 
 /// [`step_relative`] as a native relative path (`PathBuf::new()` for the work dir itself).

@@ -263,7 +263,7 @@ impl SigningSession {
         let owned = path.to_path_buf();
         let (layout, scan) = tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::open(&owned).map_err(|e| format!("cannot open: {e}"))?;
-            let layout = pe::read_layout(&mut file)?;
+            let layout = pe::read_layout(&mut file).map_err(|e| e.to_string())?;
             let scan =
                 pe::scan_content(&mut file, &layout).map_err(|e| format!("cannot read: {e}"))?;
             Ok::<_, String>((layout, scan))

@@ -52,46 +52,71 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Reads and checks the headers. Errors are plain sentences for a `SignError`.
-pub fn read_layout(file: &mut File) -> Result<PeLayout, String> {
-    let file_len = file
-        .metadata()
-        .map_err(|e| format!("cannot stat file: {e}"))?
-        .len();
+/// Why a file's PE headers or certificate table cannot be used. The messages are plain
+/// sentences for a `SignError`.
+#[derive(Debug, thiserror::Error)]
+pub enum PeError {
+    /// Not a PE image, or one whose headers or certificate table this signer refuses.
+    #[error("{0}")]
+    Malformed(&'static str),
+    #[error("file is {len} bytes, smaller than the {MIN_PE_LEN} bytes of PE headers")]
+    TooSmall { len: u64 },
+    /// The file carries no signature.
+    #[error("file is not signed (no certificate table)")]
+    Unsigned,
+    #[error("{action}: {source}")]
+    Io {
+        action: &'static str,
+        source: std::io::Error,
+    },
+}
+
+fn io_error(action: &'static str) -> impl FnOnce(std::io::Error) -> PeError {
+    move |source| PeError::Io { action, source }
+}
+
+/// Reads and checks the headers.
+pub fn read_layout(file: &mut File) -> Result<PeLayout, PeError> {
+    let file_len = file.metadata().map_err(io_error("cannot stat file"))?.len();
     let mut dos = [0u8; 64];
-    file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(io_error("cannot seek"))?;
     file.read_exact(&mut dos)
-        .map_err(|_| "file is too small to be a PE image".to_string())?;
+        .map_err(|_| PeError::Malformed("file is too small to be a PE image"))?;
     if &dos[..2] != b"MZ" {
-        return Err("not a PE image (no MZ header)".into());
+        return Err(PeError::Malformed("not a PE image (no MZ header)"));
     }
     if file_len < MIN_PE_LEN {
-        return Err(format!(
-            "file is {file_len} bytes, smaller than the {MIN_PE_LEN} bytes of PE headers"
-        ));
+        return Err(PeError::TooSmall { len: file_len });
     }
     let pe_offset = u64::from(u32_at(&dos, 0x3c).unwrap_or(0));
     // signature + COFF header + the optional header up to and including the data directories
     let mut header = vec![0u8; 24 + 240];
     if pe_offset + header.len() as u64 > file_len {
-        return Err("PE header lies outside the file".into());
+        return Err(PeError::Malformed("PE header lies outside the file"));
     }
     file.seek(SeekFrom::Start(pe_offset))
-        .map_err(|e| e.to_string())?;
+        .map_err(io_error("cannot seek"))?;
     file.read_exact(&mut header)
-        .map_err(|e| format!("cannot read PE header: {e}"))?;
+        .map_err(io_error("cannot read PE header"))?;
     if &header[..4] != b"PE\0\0" {
-        return Err("not a PE image (no PE signature)".into());
+        return Err(PeError::Malformed("not a PE image (no PE signature)"));
     }
     let optional = 24usize;
     let (rva_count_at, dirs_at) = match u16_at(&header, optional) {
         Some(0x10b) => (optional + 92, optional + 96),
         Some(0x20b) => (optional + 108, optional + 112),
-        _ => return Err("unknown optional header magic (neither PE32 nor PE32+)".into()),
+        _ => {
+            return Err(PeError::Malformed(
+                "unknown optional header magic (neither PE32 nor PE32+)",
+            ))
+        }
     };
     let rva_count = u32_at(&header, rva_count_at).unwrap_or(0);
     if rva_count < 5 {
-        return Err("PE image has no security directory entry".into());
+        return Err(PeError::Malformed(
+            "PE image has no security directory entry",
+        ));
     }
     let security_at = dirs_at + 4 * 8;
     let table_offset = u64::from(u32_at(&header, security_at).unwrap_or(0));
@@ -100,7 +125,9 @@ pub fn read_layout(file: &mut File) -> Result<PeLayout, String> {
         (0, 0) => None,
         (offset, size) => {
             if offset + size != file_len || size > MAX_CERT_TABLE || offset < 512 {
-                return Err("existing certificate table is not at the end of the file".into());
+                return Err(PeError::Malformed(
+                    "existing certificate table is not at the end of the file",
+                ));
             }
             Some((offset, size))
         }
@@ -308,22 +335,24 @@ pub fn embed_signature(
 }
 
 /// Reads the PKCS#7 blob of the (first) `WIN_CERTIFICATE` of a signed file.
-pub fn read_signature(file: &mut File, layout: &PeLayout) -> Result<Vec<u8>, String> {
+pub fn read_signature(file: &mut File, layout: &PeLayout) -> Result<Vec<u8>, PeError> {
     let Some((offset, size)) = layout.cert_table else {
-        return Err("file is not signed (no certificate table)".into());
+        return Err(PeError::Unsigned);
     };
     let mut table = vec![0u8; size as usize];
     file.seek(SeekFrom::Start(offset))
-        .map_err(|e| e.to_string())?;
+        .map_err(io_error("cannot seek"))?;
     file.read_exact(&mut table)
-        .map_err(|e| format!("cannot read certificate table: {e}"))?;
+        .map_err(io_error("cannot read certificate table"))?;
     let entry_len = u32_at(&table, 0).unwrap_or(0) as usize;
     if entry_len < 8 || entry_len > table.len() {
-        return Err("malformed WIN_CERTIFICATE length".into());
+        return Err(PeError::Malformed("malformed WIN_CERTIFICATE length"));
     }
     if u16_at(&table, 4) != Some(WIN_CERT_REVISION) || u16_at(&table, 6) != Some(WIN_CERT_TYPE_PKCS)
     {
-        return Err("WIN_CERTIFICATE is not a revision 2 PKCS#7 entry".into());
+        return Err(PeError::Malformed(
+            "WIN_CERTIFICATE is not a revision 2 PKCS#7 entry",
+        ));
     }
     table.truncate(entry_len);
     table.drain(..8);
@@ -339,110 +368,4 @@ pub fn stored_checksum(file: &mut File, layout: &PeLayout) -> std::io::Result<u3
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A tiny PE32+ header followed by `extra` bytes (not loadable; enough for layout/digest).
-    fn fake_pe(extra: usize) -> Vec<u8> {
-        let mut d = vec![0u8; 0x200 + extra];
-        d[..2].copy_from_slice(b"MZ");
-        d[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
-        d[0x80..0x84].copy_from_slice(b"PE\0\0");
-        d[0x98..0x9a].copy_from_slice(&0x20bu16.to_le_bytes());
-        d[0x98 + 108..0x98 + 112].copy_from_slice(&16u32.to_le_bytes());
-        for (i, b) in d.iter_mut().enumerate().skip(0x200) {
-            *b = (i * 7) as u8;
-        }
-        d
-    }
-
-    #[test]
-    fn digest_skips_checksum_and_security_entry_and_pads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.exe");
-        let data = fake_pe(13);
-        std::fs::write(&path, &data).unwrap();
-        let mut f = File::open(&path).unwrap();
-        let layout = read_layout(&mut f).unwrap();
-        assert_eq!(layout.checksum_offset, 0x80 + 24 + 64);
-        assert_eq!(layout.security_dir_offset, 0x80 + 24 + 112 + 32);
-        assert_eq!(layout.padding(), 3);
-        let mut expected = Sha256::new();
-        let c = layout.checksum_offset as usize;
-        let s = layout.security_dir_offset as usize;
-        expected.update(&data[..c]);
-        expected.update(&data[c + 4..s]);
-        expected.update(&data[s + 8..]);
-        expected.update([0u8; 3]);
-        let expected: [u8; 32] = expected.finalize().into();
-        assert_eq!(authenticode_digest(&mut f, &layout).unwrap(), expected);
-    }
-
-    #[test]
-    fn embed_then_read_back_and_resign_replaces_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.exe");
-        std::fs::write(&path, fake_pe(5)).unwrap();
-        let mut f = File::open(&path).unwrap();
-        let layout = read_layout(&mut f).unwrap();
-        let scan = scan_content(&mut f, &layout).unwrap();
-        embed_signature(&path, &layout, &scan, &[0x30, 0x03, 1, 2, 3]).unwrap();
-        let mut f = File::open(&path).unwrap();
-        let signed = read_layout(&mut f).unwrap();
-        assert_eq!(signed.cert_table, Some((0x208, 16)));
-        assert_eq!(
-            read_signature(&mut f, &signed).unwrap(),
-            vec![0x30, 0x03, 1, 2, 3, 0, 0, 0]
-        );
-        assert_eq!(authenticode_digest(&mut f, &signed).unwrap(), scan.digest);
-        let full_checksum = pe_checksum(&mut f, signed.checksum_offset).unwrap();
-        assert_eq!(stored_checksum(&mut f, &signed).unwrap(), full_checksum);
-        assert_eq!(
-            scan_signed(&mut f, &signed).unwrap(),
-            (scan.digest, full_checksum)
-        );
-        // signing again replaces the table instead of stacking a second one
-        let rescan = scan_content(&mut f, &signed).unwrap();
-        assert_eq!(rescan.digest, scan.digest);
-        embed_signature(&path, &signed, &rescan, &[0x30, 0x00]).unwrap();
-        let mut f = File::open(&path).unwrap();
-        let again = read_layout(&mut f).unwrap();
-        assert_eq!(again.cert_table, Some((0x208, 16)));
-    }
-
-    #[test]
-    fn word_sum_is_independent_of_how_the_bytes_are_split() {
-        let data: Vec<u8> = (0..1001u32).map(|i| (i * 31 + 7) as u8).collect();
-        let mut whole = WordSum::default();
-        whole.add(0, &data);
-        let mut pieces = WordSum::default();
-        for (start, end) in [(0, 3), (3, 4), (4, 500), (500, 777), (777, 1001)] {
-            pieces.add(start as u64, &data[start..end]);
-        }
-        assert_eq!(whole.finish(1001), pieces.finish(1001));
-    }
-
-    #[test]
-    fn hostile_headers_are_errors_not_panics() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x");
-        for data in [
-            b"MZ".to_vec(),
-            vec![0u8; 100],
-            {
-                let mut d = fake_pe(0);
-                d[0x3c..0x40].copy_from_slice(&u32::MAX.to_le_bytes());
-                d
-            },
-            {
-                let mut d = fake_pe(0);
-                d[0x98 + 112 + 32..0x98 + 112 + 36].copy_from_slice(&0x100u32.to_le_bytes());
-                d[0x98 + 112 + 36..0x98 + 112 + 40].copy_from_slice(&0x10u32.to_le_bytes());
-                d
-            },
-        ] {
-            std::fs::write(&path, &data).unwrap();
-            assert!(read_layout(&mut File::open(&path).unwrap()).is_err());
-        }
-    }
-}
+mod tests;

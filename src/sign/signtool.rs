@@ -81,9 +81,9 @@ impl SignTool {
             .find(|name| parse_version(name).is_some())
     }
 
-    /// Runs `signtool verify /pa /v <file>`; `Err` holds the end of its output when it
-    /// does not accept the file, cannot run, or takes longer than two minutes.
-    pub async fn verify(&self, file: &Path) -> Result<(), String> {
+    /// Runs `signtool verify /pa /v <file>`; an error when it does not accept the file
+    /// (with the end of its output), cannot run, or takes longer than two minutes.
+    pub async fn verify(&self, file: &Path) -> Result<(), SignToolError> {
         let run = tokio::process::Command::new(&self.exe)
             .args(["verify", "/pa", "/v"])
             .arg(file)
@@ -91,12 +91,13 @@ impl SignTool {
             .kill_on_drop(true)
             .output();
         let output = match tokio::time::timeout(VERIFY_TIMEOUT, run).await {
-            Err(_) => {
-                return Err(format!(
-                    "signtool verify took longer than {VERIFY_TIMEOUT:?}"
-                ))
+            Err(_) => return Err(SignToolError::TimedOut),
+            Ok(Err(source)) => {
+                return Err(SignToolError::CannotRun {
+                    exe: self.exe.display().to_string(),
+                    source,
+                })
             }
-            Ok(Err(e)) => return Err(format!("cannot run {}: {e}", self.exe.display())),
             Ok(Ok(output)) => output,
         };
         if output.status.success() {
@@ -109,11 +110,23 @@ impl SignTool {
         );
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = lines[lines.len().saturating_sub(ERROR_TAIL_LINES)..].join(" | ");
-        Err(format!(
-            "signtool verify /pa rejected the file ({}): {tail}",
-            output.status
-        ))
+        Err(SignToolError::Rejected {
+            status: output.status.to_string(),
+            output_tail: tail,
+        })
     }
+}
+
+/// Why `signtool verify /pa` did not accept a file.
+#[derive(Debug, thiserror::Error)]
+pub enum SignToolError {
+    #[error("signtool verify took longer than {VERIFY_TIMEOUT:?}")]
+    TimedOut,
+    #[error("cannot run {exe}: {source}")]
+    CannotRun { exe: String, source: std::io::Error },
+    /// The tool ran and refused the file; the last lines of its output say why.
+    #[error("signtool verify /pa rejected the file ({status}): {output_tail}")]
+    Rejected { status: String, output_tail: String },
 }
 
 /// `10.0.22621.0` → `[10, 0, 22621, 0]`; `None` for anything but dotted numbers.
@@ -186,6 +199,7 @@ mod tests {
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
         let tool = SignTool::locate(dir.path()).unwrap();
         let err = tool.verify(Path::new("app.exe")).await.unwrap_err();
+        let err = err.to_string();
         assert!(err.contains("SignTool Error: root not trusted"), "{err}");
         assert_eq!(
             std::fs::read_to_string(&args_log).unwrap().trim(),
@@ -199,6 +213,7 @@ mod tests {
             exe: PathBuf::from("/nonexistent/signtool.exe"),
         };
         let err = tool.verify(Path::new("app.exe")).await.unwrap_err();
+        let err = err.to_string();
         assert!(err.contains("/nonexistent/signtool.exe"), "{err}");
     }
 }

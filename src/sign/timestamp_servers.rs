@@ -29,9 +29,19 @@ pub enum TimestampChoice {
     Servers(Vec<String>),
 }
 
+/// A `windows_timestamp_url` / `PERRY_TIMESTAMP_URLS` value that cannot be used. Names
+/// the offending entry's position, never its text (it may hold a credential).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "entry {position} is not an http or https URL with a host (or use \"{NO_TIMESTAMP}\" alone)"
+)]
+pub struct TimestampUrlError {
+    /// 1-based position of the entry in the list.
+    pub position: usize,
+}
+
 /// Parses a list of http(s) URLs separated by commas and/or whitespace, or `none`.
-/// Errors name the offending entry's position, never a credential.
-pub fn parse_url_list(text: &str) -> Result<TimestampChoice, String> {
+pub fn parse_url_list(text: &str) -> Result<TimestampChoice, TimestampUrlError> {
     let entries: Vec<&str> = text
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|e| !e.is_empty())
@@ -45,10 +55,7 @@ pub fn parse_url_list(text: &str) -> Result<TimestampChoice, String> {
             matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
         });
         if !ok {
-            return Err(format!(
-                "entry {} is not an http or https URL with a host (or use \"{NO_TIMESTAMP}\" alone)",
-                i + 1
-            ));
+            return Err(TimestampUrlError { position: i + 1 });
         }
         if !urls.iter().any(|u| u == entry) {
             urls.push(entry.to_string());
@@ -181,6 +188,7 @@ mod tests {
         assert!(parse_url_list("file:///etc/passwd").is_err());
         assert!(parse_url_list("http://a.example,ftp://b")
             .unwrap_err()
+            .to_string()
             .contains("entry 2"));
     }
 

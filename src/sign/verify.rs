@@ -38,8 +38,8 @@ pub struct VerifiedSignature {
 pub fn verify_pe(path: &Path) -> Result<VerifiedSignature, SignError> {
     let err = |m: String| SignError::new("verify", format!("{}: {m}", path.display()));
     let mut file = std::fs::File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
-    let layout = pe::read_layout(&mut file).map_err(err)?;
-    let pkcs7 = pe::read_signature(&mut file, &layout).map_err(err)?;
+    let layout = pe::read_layout(&mut file).map_err(|e| err(e.to_string()))?;
+    let pkcs7 = pe::read_signature(&mut file, &layout).map_err(|e| err(e.to_string()))?;
     let digest = pe::authenticode_digest(&mut file, &layout).map_err(|e| err(e.to_string()))?;
     if layout.padding() != 0 {
         return Err(err("certificate table is not 8-byte aligned".into()));

@@ -1,14 +1,16 @@
 //! Moving files across the container boundary through the engine's archive API: inputs
 //! go in as one streamed tar ([`super::tar_in`]), each output comes back as a tar streamed
-//! through the unpacker's traversal checks and limits ([`super::unpack`]) without touching
+//! through the unpacker's checks and limits ([`crate::untrusted::archive`], container output
+//! policy) without touching
 //! the disk first. Memory does not grow with the size of either.
 
 use super::engine::engine_error;
 use super::spec::TargetOs;
-use super::{tar_in, unpack};
+use super::tar_in;
 use crate::config::ExtractLimits;
 use crate::sandbox::paths::step_relative;
 use crate::sandbox::StepInput;
+use crate::untrusted::archive::{self, UnpackPolicy};
 use anyhow::{anyhow, Context, Result};
 use bollard::query_parameters::{
     DownloadFromContainerOptionsBuilder, UploadToContainerOptionsBuilder,
@@ -16,6 +18,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
 
 /// Streams `inputs` and the empty output `folders` as one tar archive into the
 /// container's work dir.
@@ -55,6 +58,7 @@ pub async fn copy_out(
     docker: &Docker,
     os: TargetOs,
     limits: ExtractLimits,
+    cancel: &CancellationToken,
     id: &str,
     output: &str,
     output_dir: &Path,
@@ -73,9 +77,9 @@ pub async fn copy_out(
     let mut body = docker.download_from_container(id, Some(options));
 
     let (chunks, reader) = ChunkReader::channel();
-    let top = top.to_string();
+    let policy = UnpackPolicy::container_output(top, limits, cancel.clone());
     let unpacker = tokio::task::spawn_blocking(move || {
-        unpack::unpack_checked(std::io::BufReader::new(reader), &target_root, &top, limits)
+        archive::unpack(std::io::BufReader::new(reader), &target_root, &policy)
     });
     let mut download_error = None;
     while let Some(chunk) = body.next().await {

@@ -57,7 +57,7 @@ impl TargetOs {
         let mut path = self.work_dir().to_string();
         for part in parts {
             path.push_str(sep);
-            path.push_str(part);
+            path.push_str(&part);
         }
         Ok(path)
     }

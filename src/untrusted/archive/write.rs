@@ -1,27 +1,35 @@
-//! Filesystem side of extraction: folders, files, links, created only below the destination
+//! Filesystem side of unpacking: folders, files, links, created only below the destination
 //! and never through a symbolic link.
 //!
 //! Every parent component is checked with `symlink_metadata` before use, files are created
-//! with `create_new` (no overwrite, no following a link at the final component), and modes
-//! are forced to 0755 for folders and 0644/0755 for files.
+//! with `create_new` (never following a link at the final component; an existing entry is
+//! refused or, under [`Existing::Replace`], unlinked first), and modes are forced to 0755
+//! for folders and 0644/0755 for files.
 
-use super::{names::preview, ExtractError};
+use super::policy::Existing;
+use super::UnpackError;
+use crate::untrusted::path::preview;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
 
-/// The byte budget shared by all files of one extraction.
-pub struct Budget {
+/// The byte budget shared by all files of one unpacking, and the job's cancel.
+pub struct ByteBudget {
     pub used: u64,
     pub limit: u64,
+    pub cancel: CancellationToken,
 }
 
-impl Budget {
-    fn take(&mut self, n: u64, entry: &[u8]) -> Result<(), ExtractError> {
+impl ByteBudget {
+    fn take(&mut self, n: u64, entry: &[u8]) -> Result<(), UnpackError> {
+        if self.cancel.is_cancelled() {
+            return Err(UnpackError::Cancelled);
+        }
         self.used = self.used.saturating_add(n);
         if self.used > self.limit {
-            return Err(ExtractError::TooLarge {
+            return Err(UnpackError::TooLarge {
                 entry: preview(entry),
                 limit: self.limit,
             });
@@ -43,29 +51,27 @@ pub struct FileMeta {
 /// Writes entries below `root` (an existing, canonical folder).
 pub struct Writer {
     pub root: PathBuf,
+    /// What happens to an existing file or link where a new entry goes.
+    pub existing: Existing,
 }
 
 impl Writer {
     /// Makes sure every folder of `components[..len]` exists as a real folder (creating
     /// missing ones), and returns the joined path.
-    pub fn ensure_dirs(
-        &self,
-        entry: &[u8],
-        components: &[String],
-    ) -> Result<PathBuf, ExtractError> {
+    pub fn ensure_dirs(&self, entry: &[u8], components: &[String]) -> Result<PathBuf, UnpackError> {
         let mut path = self.root.clone();
         for component in components {
             path.push(component);
             match std::fs::symlink_metadata(&path) {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err(ExtractError::ThroughSymlink {
+                    return Err(UnpackError::ThroughSymlink {
                         entry: preview(entry),
                         component: component.clone(),
                     })
                 }
                 Ok(_) => {
-                    return Err(ExtractError::Duplicate {
+                    return Err(UnpackError::Duplicate {
                         entry: preview(entry),
                         reason: "a file of that name already exists where a folder is needed",
                     })
@@ -80,14 +86,20 @@ impl Writer {
     }
 
     /// The path for a new non-folder entry: parents ensured, nothing there yet.
-    fn new_leaf(&self, entry: &[u8], components: &[String]) -> Result<PathBuf, ExtractError> {
-        let (name, parents) = components.split_last().ok_or(ExtractError::UnsafePath {
+    fn new_leaf(&self, entry: &[u8], components: &[String]) -> Result<PathBuf, UnpackError> {
+        let (name, parents) = components.split_last().ok_or(UnpackError::UnsafePath {
             entry: preview(entry),
             reason: "the entry has an empty name",
         })?;
         let path = self.ensure_dirs(entry, parents)?.join(name);
         match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(path),
+            Ok(meta) if self.existing == Existing::Replace && !meta.is_dir() => {
+                // Unlinked, never followed: a planted link cannot redirect the write.
+                std::fs::remove_file(&path)
+                    .map_err(|e| io_error(entry, "replacing an existing entry", e))?;
+                Ok(path)
+            }
             Ok(_) => Err(duplicate(entry)),
             Err(e) => Err(io_error(entry, "inspecting the path", e)),
         }
@@ -100,10 +112,10 @@ impl Writer {
         components: &[String],
         reader: &mut dyn Read,
         meta: FileMeta,
-        budget: &mut Budget,
-    ) -> Result<u64, ExtractError> {
+        budget: &mut ByteBudget,
+    ) -> Result<u64, UnpackError> {
         if budget.used.saturating_add(meta.declared_size) > budget.limit {
-            return Err(ExtractError::TooLarge {
+            return Err(UnpackError::TooLarge {
                 entry: preview(entry),
                 limit: budget.limit,
             });
@@ -118,7 +130,7 @@ impl Writer {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(ExtractError::Corrupt(format!(
+                    return Err(UnpackError::Corrupt(format!(
                         "reading entry {}: {e}",
                         preview(entry)
                     )))
@@ -135,18 +147,18 @@ impl Writer {
     }
 
     /// A folder entry; an existing real folder is fine.
-    pub fn dir(&self, entry: &[u8], components: &[String]) -> Result<(), ExtractError> {
+    pub fn dir(&self, entry: &[u8], components: &[String]) -> Result<(), UnpackError> {
         self.ensure_dirs(entry, components).map(|_| ())
     }
 
     /// A symbolic link whose target was already checked and rewritten by
-    /// [`super::names::symlink_target`].
+    /// [`super::links::symlink_target`].
     pub fn symlink(
         &self,
         entry: &[u8],
         components: &[String],
         target: &str,
-    ) -> Result<(), ExtractError> {
+    ) -> Result<(), UnpackError> {
         let path = self.new_leaf(entry, components)?;
         #[cfg(unix)]
         {
@@ -155,7 +167,7 @@ impl Writer {
         #[cfg(not(unix))]
         {
             let _ = (path, target);
-            Err(ExtractError::Unsupported {
+            Err(UnpackError::Unsupported {
                 entry: preview(entry),
                 kind: "symbolic link (not extracted on Windows hosts)".into(),
             })
@@ -169,9 +181,9 @@ impl Writer {
         components: &[String],
         target: &[String],
         raw_target: &[u8],
-        budget: &mut Budget,
-    ) -> Result<u64, ExtractError> {
-        let refuse = |reason: &'static str| ExtractError::HardLink {
+        budget: &mut ByteBudget,
+    ) -> Result<u64, UnpackError> {
+        let refuse = |reason: &'static str| UnpackError::HardLink {
             entry: preview(entry),
             target: preview(raw_target),
             reason,
@@ -211,14 +223,14 @@ impl Writer {
     }
 }
 
-fn duplicate(entry: &[u8]) -> ExtractError {
-    ExtractError::Duplicate {
+fn duplicate(entry: &[u8]) -> UnpackError {
+    UnpackError::Duplicate {
         entry: preview(entry),
         reason: "an entry of that name was already extracted",
     }
 }
 
-fn create_error(entry: &[u8], e: std::io::Error) -> ExtractError {
+fn create_error(entry: &[u8], e: std::io::Error) -> UnpackError {
     if e.kind() == std::io::ErrorKind::AlreadyExists {
         duplicate(entry)
     } else {
@@ -226,8 +238,8 @@ fn create_error(entry: &[u8], e: std::io::Error) -> ExtractError {
     }
 }
 
-fn io_error(entry: &[u8], action: &'static str, source: std::io::Error) -> ExtractError {
-    ExtractError::Io {
+fn io_error(entry: &[u8], action: &'static str, source: std::io::Error) -> UnpackError {
+    UnpackError::Io {
         entry: preview(entry),
         action,
         source,
