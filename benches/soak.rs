@@ -1,14 +1,15 @@
 //! Soak (issue 11, item 4): nothing accumulates in a long-running worker.
 //!
-//! One worker (host runner, the real Windows pipeline) connected to an in-process test hub
-//! runs `SOAK_JOBS` (default 500) jobs back to back. Each job is a sign-only hand-off bundle
+//! One worker (host runner, the real Windows pipeline in a child process per job, as in
+//! production) connected to an in-process test hub runs `SOAK_JOBS` (default 500) jobs
+//! back to back. Each job is a sign-only hand-off bundle
 //! (a small mingw exe, `metadata.json`, an asset) packaged as a portable ZIP, unsigned: the
 //! worker's own code end to end — download, extraction, metadata, icon, PE resources, DLL
 //! discovery, ZIP, upload, frames — in about a tenth of a second per job, no tool run.
 //!
 //! Pass when every job succeeds, RSS after the last job is within 5 MiB of RSS after the
-//! tenth, the process holds no more file descriptors than after the tenth, the work root is
-//! empty, and the engine (when reachable) has no container or volume labelled with this
+//! tenth, the process holds no more file descriptors than after the tenth, no job process is
+//! left, the work root is empty, and the engine (when reachable) has no container or volume labelled with this
 //! worker's name. Prints `SOAK PASS` / `SOAK FAIL` and writes
 //! `$CARGO_TARGET_DIR/bench/soak.json` (default `target/bench/soak.json`).
 //!
@@ -24,7 +25,7 @@ mod report;
 
 use perry_ship_windows::config::Config;
 use perry_ship_windows::hub::run_worker;
-use perry_ship_windows::pipeline::windows::WindowsPipeline;
+use perry_ship_windows::isolation::IsolatedPipeline;
 use perry_ship_windows::sandbox::docker::LABEL_WORKER;
 use perry_ship_windows::sandbox::host::HostRunner;
 use perry_ship_windows::testhub::TestHub;
@@ -47,6 +48,23 @@ fn jobs() -> usize {
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// Child processes of this process that are still there (running or not yet reaped).
+fn child_processes() -> usize {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    std::fs::read_to_string(e.path().join("status"))
+                        .unwrap_or_default()
+                        .lines()
+                        .any(|l| l.strip_prefix("PPid:").map(str::trim) == Some(me.as_str()))
+                })
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// A sign-only hand-off bundle, as a gzip tarball.
@@ -125,7 +143,9 @@ async fn main() {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(run_worker(
         config,
-        Arc::new(WindowsPipeline),
+        Arc::new(IsolatedPipeline::new(
+            env!("CARGO_BIN_EXE_perry-ship-windows").into(),
+        )),
         Arc::new(HostRunner::new()),
         shutdown.clone(),
     ));
@@ -172,6 +192,7 @@ async fn main() {
                 .collect()
         })
         .unwrap_or_default();
+    let children = child_processes();
     let engine = engine_leftovers(&name).await;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
@@ -180,7 +201,8 @@ async fn main() {
     let rss_ok = growth <= RSS_SLACK_MIB;
     let fds_ok = fds <= baseline.1;
     let engine_ok = engine.is_none_or(|(c, v)| c == 0 && v == 0);
-    let pass = failed == 0 && rss_ok && fds_ok && leftovers.is_empty() && engine_ok;
+    let pass =
+        failed == 0 && rss_ok && fds_ok && children == 0 && leftovers.is_empty() && engine_ok;
     println!(
         "  {total} jobs in {:.1} s ({:.0} ms/job), {failed} failed",
         elapsed.as_secs_f64(),
@@ -192,7 +214,7 @@ async fn main() {
         rss as f64 / 1024.0
     );
     println!(
-        "  open fds after job {BASELINE_JOB}: {}, after job {total}: {fds}; work root entries left: {}; engine: {}",
+        "  open fds after job {BASELINE_JOB}: {}, after job {total}: {fds}; job processes left: {children}; work root entries left: {}; engine: {}",
         baseline.1,
         leftovers.len(),
         engine.map_or("not reachable (not checked)".into(), |(c, v)| format!(
@@ -223,6 +245,13 @@ async fn main() {
         "fds",
         Some("<= 0"),
         Some(fds_ok),
+    );
+    report.figure(
+        "soak: job processes left",
+        children as f64,
+        "processes",
+        Some("0"),
+        Some(children == 0),
     );
     report.figure(
         "soak: work folders left",
