@@ -29,12 +29,20 @@ enum Command {
     /// Internal: one job's child process (started by the worker, talks on stdin/stdout).
     #[command(name = "__job", hide = true)]
     Job,
+    /// Internal: unpacks one untrusted archive from stdin (started by the worker).
+    #[command(name = "__unpack", hide = true)]
+    Unpack,
 }
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    if matches!(args.command, Some(Command::Job)) {
-        return perry_ship_windows::isolation::child_main();
+    match args.command {
+        Some(Command::Job) => return perry_ship_windows::isolation::child_main(),
+        Some(Command::Unpack) => return perry_ship_windows::isolation::unpack_main(),
+        _ => {}
+    }
+    if let Ok(program) = std::env::current_exe() {
+        perry_ship_windows::isolation::register_job_program(program);
     }
     if let Err(e) = cli::core_dumps::disable_core_dumps() {
         eprintln!("warning: cannot turn core dumps off: {e}");
@@ -62,7 +70,9 @@ fn main() -> ExitCode {
                 tokio::task::block_in_place(|| cli::service::service(service))
             }
             Command::Verify(args) => cli::verify::verify(args).await,
-            Command::Job => unreachable!("the job process is started before the runtime"),
+            Command::Job | Command::Unpack => {
+                unreachable!("child processes return before the runtime starts")
+            }
         }
     })
 }

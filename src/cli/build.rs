@@ -163,7 +163,7 @@ impl ProjectInput for LocalProject<'_> {
         &self,
         work: &JobWorkDir,
         events: &SharedSink,
-        _cancel: &CancellationToken,
+        cancel: &CancellationToken,
     ) -> Result<Project, JobError> {
         let project = &self.args.project;
         let dir = if project.is_dir() {
@@ -172,7 +172,7 @@ impl ProjectInput for LocalProject<'_> {
             })?
         } else {
             let dest = work.project_dir();
-            unpack_project(project, &dest, &self.config, events).await?;
+            unpack_project(project, &dest, &self.config, events, cancel).await?;
             dest
         };
         let manifest = self

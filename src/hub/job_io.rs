@@ -61,7 +61,7 @@ impl ProjectInput for HubProject<'_> {
             Some(&format!("{size} bytes downloaded")),
         );
         let dir = work.project_dir();
-        unpack_project(&archive, &dir, self.config, events).await?;
+        unpack_project(&archive, &dir, self.config, events, cancel).await?;
         let _ = std::fs::remove_file(&archive);
         Ok(Project {
             dir,

@@ -18,10 +18,12 @@ mod child;
 mod death;
 mod limits;
 mod remote;
+pub(crate) mod unpack;
 mod wire;
 
 pub use child::child_main;
 pub use limits::JobProcessLimits;
+pub use unpack::{unpack_main, UNPACK_SUBCOMMAND};
 
 use crate::error::{ErrorCode, JobError};
 use crate::events::{JobEvent, Stage};
@@ -73,6 +75,34 @@ const SECRET_SETTINGS: &[&str] = &["PERRY_HUB_WORKER_SECRET"];
 /// How long a child that sent its result may take to exit before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(10);
 
+static JOB_PROGRAM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Registers the binary that unpacks archives in child processes (`main` registers its
+/// own). Without it (the library used in-process), archives are unpacked on a blocking
+/// thread of the calling process.
+pub fn register_job_program(program: PathBuf) {
+    let _ = JOB_PROGRAM.set(program);
+}
+
+pub(crate) fn job_program() -> Option<&'static Path> {
+    JOB_PROGRAM.get().map(PathBuf::as_path)
+}
+
+/// `program subcommand` with only [`CHILD_ENVIRONMENT`] and killed when dropped.
+pub(crate) fn child_command(program: &Path, subcommand: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .arg(subcommand)
+        .env_clear()
+        .envs(
+            CHILD_ENVIRONMENT
+                .iter()
+                .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
+        )
+        .kill_on_drop(true);
+    command
+}
+
 /// The pipeline of the worker and of `build`: the Windows pipeline in a child process.
 pub struct IsolatedPipeline {
     program: PathBuf,
@@ -90,18 +120,12 @@ impl IsolatedPipeline {
     }
 
     fn spawn(&self, job: &JobContext) -> std::io::Result<Child> {
-        let mut command = tokio::process::Command::new(&self.program);
+        let mut command = child_command(&self.program, CHILD_SUBCOMMAND);
         command
-            .arg(CHILD_SUBCOMMAND)
-            .env_clear()
-            .envs(CHILD_ENVIRONMENT.iter().filter_map(|k| {
-                std::env::var_os(k).map(|v| (k, v))
-            }))
             .current_dir(&job.work_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .stderr(Stdio::piped());
         let limits = job.config.job_limits;
         #[cfg(unix)]
         limits::apply_before_exec(&mut command, limits);

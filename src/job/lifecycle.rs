@@ -24,7 +24,7 @@ use crate::events::{SharedSink, Stage};
 use crate::pipeline::{Artifact, JobContext, Pipeline};
 use crate::sandbox::Runner;
 use crate::sign::summary::CertificateGauges;
-use crate::untrusted::archive::{unpack_tar_gz_file, UnpackPolicy};
+use crate::isolation::unpack::{ArchiveKind, ArchiveSource, UnpackLimits};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -153,13 +153,14 @@ pub async fn run_job<D: Delivery>(
     Ok(receipt)
 }
 
-/// Extracts the project tarball `archive` into `dest` with the configured limits (off the
-/// async threads), reporting the result as `extracting` events.
+/// Extracts the project tarball `archive` into `dest` with the configured limits (in the
+/// unpacking child process), reporting the result as `extracting` events.
 pub async fn unpack_project(
     archive: &Path,
     dest: &Path,
     config: &Config,
     events: &SharedSink,
+    cancel: &CancellationToken,
 ) -> Result<(), JobError> {
     // The build record names the tarball by its digest; the tarball itself is gone by then.
     if let Some(work_dir) = dest.parent() {
@@ -167,19 +168,20 @@ pub async fn unpack_project(
             JobError::internal(Some(Stage::Extracting), format!("hashing the tarball: {e}"))
         })?;
     }
-    let policy = UnpackPolicy::project_tarball(config.extract_limits);
-    let (a, p) = (archive.to_path_buf(), dest.to_path_buf());
-    let stats = tokio::task::spawn_blocking(move || unpack_tar_gz_file(&a, &p, &policy))
-        .await
-        .map_err(|e| {
-            JobError::internal(Some(Stage::Extracting), format!("extraction crashed: {e}"))
-        })?
-        .map_err(|e| {
-            JobError::internal(
-                Some(Stage::Extracting),
-                format!("refused the project tarball: {e}"),
-            )
-        })?;
+    let stats = crate::isolation::unpack::unpack(
+        ArchiveSource::File(archive.to_path_buf()),
+        dest,
+        ArchiveKind::ProjectTarball,
+        UnpackLimits::of(config),
+        cancel,
+    )
+    .await
+    .map_err(|e| {
+        JobError::internal(
+            Some(Stage::Extracting),
+            format!("refused the project tarball: {e}"),
+        )
+    })?;
     events.info(
         Stage::Extracting,
         &format!(

@@ -28,7 +28,8 @@ use self::spec::{verify_hardening, ContainerSpec, Hardening, Owner, TargetOs};
 use super::lines::{LineAssembler, DEFAULT_MAX_LINE_BYTES};
 use super::paths::output_folders;
 use super::{Runner, Step, StepContext, StepError, StepOutcome};
-use crate::config::{Config, ExtractLimits};
+use crate::config::Config;
+use crate::isolation::unpack::UnpackLimits;
 use crate::events::LogStream;
 use anyhow::{anyhow, Context, Result};
 use bollard::container::LogOutput;
@@ -58,7 +59,7 @@ pub struct DockerRunner {
     hardening: Hardening,
     os: TargetOs,
     max_line_bytes: usize,
-    extract_limits: ExtractLimits,
+    unpack_limits: UnpackLimits,
     created: Arc<Mutex<Vec<String>>>,
     audit: Arc<Mutex<Vec<AuditRecord>>>,
     leftovers: Leftovers,
@@ -107,7 +108,7 @@ impl DockerRunner {
             hardening: Hardening::from_config(&config.docker),
             os: TargetOs::host(),
             max_line_bytes: config.log_limits.max_line_len.max(DEFAULT_MAX_LINE_BYTES),
-            extract_limits: config.extract_limits,
+            unpack_limits: UnpackLimits::of(config),
             created: Arc::new(Mutex::new(Vec::new())),
             audit: Arc::new(Mutex::new(Vec::new())),
             leftovers: Leftovers::default(),
@@ -245,7 +246,7 @@ impl DockerRunner {
                 copy::copy_out(
                     docker,
                     self.os,
-                    self.extract_limits,
+                    self.unpack_limits,
                     &ctx.cancel,
                     &id,
                     output,

@@ -1,16 +1,14 @@
 //! Moving files across the container boundary through the engine's archive API: inputs
 //! go in as one streamed tar ([`super::tar_in`]), each output comes back as a tar streamed
-//! through the unpacker's checks and limits ([`crate::untrusted::archive`], container output
-//! policy) without touching
-//! the disk first. Memory does not grow with the size of either.
+//! into the unpacking child process ([`crate::isolation::unpack`], container output policy)
+//! without touching the disk first. Memory does not grow with the size of either.
 
 use super::engine::engine_error;
 use super::spec::TargetOs;
 use super::tar_in;
-use crate::config::ExtractLimits;
+use crate::isolation::unpack::{self, ArchiveKind, ArchiveSource, UnpackLimits};
 use crate::sandbox::paths::step_relative;
 use crate::sandbox::StepInput;
-use crate::untrusted::archive::{self, UnpackPolicy};
 use anyhow::{anyhow, Context, Result};
 use bollard::query_parameters::{
     DownloadFromContainerOptionsBuilder, UploadToContainerOptionsBuilder,
@@ -57,7 +55,7 @@ pub async fn copy_in(
 pub async fn copy_out(
     docker: &Docker,
     os: TargetOs,
-    limits: ExtractLimits,
+    limits: UnpackLimits,
     cancel: &CancellationToken,
     id: &str,
     output: &str,
@@ -76,10 +74,13 @@ pub async fn copy_out(
         .build();
     let mut body = docker.download_from_container(id, Some(options));
 
-    let (chunks, reader) = ChunkReader::channel();
-    let policy = UnpackPolicy::container_output(top, limits, cancel.clone());
-    let unpacker = tokio::task::spawn_blocking(move || {
-        archive::unpack(std::io::BufReader::new(reader), &target_root, &policy)
+    let (chunks, received) = tokio::sync::mpsc::channel(8);
+    let kind = ArchiveKind::ContainerOutput {
+        top: top.to_string(),
+    };
+    let (cancel, root) = (cancel.clone(), target_root.clone());
+    let unpacker = tokio::spawn(async move {
+        unpack::unpack(ArchiveSource::Chunks(received), &root, kind, limits, &cancel).await
     });
     let mut download_error = None;
     while let Some(chunk) = body.next().await {
@@ -111,42 +112,10 @@ pub async fn copy_out(
     if let Some(e) = download_error {
         return Err(e);
     }
-    unpacked.with_context(|| format!("unpacking step output {output:?}"))?;
+    unpacked
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("unpacking step output {output:?}"))?;
     Ok(())
-}
-
-/// A blocking [`std::io::Read`] over byte chunks sent from async code; end of input when
-/// the sender is dropped. Few chunks are buffered, so memory stays small.
-struct ChunkReader {
-    chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
-    current: bytes::Bytes,
-}
-
-impl ChunkReader {
-    fn channel() -> (tokio::sync::mpsc::Sender<bytes::Bytes>, ChunkReader) {
-        let (tx, rx) = tokio::sync::mpsc::channel(8);
-        (
-            tx,
-            ChunkReader {
-                chunks: rx,
-                current: bytes::Bytes::new(),
-            },
-        )
-    }
-}
-
-impl std::io::Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.chunks.blocking_recv() {
-                Some(chunk) => self.current = chunk,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
