@@ -1,7 +1,8 @@
 //! What `verify` checks in an artifact: the Authenticode signature of every PE file it
 //! holds (the installer and the files of its payload, unpacked with 7z; each entry of a
-//! portable ZIP or MSIX), and a
-//! build record against it (DSSE signature, subject digest, signer).
+//! portable ZIP or MSIX), an MSIX's package signature (`AppxSignature.p7x` over the package
+//! digests read back from the file), and a build record against it (DSSE signature,
+//! subject digest, signer).
 
 use super::dsse::Envelope;
 use super::statement;
@@ -108,7 +109,52 @@ pub fn authenticode_reports(artifact: &Path) -> Result<Vec<PeReport>, String> {
             reports.extend(installer_pe_reports(artifact)?);
             Ok(reports)
         }
-        ArtifactKind::Portable | ArtifactKind::Msix => archive_pe_reports(artifact),
+        ArtifactKind::Portable => archive_pe_reports(artifact),
+        ArtifactKind::Msix => {
+            let mut reports = vec![PeReport {
+                name: format!("{name}: package signature (AppxSignature.p7x)"),
+                signature: msix_signature(artifact),
+            }];
+            match archive_pe_reports(artifact) {
+                Ok(pe_reports) => reports.extend(pe_reports),
+                Err(e) => reports.push(PeReport {
+                    name: format!("{name}: files"),
+                    signature: PeSignature::Invalid(e),
+                }),
+            }
+            Ok(reports)
+        }
+    }
+}
+
+/// The state of an MSIX's package signature: the digests of the package as it is must be
+/// the ones `AppxSignature.p7x` signed, and that signature must verify.
+pub fn msix_signature(package: &Path) -> PeSignature {
+    let input = match crate::package::msix::read::read_signature_input(package) {
+        Ok(input) => input,
+        Err(e) => return PeSignature::Invalid(format!("cannot read the package: {e}")),
+    };
+    let Some(der) = input.pkcs7_der else {
+        return PeSignature::Unsigned;
+    };
+    let actual = input.digests.to_blob();
+    let signed = match crate::sign::verify::signed_digest(&der) {
+        Ok(d) => d,
+        Err(e) => return PeSignature::Invalid(e.to_string()),
+    };
+    let changed = crate::sign::appx::changed_parts(&signed, &actual);
+    if !changed.is_empty() {
+        return PeSignature::Invalid(format!(
+            "the package changed after signing: {} differ from what was signed",
+            changed.join(", ")
+        ));
+    }
+    match crate::sign::verify::verify_pkcs7(&der, &actual) {
+        Ok(v) => PeSignature::Valid {
+            thumbprint: v.signer_thumbprint,
+            timestamped: v.timestamped,
+        },
+        Err(e) => PeSignature::Invalid(e.to_string()),
     }
 }
 

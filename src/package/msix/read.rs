@@ -70,9 +70,8 @@ pub fn read_signature_input(path: &Path) -> Result<PackageSignatureInput, String
             (one, None) => Ok(one),
         }
     };
-    let required = |part: &str| {
-        find(part)?.ok_or_else(|| format!("the package has no {part} (not an MSIX?)"))
-    };
+    let required =
+        |part: &str| find(part)?.ok_or_else(|| format!("the package has no {part} (not an MSIX?)"));
     let signature = find(SIGNATURE_PART)?;
     let (records_end, pkcs7_der) = match signature {
         Some(sig) => {
@@ -144,7 +143,11 @@ fn find_central_directory(file: &mut File, len: u64) -> Result<(u64, u64, u64), 
         if !record.starts_with(b"PK\x06\x06") {
             return Err("the zip64 end record locator points at something else".into());
         }
-        return Ok((u64_at(&record, 48), u64_at(&record, 40), u64_at(&record, 32)));
+        return Ok((
+            u64_at(&record, 48),
+            u64_at(&record, 40),
+            u64_at(&record, 32),
+        ));
     }
     Ok((
         u64::from(u32_at(&tail, eocd + 16)),
@@ -263,7 +266,12 @@ fn hash_part(file: &mut File, entry: &CentralEntry) -> Result<[u8; 32], String> 
     let copied = match entry.method {
         0 => std::io::copy(&mut raw, &mut hasher),
         8 => std::io::copy(&mut flate2::read::DeflateDecoder::new(raw), &mut hasher),
-        m => return Err(format!("{}: unsupported compression method {m}", entry.name)),
+        m => {
+            return Err(format!(
+                "{}: unsupported compression method {m}",
+                entry.name
+            ))
+        }
     };
     copied.map_err(|e| format!("{} cannot be read: {e}", entry.name))?;
     Ok(hasher.finalize().into())
@@ -272,8 +280,8 @@ fn hash_part(file: &mut File, entry: &CentralEntry) -> Result<[u8; 32], String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::package::msix::write_msix;
     use crate::job::manifest::UacLevel;
+    use crate::package::msix::write_msix;
     use crate::package::{AppInfo, Bundle};
 
     fn app() -> AppInfo {
@@ -303,7 +311,15 @@ mod tests {
             .save(&png)
             .unwrap();
         let bundle = Bundle::new(root, "Demo.exe");
-        write_msix(&bundle, &app(), None, &png, &dir.join("Demo.msix"), will_sign).unwrap()
+        write_msix(
+            &bundle,
+            &app(),
+            None,
+            &png,
+            &dir.join("Demo.msix"),
+            will_sign,
+        )
+        .unwrap()
     }
 
     #[test]
