@@ -217,9 +217,9 @@ async fn check_rebuild(
         Err(e) => return report.fail(format!("rebuilding: {e}")),
     };
     match compare::compare_with_rebuild(&args.artifact, &rebuilt) {
-        Ok(()) => {
-            report.ok("an unsigned rebuild from the project and manifest matches the artifact")
-        }
+        Ok(compared) => report.ok(format!(
+            "an unsigned rebuild from the project and manifest matches the artifact ({compared})"
+        )),
         Err(e) => report.fail(format!("rebuild: {e}")),
     }
 }

@@ -158,30 +158,12 @@ pub fn msix_signature(package: &Path) -> PeSignature {
     }
 }
 
-/// The PE files inside an NSIS installer's payload, unpacked with 7-Zip (no Rust crate
-/// reads NSIS archives). Fails when 7z is missing or cannot unpack the installer.
+/// The PE files inside an NSIS installer's payload (see [`super::unpack`]).
 fn installer_pe_reports(setup: &Path) -> Result<Vec<PeReport>, String> {
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let out = std::process::Command::new("7z")
-        .arg("x")
-        .arg("-y")
-        .arg("-bd")
-        .arg(format!("-o{}", scratch.path().display()))
-        .arg("--")
-        .arg(setup)
-        .output()
-        .map_err(|e| format!("cannot run 7z to unpack the installer ({e}); install p7zip-full"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "7z cannot unpack the installer: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let mut files = Vec::new();
-    collect_files(scratch.path(), &mut files).map_err(|e| e.to_string())?;
-    files.sort();
     let mut reports = Vec::new();
-    for path in files {
+    for rel in super::unpack::unpack_installer(setup, scratch.path())? {
+        let path = scratch.path().join(&rel);
         let mut head = [0u8; 4096];
         let n = std::fs::File::open(&path)
             .and_then(|mut f| f.read(&mut head))
@@ -189,26 +171,12 @@ fn installer_pe_reports(setup: &Path) -> Result<Vec<PeReport>, String> {
         if !is_pe(&head[..n]) {
             continue;
         }
-        let rel = path.strip_prefix(scratch.path()).unwrap_or(&path);
         reports.push(PeReport {
             name: format!("installer payload: {}", rel.display()),
             signature: pe_signature(&path),
         });
     }
     Ok(reports)
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            collect_files(&entry.path(), out)?;
-        } else if kind.is_file() {
-            out.push(entry.path());
-        }
-    }
-    Ok(())
 }
 
 fn archive_pe_reports(archive: &Path) -> Result<Vec<PeReport>, String> {

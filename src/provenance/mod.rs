@@ -6,9 +6,12 @@
 
 pub mod check;
 pub mod compare;
+pub mod compare_installer;
+pub mod compare_msix;
 pub mod dsse;
 pub mod inputs;
 pub mod statement;
+pub mod unpack;
 pub mod upload;
 
 use crate::sign::SigningSession;
