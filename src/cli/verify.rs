@@ -1,7 +1,8 @@
 //! `perry-ship-windows verify ARTIFACT [--record FILE] [--project TARBALL --manifest FILE]`:
-//! checks the Authenticode signature of every PE file in the artifact, its build record
-//! (DSSE signature, subject digest, signer) and, given the project and manifest, rebuilds
-//! it unsigned and compares. Prints one line per check; exit status 0 when all pass.
+//! checks the Authenticode signature of every PE file in the artifact (and an MSIX's
+//! package signature), its build record (DSSE signature, subject digest, signer) and,
+//! given the project and manifest, rebuilds it unsigned and compares, saying what it
+//! compared. Prints one line per check; exit status 0 when all pass.
 
 use super::build::{build_for_verify, BuildArgs};
 use super::project::read_json_file;
