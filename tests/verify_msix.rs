@@ -1,7 +1,8 @@
 //! `verify` on a signed MSIX checks the package signature (`AppxSignature.p7x` over the
-//! package digests read back from the file) as well as every PE file inside: a signed
-//! build passes, and agrees with `osslsigncode verify`; one flipped byte in a file of the
-//! package, in `AppxBlockMap.xml` or in the signature fails with a message naming it.
+//! package digests read back from the file) and the block map as well as every PE file
+//! inside: a signed build passes, and agrees with `osslsigncode verify`; one flipped byte in
+//! a file of the package, in `AppxBlockMap.xml` or in the signature fails with a message
+//! naming it.
 
 mod verify_support;
 
@@ -67,6 +68,10 @@ fn verify_checks_the_msix_package_signature() {
     assert_verify_fails(
         &verify(&[&copy], &[]),
         "package signature (AppxSignature.p7x): the package changed after signing: the file records (AXPC",
+    );
+    assert!(
+        report(&verify(&[&copy], &[])).contains("differ from what was signed; Hello%20Perry.exe"),
+        "the block map check names the changed file"
     );
     let (ok, text) = fixtures::osslsigncode_verify(&pki, &copy);
     assert!(!ok, "osslsigncode accepted a changed file:\n{text}");

@@ -134,8 +134,13 @@ pub fn msix_signature(package: &Path) -> PeSignature {
         Ok(input) => input,
         Err(e) => return PeSignature::Invalid(format!("cannot read the package: {e}")),
     };
+    // What Windows checks on install besides the signature; names a changed file.
+    let block_map = crate::package::msix::blockmap_check::check_block_map(package);
     let Some(der) = input.pkcs7_der else {
-        return PeSignature::Unsigned;
+        return match block_map {
+            Ok(()) => PeSignature::Unsigned,
+            Err(e) => PeSignature::Invalid(format!("unsigned package: {e}")),
+        };
     };
     let actual = input.digests.to_blob();
     let signed = match crate::sign::verify::signed_digest(&der) {
@@ -144,17 +149,22 @@ pub fn msix_signature(package: &Path) -> PeSignature {
     };
     let changed = crate::sign::appx::changed_parts(&signed, &actual);
     if !changed.is_empty() {
+        let detail = block_map
+            .err()
+            .map(|e| format!("; {e}"))
+            .unwrap_or_default();
         return PeSignature::Invalid(format!(
-            "the package changed after signing: {} differ from what was signed",
+            "the package changed after signing: {} differ from what was signed{detail}",
             changed.join(", ")
         ));
     }
-    match crate::sign::verify::verify_pkcs7(&der, &actual) {
-        Ok(v) => PeSignature::Valid {
+    match (crate::sign::verify::verify_pkcs7(&der, &actual), block_map) {
+        (Err(e), _) => PeSignature::Invalid(e.to_string()),
+        (Ok(_), Err(e)) => PeSignature::Invalid(format!("signed, but {e}")),
+        (Ok(v), Ok(())) => PeSignature::Valid {
             thumbprint: v.signer_thumbprint,
             timestamped: v.timestamped,
         },
-        Err(e) => PeSignature::Invalid(e.to_string()),
     }
 }
 

@@ -68,14 +68,15 @@ fn stub(setup: &Path) -> Result<Vec<u8>, String> {
     let mut stub = Vec::new();
     let mut block = [0u8; 512];
     loop {
-        let n = read_block(&mut reader, &mut block).map_err(|e| err(e.to_string()))?;
-        if n >= 20 && &block[4..20] == NSIS_SIGNATURE {
-            break;
+        match reader.read_exact(&mut block) {
+            Ok(()) if &block[4..20] == NSIS_SIGNATURE => break,
+            Ok(()) if stub.len() < MAX_STUB => stub.extend_from_slice(&block),
+            Ok(()) => return Err(err("the NSIS stub is larger than 64 MiB".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(err("no NSIS data found (not an NSIS installer?)".into()))
+            }
+            Err(e) => return Err(err(e.to_string())),
         }
-        if n < block.len() || stub.len() >= MAX_STUB {
-            return Err(err("no NSIS data found (not an NSIS installer?)".into()));
-        }
-        stub.extend_from_slice(&block);
     }
     for (offset, len) in [(layout.checksum_offset, 4), (layout.security_dir_offset, 8)] {
         if let Some(field) = stub.get_mut(offset as usize..offset as usize + len) {
@@ -83,18 +84,6 @@ fn stub(setup: &Path) -> Result<Vec<u8>, String> {
         }
     }
     Ok(stub)
-}
-
-/// Reads up to one full block (short only at the end of the file).
-fn read_block(reader: &mut impl Read, block: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < block.len() {
-        match reader.read(&mut block[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 fn sha256(path: &Path) -> Result<[u8; 32], String> {

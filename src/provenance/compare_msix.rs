@@ -7,10 +7,11 @@
 //! - `AppxBlockMap.xml`: the same text outside the `<File>` elements, the same files in the
 //!   same order, and every `<File>` element equal except those of the parts that differ by
 //!   signing (each signed PE file, and the manifest when its publisher differs), whose
-//!   block hashes and sizes describe the signed bytes. Those elements are not re-hashed
-//!   here: the package signature covers the block map, and Windows checks it on install.
+//!   block hashes and sizes describe the signed bytes (the package check,
+//!   [`crate::package::msix::blockmap_check`], holds them against those bytes).
 
-use crate::package::msix::manifest::{part_name, SIGNATURE_CONTENT_TYPE};
+use crate::package::msix::blockmap_check::part_of_block_map_name;
+use crate::package::msix::manifest::SIGNATURE_CONTENT_TYPE;
 use std::collections::BTreeSet;
 
 /// The MSIX manifest with its `Identity Publisher` value left out: a signed package names
@@ -78,24 +79,6 @@ fn split_block_map(xml: &[u8]) -> Result<SplitBlockMap<'_>, String> {
         files,
         tail: rest,
     })
-}
-
-/// The part name of a block map `Name` (XML-escaped, `\`-separated), by the writer's rule.
-fn part_of_block_map_name(escaped: &str) -> String {
-    let mut name = escaped.to_string();
-    for (entity, c) in [
-        ("&quot;", "\""),
-        ("&apos;", "'"),
-        ("&lt;", "<"),
-        ("&gt;", ">"),
-        ("&#x9;", "\t"),
-        ("&#xA;", "\n"),
-        ("&#xD;", "\r"),
-        ("&amp;", "&"),
-    ] {
-        name = name.replace(entity, c);
-    }
-    part_name(&name.replace('\\', "/"))
 }
 
 /// Whether the block maps match by this module's rule, `signed_parts` being the part names

@@ -7,8 +7,11 @@
 //! either finishes it unsigned or hands in the PKCS#7 made over [`AppxDigests::to_blob`].
 
 mod blockmap;
+pub mod blockmap_check;
 pub mod manifest;
 pub mod read;
+#[cfg(test)]
+mod test_package;
 mod zip64;
 
 pub use blockmap::BLOCK_SIZE;

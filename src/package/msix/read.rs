@@ -42,8 +42,9 @@ pub struct PackageSignatureInput {
 
 /// One central-directory entry.
 #[derive(Clone, Debug)]
-struct CentralEntry {
-    name: String,
+pub(super) struct CentralEntry {
+    /// The part name as stored (percent-encoded, `/`-separated).
+    pub(super) name: String,
     flags: u16,
     method: u16,
     compressed: u64,
@@ -54,15 +55,12 @@ struct CentralEntry {
 
 /// Reads `path`'s package digests and signature. Errors name what is malformed.
 pub fn read_signature_input(path: &Path) -> Result<PackageSignatureInput, String> {
-    let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
-    let (cd_offset, cd_size, count) = find_central_directory(&mut file, len)?;
-    if cd_size > MAX_CENTRAL_DIRECTORY || cd_offset.checked_add(cd_size).is_none_or(|e| e > len) {
-        return Err("the central directory is out of bounds".into());
-    }
-    let mut cd = vec![0u8; cd_size as usize];
-    read_at(&mut file, cd_offset, &mut cd)?;
-    let entries = parse_central_directory(&cd, count)?;
+    let PackageFile {
+        mut file,
+        cd,
+        cd_offset,
+        entries,
+    } = open_package(path)?;
     let find = |part: &str| -> Result<Option<&CentralEntry>, String> {
         let mut found = entries.iter().filter(|e| e.name.eq_ignore_ascii_case(part));
         match (found.next(), found.next()) {
@@ -105,6 +103,33 @@ pub fn read_signature_input(path: &Path) -> Result<PackageSignatureInput, String
             .transpose()?,
     };
     Ok(PackageSignatureInput { digests, pkcs7_der })
+}
+
+/// A package file opened for reading, with its central directory.
+pub(super) struct PackageFile {
+    pub(super) file: File,
+    cd: Vec<u8>,
+    cd_offset: u64,
+    pub(super) entries: Vec<CentralEntry>,
+}
+
+/// Opens `path` and reads its central directory.
+pub(super) fn open_package(path: &Path) -> Result<PackageFile, String> {
+    let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    let (cd_offset, cd_size, count) = find_central_directory(&mut file, len)?;
+    if cd_size > MAX_CENTRAL_DIRECTORY || cd_offset.checked_add(cd_size).is_none_or(|e| e > len) {
+        return Err("the central directory is out of bounds".into());
+    }
+    let mut cd = vec![0u8; cd_size as usize];
+    read_at(&mut file, cd_offset, &mut cd)?;
+    let entries = parse_central_directory(&cd, count)?;
+    Ok(PackageFile {
+        file,
+        cd,
+        cd_offset,
+        entries,
+    })
 }
 
 fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> Result<(), String> {
@@ -258,14 +283,25 @@ fn hash_range(file: &mut File, start: u64, end: u64) -> Result<[u8; 32], String>
 
 /// SHA-256 of a part's uncompressed content.
 fn hash_part(file: &mut File, entry: &CentralEntry) -> Result<[u8; 32], String> {
+    let (_, mut content) = part_reader(file, entry)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut content, &mut hasher)
+        .map_err(|e| format!("{} cannot be read: {e}", entry.name))?;
+    Ok(hasher.finalize().into())
+}
+
+/// The length of a part's local header and a reader of its uncompressed content.
+pub(super) fn part_reader<'a>(
+    file: &'a mut File,
+    entry: &CentralEntry,
+) -> Result<(u64, Box<dyn Read + 'a>), String> {
     let start = data_start(file, entry)?;
     file.seek(SeekFrom::Start(start))
         .map_err(|e| e.to_string())?;
-    let mut raw = file.take(entry.compressed);
-    let mut hasher = Sha256::new();
-    let copied = match entry.method {
-        0 => std::io::copy(&mut raw, &mut hasher),
-        8 => std::io::copy(&mut flate2::read::DeflateDecoder::new(raw), &mut hasher),
+    let raw = file.take(entry.compressed);
+    let content: Box<dyn Read + 'a> = match entry.method {
+        0 => Box::new(raw),
+        8 => Box::new(flate2::read::DeflateDecoder::new(raw)),
         m => {
             return Err(format!(
                 "{}: unsupported compression method {m}",
@@ -273,54 +309,13 @@ fn hash_part(file: &mut File, entry: &CentralEntry) -> Result<[u8; 32], String> 
             ))
         }
     };
-    copied.map_err(|e| format!("{} cannot be read: {e}", entry.name))?;
-    Ok(hasher.finalize().into())
+    Ok((start - entry.local_offset, content))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::manifest::UacLevel;
-    use crate::package::msix::write_msix;
-    use crate::package::{AppInfo, Bundle};
-
-    fn app() -> AppInfo {
-        AppInfo {
-            app_name: "Demo".into(),
-            ascii_name: "Demo".into(),
-            bundle_id: "com.example.demo".into(),
-            version4: [1, 0, 0, 0],
-            version_display: "1.0".into(),
-            publisher: "Example".into(),
-            description: "demo".into(),
-            copyright: "(c) Example".into(),
-            uac_level: UacLevel::AsInvoker,
-            dpi_aware: "true/pm".into(),
-        }
-    }
-
-    /// A package of a small bundle, written up to its central directory.
-    fn pending(dir: &Path, will_sign: bool) -> super::super::PendingMsix {
-        let root = dir.join("bundle");
-        std::fs::create_dir_all(root.join("assets")).unwrap();
-        std::fs::write(root.join("Demo.exe"), b"MZ not really a program").unwrap();
-        let text: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
-        std::fs::write(root.join("assets/big.txt"), text).unwrap();
-        let png = dir.join("logo.png");
-        image::RgbaImage::from_pixel(256, 256, image::Rgba([9, 99, 199, 255]))
-            .save(&png)
-            .unwrap();
-        let bundle = Bundle::new(root, "Demo.exe");
-        write_msix(
-            &bundle,
-            &app(),
-            None,
-            &png,
-            &dir.join("Demo.msix"),
-            will_sign,
-        )
-        .unwrap()
-    }
+    use crate::package::msix::test_package::pending;
 
     #[test]
     fn an_unsigned_package_reads_back_the_writers_digests() {
