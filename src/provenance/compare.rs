@@ -117,14 +117,17 @@ fn open_archive(path: &Path) -> Result<Archive, String> {
     zip::ZipArchive::new(file).map_err(|e| format!("not a readable ZIP: {e}"))
 }
 
-/// One entry's data and the metadata compared with it (time, permissions).
-fn read_entry(zip: &mut Archive, i: usize) -> Result<(String, Vec<u8>, String), String> {
+/// The metadata of an entry compared besides its data: its time and permissions.
+type EntryMeta = (Option<zip::DateTime>, Option<u32>);
+
+/// One entry's name, data and metadata.
+fn read_entry(zip: &mut Archive, i: usize) -> Result<(String, Vec<u8>, EntryMeta), String> {
     let mut entry = zip.by_index(i).map_err(|e| format!("entry {i}: {e}"))?;
     let name = entry
         .name()
         .map_err(|e| format!("entry {i}: {e}"))?
         .to_string();
-    let meta = format!("{:?} {:?}", entry.last_modified(), entry.unix_mode());
+    let meta = (entry.last_modified(), entry.unix_mode());
     let mut data = Vec::new();
     entry
         .read_to_end(&mut data)
@@ -207,4 +210,36 @@ fn compare_archives(artifact: &Path, rebuilt: &Path, kind: ArtifactKind) -> Resu
     }
     let what = if msix { "MSIX entries" } else { "ZIP entries" };
     tally.verdict(what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_signatures_may_explain_a_difference() {
+        let mut signed = Tally::default();
+        signed.file("a.txt", b"same", b"same").unwrap();
+        signed.stripped.push("App.exe".into());
+        signed.notes.push("a special rule".into());
+        assert_eq!(
+            signed.verdict("ZIP entries").unwrap(),
+            "ZIP entries: 1 files byte for byte, 1 PE files with their signatures stripped; a special rule"
+        );
+
+        let mut changed = Tally::default();
+        changed.file("a.txt", b"one", b"two").unwrap();
+        changed.stripped.push("App.exe".into());
+        assert!(changed
+            .verdict("ZIP entries")
+            .unwrap_err()
+            .contains("a.txt"));
+
+        let mut unsigned = Tally::default();
+        unsigned.file("a.txt", b"same", b"same").unwrap();
+        assert!(unsigned
+            .verdict("ZIP entries")
+            .unwrap_err()
+            .contains("unsigned but differs"));
+    }
 }
