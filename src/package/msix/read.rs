@@ -351,6 +351,30 @@ mod tests {
     }
 
     #[test]
+    fn any_changed_byte_of_the_central_directory_is_an_error_or_a_result_never_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = pending(dir.path(), true)
+            .finish_signed(&[0x30, 0x03, 0x02, 0x01, 0x07])
+            .unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let cd_offset = open_package(&path).unwrap().cd_offset as usize;
+        let hostile = dir.path().join("hostile.msix");
+        for at in cd_offset..good.len() {
+            for value in [0xFF, good[at] ^ 0x80] {
+                let mut bytes = good.clone();
+                bytes[at] = value;
+                std::fs::write(&hostile, &bytes).unwrap();
+                let read = std::panic::catch_unwind(|| read_signature_input(&hostile));
+                assert!(read.is_ok(), "reading panicked with byte {at} = {value:#x}");
+                let checked = std::panic::catch_unwind(|| {
+                    super::super::blockmap_check::check_block_map(&hostile)
+                });
+                assert!(checked.is_ok(), "the block map check panicked at {at}");
+            }
+        }
+    }
+
+    #[test]
     fn what_is_not_a_package_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.msix");
