@@ -15,7 +15,7 @@ mod fixtures;
 use base64::Engine as _;
 use e2e::*;
 use example_project::*;
-use perry_ship_windows::provenance::{check, inputs, statement, upload};
+use perry_ship_windows::provenance::{check, inputs, statement};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +54,11 @@ async fn a_signed_job_uploads_its_record_first_and_verify_rebuilds_it_in_docker(
         [record_name.as_str(), zip_name],
         "record first, artifact last"
     );
-    assert_eq!(uploads[0].target, upload::RECORD_TARGET);
+    assert_eq!(
+        (uploads[0].target.as_str(), uploads[1].target.as_str()),
+        ("windows", "windows"),
+        "the record travels under its artifact's target, one the hub contract lists"
+    );
     let frames = worker.hub.job_frames(job);
     assert!(
         frames

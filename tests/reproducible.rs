@@ -5,111 +5,14 @@
 //! build with their signatures left out equal the unsigned build's; `verify` passes on a
 //! good artifact and fails on a tampered byte, a wrong record and a different project.
 
-#[path = "support/example_project.rs"]
-mod example_project;
-#[path = "support/sign_fixtures.rs"]
-mod fixtures;
+mod verify_support;
 
 use base64::Engine as _;
-use example_project::*;
 use perry_ship_windows::provenance::{self, check, compare};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const MODES: [(&str, &str); 3] = [
-    ("portable", "Hello Perry-1.2.0-portable.zip"),
-    ("installer", "Hello Perry-1.2.0-Setup.exe"),
-    ("msix", "Hello Perry-1.2.0.msix"),
-];
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_perry-ship-windows"))
-}
-
-fn tools_present() -> bool {
-    fixtures::require_tools(&["makensis", "x86_64-w64-mingw32-gcc", "openssl", "7z"])
-}
-
-/// One local build of `project`; returns the artifact path in `out`.
-fn build(
-    project: &Path,
-    mode: &str,
-    work: &Path,
-    out: &Path,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> PathBuf {
-    let mut cmd = bin();
-    cmd.arg("build")
-        .arg(project)
-        .args(["--no-docker", "--distribute", mode, "--out"])
-        .arg(out)
-        .args(extra)
-        .env("PERRY_BUILD_PERRY_BINARY", standin())
-        .env("PERRY_WORK_DIR", work)
-        .env("PERRY_MIN_FREE_DISK", "1m")
-        .env_remove("SOURCE_DATE_EPOCH");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let output = cmd.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{mode}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
-}
-
-fn standin() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("images/linux/standin/perry")
-}
-
-fn verify(args: &[&Path], env: &[(&str, &str)]) -> Output {
-    let mut cmd = bin();
-    cmd.arg("verify")
-        .args(args)
-        .env("PERRY_BUILD_PERRY_BINARY", standin())
-        .env("PERRY_DOCKER_ENABLED", "false")
-        .env("PERRY_MIN_FREE_DISK", "1m")
-        .env_remove("SOURCE_DATE_EPOCH");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn report(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `verify ARTIFACT --project PROJECT --manifest MANIFEST`: a rebuild and compare.
-fn verify_rebuild(
-    artifact: &Path,
-    project: &Path,
-    manifest: &Path,
-    env: &[(&str, &str)],
-) -> Output {
-    let args = [
-        artifact,
-        Path::new("--project"),
-        project,
-        Path::new("--manifest"),
-        manifest,
-    ];
-    verify(&args, env)
-}
-
-/// `verify` exited 1 and its report says `why`.
-fn assert_verify_fails(out: &Output, why: &str) {
-    let text = report(out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains(why), "{text}");
-}
+use std::path::Path;
+use std::process::Command;
+use verify_support::example_project::*;
+use verify_support::*;
 
 #[test]
 fn unsigned_builds_are_byte_identical_and_follow_source_date_epoch() {
@@ -170,20 +73,6 @@ fn unsigned_builds_are_byte_identical_and_follow_source_date_epoch() {
     }
 }
 
-/// PFX credentials (no timestamp server) for a signed build, written to `dir`.
-fn pfx_credentials(dir: &Path) -> PathBuf {
-    let pki = fixtures::Pki::create(&dir.join("pki"));
-    let pfx = pki.pfx("repro", "rsa.key", "rsa.crt", "Repro-Passw0rd", &[]);
-    let creds = serde_json::json!({
-        "windows_pfx_base64": base64::engine::general_purpose::STANDARD.encode(pfx),
-        "windows_pfx_password": "Repro-Passw0rd",
-        "windows_timestamp_url": "none",
-    });
-    let path = dir.join("credentials.json");
-    std::fs::write(&path, creds.to_string()).unwrap();
-    path
-}
-
 /// Extracts an NSIS installer with 7z; `None` when 7z is missing (skip).
 fn unpack_installer(setup: &Path, to: &Path) -> Option<Vec<(String, Vec<u8>)>> {
     if !fixtures::require_tools(&["7z"]) {
@@ -216,7 +105,7 @@ fn signed_builds_differ_from_unsigned_ones_only_by_their_signatures() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let creds = pfx_credentials(t);
+    let (_, creds) = pfx_credentials(t);
     let creds_arg = ["--credentials", creds.to_str().unwrap()];
     for (mode, _) in MODES {
         let unsigned = build(

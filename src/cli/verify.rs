@@ -1,7 +1,8 @@
 //! `perry-ship-windows verify ARTIFACT [--record FILE] [--project TARBALL --manifest FILE]`:
-//! checks the Authenticode signature of every PE file in the artifact, its build record
-//! (DSSE signature, subject digest, signer) and, given the project and manifest, rebuilds
-//! it unsigned and compares. Prints one line per check; exit status 0 when all pass.
+//! checks the Authenticode signature of every PE file in the artifact (and an MSIX's
+//! package signature), its build record (DSSE signature, subject digest, signer) and,
+//! given the project and manifest, rebuilds it unsigned and compares, saying what it
+//! compared. Prints one line per check; exit status 0 when all pass.
 
 use super::build::{build_for_verify, BuildArgs};
 use super::project::read_json_file;
@@ -217,9 +218,9 @@ async fn check_rebuild(
         Err(e) => return report.fail(format!("rebuilding: {e}")),
     };
     match compare::compare_with_rebuild(&args.artifact, &rebuilt) {
-        Ok(()) => {
-            report.ok("an unsigned rebuild from the project and manifest matches the artifact")
-        }
+        Ok(compared) => report.ok(format!(
+            "an unsigned rebuild from the project and manifest matches the artifact ({compared})"
+        )),
         Err(e) => report.fail(format!("rebuild: {e}")),
     }
 }

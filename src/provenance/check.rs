@@ -1,7 +1,8 @@
 //! What `verify` checks in an artifact: the Authenticode signature of every PE file it
 //! holds (the installer and the files of its payload, unpacked with 7z; each entry of a
-//! portable ZIP or MSIX), and a
-//! build record against it (DSSE signature, subject digest, signer).
+//! portable ZIP or MSIX), an MSIX's package signature (`AppxSignature.p7x` over the package
+//! digests read back from the file), and a build record against it (DSSE signature,
+//! subject digest, signer).
 
 use super::dsse::Envelope;
 use super::statement;
@@ -108,34 +109,71 @@ pub fn authenticode_reports(artifact: &Path) -> Result<Vec<PeReport>, String> {
             reports.extend(installer_pe_reports(artifact)?);
             Ok(reports)
         }
-        ArtifactKind::Portable | ArtifactKind::Msix => archive_pe_reports(artifact),
+        ArtifactKind::Portable => archive_pe_reports(artifact),
+        ArtifactKind::Msix => {
+            let mut reports = vec![PeReport {
+                name: format!("{name}: package signature (AppxSignature.p7x)"),
+                signature: msix_signature(artifact),
+            }];
+            match archive_pe_reports(artifact) {
+                Ok(pe_reports) => reports.extend(pe_reports),
+                Err(e) => reports.push(PeReport {
+                    name: format!("{name}: files"),
+                    signature: PeSignature::Invalid(e),
+                }),
+            }
+            Ok(reports)
+        }
     }
 }
 
-/// The PE files inside an NSIS installer's payload, unpacked with 7-Zip (no Rust crate
-/// reads NSIS archives). Fails when 7z is missing or cannot unpack the installer.
-fn installer_pe_reports(setup: &Path) -> Result<Vec<PeReport>, String> {
-    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let out = std::process::Command::new("7z")
-        .arg("x")
-        .arg("-y")
-        .arg("-bd")
-        .arg(format!("-o{}", scratch.path().display()))
-        .arg("--")
-        .arg(setup)
-        .output()
-        .map_err(|e| format!("cannot run 7z to unpack the installer ({e}); install p7zip-full"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "7z cannot unpack the installer: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+/// The state of an MSIX's package signature: the digests of the package as it is must be
+/// the ones `AppxSignature.p7x` signed, and that signature must verify.
+pub fn msix_signature(package: &Path) -> PeSignature {
+    let input = match crate::package::msix::read::read_signature_input(package) {
+        Ok(input) => input,
+        Err(e) => return PeSignature::Invalid(format!("cannot read the package: {e}")),
+    };
+    // What Windows checks on install besides the signature; names a changed file.
+    let block_map = crate::package::msix::blockmap_check::check_block_map(package);
+    let Some(der) = input.pkcs7_der else {
+        return match block_map {
+            Ok(()) => PeSignature::Unsigned,
+            Err(e) => PeSignature::Invalid(format!("unsigned package: {e}")),
+        };
+    };
+    let actual = input.digests.to_blob();
+    let signed = match crate::sign::verify::signed_digest(&der) {
+        Ok(d) => d,
+        Err(e) => return PeSignature::Invalid(e.to_string()),
+    };
+    let changed = crate::sign::appx::changed_parts(&signed, &actual);
+    if !changed.is_empty() {
+        let detail = block_map
+            .err()
+            .map(|e| format!("; {e}"))
+            .unwrap_or_default();
+        return PeSignature::Invalid(format!(
+            "the package changed after signing: {} differ from what was signed{detail}",
+            changed.join(", ")
         ));
     }
-    let mut files = Vec::new();
-    collect_files(scratch.path(), &mut files).map_err(|e| e.to_string())?;
-    files.sort();
+    match (crate::sign::verify::verify_pkcs7(&der, &actual), block_map) {
+        (Err(e), _) => PeSignature::Invalid(e.to_string()),
+        (Ok(_), Err(e)) => PeSignature::Invalid(format!("signed, but {e}")),
+        (Ok(v), Ok(())) => PeSignature::Valid {
+            thumbprint: v.signer_thumbprint,
+            timestamped: v.timestamped,
+        },
+    }
+}
+
+/// The PE files inside an NSIS installer's payload (see [`super::unpack`]).
+fn installer_pe_reports(setup: &Path) -> Result<Vec<PeReport>, String> {
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut reports = Vec::new();
-    for path in files {
+    for rel in super::unpack::unpack_installer(setup, scratch.path())? {
+        let path = scratch.path().join(&rel);
         let mut head = [0u8; 4096];
         let n = std::fs::File::open(&path)
             .and_then(|mut f| f.read(&mut head))
@@ -143,26 +181,12 @@ fn installer_pe_reports(setup: &Path) -> Result<Vec<PeReport>, String> {
         if !is_pe(&head[..n]) {
             continue;
         }
-        let rel = path.strip_prefix(scratch.path()).unwrap_or(&path);
         reports.push(PeReport {
             name: format!("installer payload: {}", rel.display()),
             signature: pe_signature(&path),
         });
     }
     Ok(reports)
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            collect_files(&entry.path(), out)?;
-        } else if kind.is_file() {
-            out.push(entry.path());
-        }
-    }
-    Ok(())
 }
 
 fn archive_pe_reports(archive: &Path) -> Result<Vec<PeReport>, String> {

@@ -2,13 +2,18 @@
 //! predicate ([`statement`]) naming the artifact's SHA-256 and its inputs ([`inputs`]),
 //! wrapped in a DSSE envelope ([`dsse`]) signed with the job's signing identity (unsigned
 //! builds get an envelope without signatures). The record is one JSON line in
-//! `<artifact>.intoto.jsonl`. [`check`] verifies artifacts and records (`verify` command).
+//! `<artifact>.intoto.jsonl`. [`check`] verifies artifacts and records (`verify` command);
+//! [`compare`] (with [`compare_msix`] and [`compare_installer`]) matches an artifact with an
+//! unsigned rebuild; [`unpack`] unpacks installers with 7z; [`upload`] orders hub uploads.
 
 pub mod check;
 pub mod compare;
+pub mod compare_installer;
+pub mod compare_msix;
 pub mod dsse;
 pub mod inputs;
 pub mod statement;
+pub mod unpack;
 pub mod upload;
 
 use crate::sign::SigningSession;

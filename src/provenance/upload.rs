@@ -1,11 +1,14 @@
 //! Opt-in upload of build records (`PERRY_PROVENANCE_UPLOAD=true`): the hub keeps one
 //! download per job (the last upload), so each record goes up just before its artifact
 //! and the artifact stays what the CLI downloads.
+//!
+//! The hub contract (hub-protocol.md, section 3) knows two `x-artifact-target` values:
+//! `windows` for a Windows artifact and `windows-precompiled` for a hand-off bundle. A
+//! record is a file about its artifact, so it travels under its artifact's target, with
+//! `x-artifact-name` = `<artifact name>.intoto.jsonl` (ASCII whenever the artifact's name is)
+//! telling the two apart; no target outside the contract is ever sent.
 
 use crate::pipeline::Artifact;
-
-/// `x-artifact-target` of a build record.
-pub const RECORD_TARGET: &str = "windows-provenance";
 
 /// The upload order: with `upload_records`, each artifact's record (when it exists) right
 /// before the artifact; otherwise the artifacts alone.
@@ -20,7 +23,7 @@ pub fn with_records(artifacts: Vec<Artifact>, upload_records: bool) -> Vec<Artif
             out.push(Artifact {
                 path: record,
                 name: format!("{}{}", artifact.name, super::RECORD_SUFFIX),
-                target: RECORD_TARGET.into(),
+                target: artifact.target.clone(),
             });
         }
         out.push(artifact);
@@ -47,7 +50,7 @@ mod tests {
         let both = with_records(vec![artifact], true);
         assert_eq!(both.len(), 2);
         assert_eq!(both[0].name, "App.zip.intoto.jsonl");
-        assert_eq!(both[0].target, RECORD_TARGET);
+        assert_eq!(both[0].target, "windows", "a target the hub contract lists");
         assert_eq!(both[1].name, "App.zip");
     }
 }

@@ -25,6 +25,45 @@ pub fn check_blob(blob: &[u8]) -> Result<(), SignatureError> {
     Ok(())
 }
 
+/// What each tagged digest covers, for reports.
+fn covered_part(tag: &[u8]) -> &'static str {
+    match tag {
+        b"AXPC" => "the file records (AXPC: the bytes of every file, its name and order)",
+        b"AXCD" => "the central directory (AXCD)",
+        b"AXCT" => "[Content_Types].xml (AXCT)",
+        b"AXBM" => "AppxBlockMap.xml (AXBM)",
+        b"AXCI" => "AppxMetadata/CodeIntegrity.cat (AXCI)",
+        _ => "an unknown part",
+    }
+}
+
+/// The parts whose digests differ between the blob a signature signed and the blob of the
+/// package as it is, e.g. `["the central directory (AXCD)"]`; every part when the blobs do
+/// not even have the same shape.
+pub fn changed_parts(signed: &[u8], actual: &[u8]) -> Vec<&'static str> {
+    let tagged = |blob: &[u8]| -> Vec<(Vec<u8>, Vec<u8>)> {
+        blob.get(4..)
+            .unwrap_or_default()
+            .chunks(36)
+            .map(|c| {
+                (
+                    c[..c.len().min(4)].to_vec(),
+                    c.get(4..).unwrap_or_default().to_vec(),
+                )
+            })
+            .collect()
+    };
+    let (s, a) = (tagged(signed), tagged(actual));
+    if check_blob(signed).is_err() || s.len() != a.len() {
+        return a.iter().map(|(tag, _)| covered_part(tag)).collect();
+    }
+    s.iter()
+        .zip(&a)
+        .filter(|(x, y)| x != y)
+        .map(|(_, (tag, _))| covered_part(tag))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +85,19 @@ mod tests {
         assert!(check_blob(&blob(&[b"AXPC", b"AXCD", b"AXCT"])).is_err());
         assert!(check_blob(b"APPX").is_err());
         assert!(check_blob(&[]).is_err());
+    }
+
+    #[test]
+    fn changed_parts_are_named() {
+        let signed = blob(&[b"AXPC", b"AXCD", b"AXCT", b"AXBM"]);
+        let mut actual = signed.clone();
+        assert!(changed_parts(&signed, &actual).is_empty());
+        actual[4 + 36 + 10] ^= 1;
+        assert_eq!(
+            changed_parts(&signed, &actual),
+            ["the central directory (AXCD)"]
+        );
+        let with_catalog = blob(&[b"AXPC", b"AXCD", b"AXCT", b"AXBM", b"AXCI"]);
+        assert_eq!(changed_parts(&signed, &with_catalog).len(), 5);
     }
 }

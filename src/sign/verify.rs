@@ -71,30 +71,18 @@ pub fn verify_pkcs7(
     der: &[u8],
     expected_digest: &[u8],
 ) -> Result<VerifiedSignature, SignatureError> {
-    let ci = ContentInfo::from_der(der)
-        .map_err(|e| format!("signature is not a PKCS#7 ContentInfo: {e}"))?;
-    if ci.content_type != OID_SIGNED_DATA {
-        return Err("signature is not SignedData".into());
-    }
-    let sd: SignedData = ci
-        .content
-        .decode_as()
-        .map_err(|e| format!("bad SignedData: {e}"))?;
-    if sd.encap_content_info.econtent_type != OID_SPC_INDIRECT_DATA {
-        return Err("signed content is not SpcIndirectDataContent".into());
+    let sd = authenticode_signed_data(der)?;
+    let idc = indirect_data(&sd)?;
+    if idc.message_digest.digest.as_bytes() != expected_digest {
+        return Err(
+            "file digest does not match the signed digest (file changed after signing?)".into(),
+        );
     }
     let content = sd
         .encap_content_info
         .econtent
         .as_ref()
         .ok_or("SignedData has no content")?;
-    let idc = SpcIndirectDataContent::from_der(&content.to_der().map_err(|e| e.to_string())?)
-        .map_err(|e| format!("bad SpcIndirectDataContent: {e}"))?;
-    if idc.message_digest.digest.as_bytes() != expected_digest {
-        return Err(
-            "file digest does not match the signed digest (file changed after signing?)".into(),
-        );
-    }
     let signer = single_signer(&sd)?;
     let cert = verify_signer(&sd, signer, content.value(), Some(OID_SPC_INDIRECT_DATA))?;
     let (timestamped, timestamp_time) = match timestamp_token(signer)? {
@@ -110,6 +98,43 @@ pub fn verify_pkcs7(
         timestamped,
         timestamp_time,
     })
+}
+
+/// The digest an Authenticode PKCS#7 says it signed (its `SpcIndirectDataContent` digest),
+/// read without verifying anything: for naming what changed when it differs.
+pub fn signed_digest(der: &[u8]) -> Result<Vec<u8>, SignatureError> {
+    let sd = authenticode_signed_data(der)?;
+    Ok(indirect_data(&sd)?
+        .message_digest
+        .digest
+        .as_bytes()
+        .to_vec())
+}
+
+fn authenticode_signed_data(der: &[u8]) -> Result<SignedData, SignatureError> {
+    let ci = ContentInfo::from_der(der)
+        .map_err(|e| format!("signature is not a PKCS#7 ContentInfo: {e}"))?;
+    if ci.content_type != OID_SIGNED_DATA {
+        return Err("signature is not SignedData".into());
+    }
+    let sd: SignedData = ci
+        .content
+        .decode_as()
+        .map_err(|e| format!("bad SignedData: {e}"))?;
+    if sd.encap_content_info.econtent_type != OID_SPC_INDIRECT_DATA {
+        return Err("signed content is not SpcIndirectDataContent".into());
+    }
+    Ok(sd)
+}
+
+fn indirect_data(sd: &SignedData) -> Result<SpcIndirectDataContent, SignatureError> {
+    let content = sd
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .ok_or("SignedData has no content")?;
+    SpcIndirectDataContent::from_der(&content.to_der().map_err(|e| e.to_string())?)
+        .map_err(|e| format!("bad SpcIndirectDataContent: {e}").into())
 }
 
 fn single_signer(sd: &SignedData) -> Result<&SignerInfo, SignatureError> {

@@ -112,6 +112,11 @@ fn content_type_for(ext: &str) -> &'static str {
     }
 }
 
+/// The `[Content_Types].xml` entry of the signature part, last before `</Types>` in a
+/// package written to be signed.
+pub const SIGNATURE_CONTENT_TYPE: &str =
+    "<Override PartName=\"/AppxSignature.p7x\" ContentType=\"application/vnd.ms-appx.signature\"/>";
+
 /// Renders `[Content_Types].xml` for the payload part names (percent-encoded, `/`-separated,
 /// without the leading `/`): a Default per extension, an Override for extension-less
 /// parts, the manifest and the block map, and the signature when one will be added.
@@ -147,7 +152,7 @@ pub fn content_types(payload_part_names: &[String], will_sign: bool) -> String {
     s.push_str("<Override PartName=\"/AppxManifest.xml\" ContentType=\"application/vnd.ms-appx.manifest+xml\"/>");
     s.push_str("<Override PartName=\"/AppxBlockMap.xml\" ContentType=\"application/vnd.ms-appx.blockmap+xml\"/>");
     if will_sign {
-        s.push_str("<Override PartName=\"/AppxSignature.p7x\" ContentType=\"application/vnd.ms-appx.signature\"/>");
+        s.push_str(SIGNATURE_CONTENT_TYPE);
     }
     s.push_str("</Types>");
     s

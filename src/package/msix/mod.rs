@@ -5,9 +5,16 @@
 //! [`write_msix`] writes everything up to the central directory and returns a
 //! [`PendingMsix`] holding the four package digests the signer needs; the caller then
 //! either finishes it unsigned or hands in the PKCS#7 made over [`AppxDigests::to_blob`].
+//! The read side (`verify`): [`read`] computes the same digests back from a finished
+//! package (and returns its signature); [`blockmap_check`] holds its block map against its
+//! files.
 
 mod blockmap;
+pub mod blockmap_check;
 pub mod manifest;
+pub mod read;
+#[cfg(test)]
+mod test_package;
 mod zip64;
 
 pub use blockmap::BLOCK_SIZE;
@@ -36,24 +43,36 @@ pub struct AppxDigests {
     pub axct: [u8; 32],
     /// Uncompressed `AppxBlockMap.xml`.
     pub axbm: [u8; 32],
+    /// Uncompressed `AppxMetadata/CodeIntegrity.cat`, when the package has one (ours never
+    /// do; the reader finds it in packages made elsewhere).
+    pub axci: Option<[u8; 32]>,
 }
 
 impl AppxDigests {
-    /// `"APPX" + "AXPC"‖h + "AXCD"‖h + "AXCT"‖h + "AXBM"‖h`: the value that goes into the
-    /// signature's `SpcIndirectDataContent` digest (with `SpcSipInfo` for packages).
+    /// `"APPX" + "AXPC"‖h + "AXCD"‖h + "AXCT"‖h + "AXBM"‖h [+ "AXCI"‖h]`: the value that goes
+    /// into the signature's `SpcIndirectDataContent` digest (with `SpcSipInfo` for packages).
     pub fn to_blob(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(4 + 4 * 36);
+        let mut b = Vec::with_capacity(4 + 5 * 36);
         b.extend_from_slice(b"APPX");
-        for (tag, h) in [
-            (b"AXPC", &self.axpc),
-            (b"AXCD", &self.axcd),
-            (b"AXCT", &self.axct),
-            (b"AXBM", &self.axbm),
-        ] {
+        for (tag, h) in self.tagged() {
             b.extend_from_slice(tag);
             b.extend_from_slice(h);
         }
         b
+    }
+
+    /// The digests in blob order with their tags.
+    pub fn tagged(&self) -> Vec<(&'static [u8; 4], &[u8; 32])> {
+        let mut parts = vec![
+            (b"AXPC", &self.axpc),
+            (b"AXCD", &self.axcd),
+            (b"AXCT", &self.axct),
+            (b"AXBM", &self.axbm),
+        ];
+        if let Some(axci) = &self.axci {
+            parts.push((b"AXCI", axci));
+        }
+        parts
     }
 }
 
@@ -335,6 +354,7 @@ fn write_parts(
         axcd: Sha256::digest(&unsigned_cd).into(),
         axct: Sha256::digest(content_types.as_bytes()).into(),
         axbm: Sha256::digest(block_map.as_bytes()).into(),
+        axci: None,
     };
     Ok((w.into_inner(), entries, data_end, unsigned_cd, digests))
 }

@@ -174,8 +174,16 @@ pub fn central_directory(entries: &[EntryRecord], cd_offset: u64) -> Vec<u8> {
         cd.extend_from_slice(&e.compressed.to_le_bytes());
         cd.extend_from_slice(&e.offset.to_le_bytes());
     }
-    let cd_size = cd.len() as u64;
-    let count = entries.len() as u64;
+    let end = end_records(entries.len() as u64, cd.len() as u64, cd_offset);
+    cd.extend_from_slice(&end);
+    cd
+}
+
+/// The end of a central directory of `count` entries, `cd_size` bytes at `cd_offset`: the
+/// zip64 end record, its locator and the classic end record (all its fields deferred to
+/// zip64). Also what the package reader appends when it recomputes the AXCD digest.
+pub fn end_records(count: u64, cd_size: u64, cd_offset: u64) -> Vec<u8> {
+    let mut cd = Vec::with_capacity(56 + 20 + 22);
     let eocd64_offset = cd_offset + cd_size;
     cd.extend_from_slice(b"PK\x06\x06");
     cd.extend_from_slice(&44u64.to_le_bytes());
