@@ -8,8 +8,7 @@
 //! `$CARGO_TARGET_DIR/bench/compression.json`. `COMPRESSION_BENCH_MIB` overrides the size
 //! of each half (default 64).
 
-#[path = "../tests/package_support/mixed_payload.rs"]
-mod mixed_payload;
+use perry_test_support::package_support::mixed_payload;
 
 use perry_ship_windows::package::nsis_compression::NsisCompression;
 use perry_ship_windows::package::nsis_uninstaller::Finalize;

@@ -5,10 +5,8 @@
 //! build with their signatures left out equal the unsigned build's; `verify` passes on a
 //! good artifact and fails on a tampered byte, a wrong record and a different project.
 
-#[path = "support/example_project.rs"]
-mod example_project;
-#[path = "support/sign_fixtures.rs"]
-mod fixtures;
+use perry_test_support::example_project;
+use perry_test_support::sign_fixtures as fixtures;
 
 use base64::Engine as _;
 use example_project::*;

@@ -3,7 +3,7 @@
 //! second of one core (calibrated at start) on a blocking thread and returns a tiny
 //! artifact, so the wall time is dominated by CPU work and the slots.
 
-use crate::report::Report;
+use perry_test_support::bench_report::Report;
 use crate::support::{self, BenchEnv, Worker};
 use perry_ship_windows::error::JobError;
 use perry_ship_windows::events::Stage;

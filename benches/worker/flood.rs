@@ -4,7 +4,7 @@
 //! configured cap, `Config.log_limits.max_lines`) plus one "N log lines dropped" line, and
 //! that peak RSS stays flat (growth over idle, VmHWM after a clear_refs reset).
 
-use crate::report::Report;
+use perry_test_support::bench_report::Report;
 use crate::support::{self, mib, BenchEnv, Worker};
 use perry_ship_windows::config::LogLimits;
 use perry_ship_windows::pipeline::windows::WindowsPipeline;

@@ -9,7 +9,7 @@
 //! The tarball download is the small example project. Peak RSS is VmHWM after a reset via
 //! /proc/self/clear_refs; growth is measured against the idle RSS right before the job.
 
-use crate::report::Report;
+use perry_test_support::bench_report::Report;
 use crate::support::{self, mib, BenchEnv, Worker};
 use perry_ship_windows::error::{ErrorCode, JobError};
 use perry_ship_windows::events::Stage;

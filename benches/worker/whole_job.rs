@@ -20,7 +20,7 @@
 //! The baseline bind-mounts folders where the worker copies files in and out of a hardened
 //! container, and it has no download, extract, resource embedding or upload.
 
-use crate::report::Report;
+use perry_test_support::bench_report::Report;
 use crate::support::{self, median, BenchEnv, Worker};
 use perry_ship_windows::job::manifest::Manifest;
 use perry_ship_windows::package::nsis_compression::NsisCompression;

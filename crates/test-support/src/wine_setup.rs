@@ -2,7 +2,9 @@
 //! TSA, an SDK folder with the signtool double, and local `build`s of the bundle under wine.
 
 use crate::wine::{self, win_path, Wine};
-use crate::{example_project, fixtures, servers};
+use crate::sign_fixtures as fixtures;
+use crate::sign_servers as servers;
+use crate::example_project;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -1,9 +1,9 @@
 //! Pieces of the fleet tests: the worker binary run as a child process with a stand-in
 //! `perry`, and small HTTP helpers.
-#![allow(dead_code)]
 
-use perry_ship_windows::testhub::TestHub;
+use crate::testhub::TestHub;
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ impl BinWorker {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
         let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_perry-ship-windows"))
+        let child = tokio::process::Command::new(worker_binary())
             .arg("run")
             .args(args)
             .env("PERRY_HUB_URL", hub.ws_url())
@@ -73,6 +73,20 @@ impl BinWorker {
             ),
         }
     }
+}
+
+/// The worker binary cargo built for this test binary: `target/<profile>/perry-ship-windows`,
+/// next to the `deps/` folder the test runs from (what `CARGO_BIN_EXE_…` names, which only
+/// the main crate's own test targets can read).
+pub fn worker_binary() -> PathBuf {
+    let test_exe = std::env::current_exe().expect("the test binary's path");
+    let bin = test_exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries run from target/<profile>/deps")
+        .join(format!("perry-ship-windows{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "{} is missing (cargo builds it for the tests)", bin.display());
+    bin
 }
 
 /// Waits until the hub has no worker connected.
