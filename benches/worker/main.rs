@@ -22,15 +22,10 @@
 #![cfg_attr(not(unix), no_main)]
 #![cfg(unix)]
 
-#[path = "worker/concurrency.rs"]
 mod concurrency;
-#[path = "worker/flood.rs"]
 mod flood;
-#[path = "worker/memory.rs"]
 mod memory;
-#[path = "worker/support.rs"]
 mod support;
-#[path = "worker/whole_job.rs"]
 mod whole_job;
 
 use perry_test_support::bench_report::Report;
