@@ -7,8 +7,8 @@
 
 use perry_test_support::e2e;
 use perry_test_support::example_project;
-use perry_test_support::sign_fixtures as fixtures;
 use perry_test_support::measure;
+use perry_test_support::sign_fixtures as fixtures;
 use perry_test_support::sign_servers as servers;
 
 use base64::Engine as _;

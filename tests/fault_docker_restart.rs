@@ -11,8 +11,8 @@
 //! the test; under `CI=true` it fails instead. `PERRY_TEST_NO_ENGINE_RESTART=1` skips it on
 //! purpose (a shared host whose engine other work uses).
 
-use perry_test_support::gate;
 use perry_test_support::e2e;
+use perry_test_support::gate;
 
 use e2e::*;
 use serde_json::json;

@@ -3,10 +3,10 @@
 
 use perry_test_support::{gate, sandbox_support};
 
-use perry_test_support::sandbox_support::{step_context, unique_job_id};
 use perry_ship_windows::events::{JobEvent, LogStream};
 use perry_ship_windows::sandbox::host::HostRunner;
 use perry_ship_windows::sandbox::{Runner, Step, StepError, StepInput};
+use perry_test_support::sandbox_support::{step_context, unique_job_id};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

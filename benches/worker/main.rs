@@ -42,7 +42,7 @@ fn section_enabled(name: &str) -> bool {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    // Prints SKIPPED (or panics under CI=true) when a tool is missing.
+    // Prints SKIP (or panics under CI=true) when a tool is missing.
     if !fixtures::require_tools(REQUIRED_TOOLS) {
         return;
     }

@@ -84,8 +84,15 @@ pub fn worker_binary() -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("test binaries run from target/<profile>/deps")
-        .join(format!("perry-ship-windows{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.is_file(), "{} is missing (cargo builds it for the tests)", bin.display());
+        .join(format!(
+            "perry-ship-windows{}",
+            std::env::consts::EXE_SUFFIX
+        ));
+    assert!(
+        bin.is_file(),
+        "{} is missing (cargo builds it for the tests)",
+        bin.display()
+    );
     bin
 }
 

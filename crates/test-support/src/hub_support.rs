@@ -4,13 +4,13 @@
 //! The pipeline reads `perry-test.json` from the extracted project, so each job says what
 //! it should do: sleep, fail with a code, print N log lines, echo the job's secrets.
 
+use crate::testhub::{ReceivedFrame, TestHub};
+use crate::worker::WorkerBuilder;
 use perry_ship_windows::config::{Config, LinkTimings};
 use perry_ship_windows::error::{ErrorCode, JobError};
 use perry_ship_windows::events::{LogStream, Stage};
 use perry_ship_windows::pipeline::{Artifact, JobContext, Pipeline};
 use perry_ship_windows::sandbox::{Runner, Step, StepContext, StepError, StepOutcome};
-use crate::testhub::{ReceivedFrame, TestHub};
-use crate::worker::WorkerBuilder;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;

@@ -5,9 +5,9 @@
 //! helpers to run the exe with a timeout. A missing wine, mingw or Windows target is a SKIP,
 //! or a failure under `CI=true`.
 
+use crate::target_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use crate::target_dir;
 use std::sync::OnceLock;
 use std::time::Duration;
 
