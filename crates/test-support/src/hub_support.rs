@@ -202,20 +202,20 @@ impl Runner for VersionRunner {
 const NO_PERRY: (&str, &str) = ("PERRY_BUILD_PERRY_BINARY", "/nonexistent/perry");
 
 /// Test configuration: fast link timings, a private work dir, tiny free-disk minimum.
+/// (The configuration [`start_worker`] uses, with `work_dir` as its work folder.)
 pub fn test_config(hub: &TestHub, work_dir: &Path, extra: &[(&str, &str)]) -> Config {
-    let url = hub.ws_url();
     let work = work_dir.display().to_string();
-    let mut pairs: Vec<(&str, &str)> = vec![
-        ("PERRY_HUB_URL", &url),
-        ("PERRY_WORK_DIR", &work),
-        ("PERRY_MIN_FREE_DISK", "1m"),
-        ("PERRY_WORKER_NAME", "test-worker"),
-        NO_PERRY,
-    ];
-    pairs.extend_from_slice(extra);
-    let mut config = Config::for_tests(&pairs);
+    let mut config = hub_worker(hub)
+        .env(&[("PERRY_WORK_DIR", &work)])
+        .env(extra)
+        .config();
     fast_link(&mut config);
     config
+}
+
+/// The hub tests' worker: named `test-worker`, with no `perry` to run.
+fn hub_worker(hub: &TestHub) -> WorkerBuilder {
+    WorkerBuilder::new(hub, "test-worker").env(&[NO_PERRY])
 }
 
 /// Link timings for tests: pings every 500 ms, reconnects within 50-400 ms.
@@ -267,17 +267,14 @@ pub fn start_worker_with_runner(
     runner: Arc<dyn Runner>,
 ) -> Worker {
     let pipeline = Arc::new(TestPipeline::default());
-    let worker = WorkerBuilder::new(hub, "test-worker")
-        .env(&[NO_PERRY])
-        .env(extra)
-        .start_tweaked(
-            |config| {
-                fast_link(config);
-                tweak(config);
-            },
-            pipeline.clone(),
-            runner,
-        );
+    let worker = hub_worker(hub).env(extra).start_tweaked(
+        |config| {
+            fast_link(config);
+            tweak(config);
+        },
+        pipeline.clone(),
+        runner,
+    );
     Worker {
         shutdown: worker.shutdown,
         handle: worker.handle,
