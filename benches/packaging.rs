@@ -14,6 +14,7 @@
 use perry_ship_windows::package::nsis_compression::NsisCompression;
 use perry_ship_windows::package::nsis_uninstaller::Finalize;
 use perry_ship_windows::package::{icon, msix, nsis, portable, resources, AppInfo, Bundle};
+use perry_test_support::gate;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -173,8 +174,10 @@ fn run(work: &Path, mib: u64, with_makensis: bool) -> Run {
 }
 
 fn main() {
-    if !have("x86_64-w64-mingw32-gcc") {
-        eprintln!("SKIP: x86_64-w64-mingw32-gcc is needed for the benchmark's exe");
+    if !gate::require(
+        have("x86_64-w64-mingw32-gcc"),
+        "x86_64-w64-mingw32-gcc is needed for the benchmark's exe",
+    ) {
         return;
     }
     let large: u64 = std::env::var("PACKAGING_BENCH_MIB")

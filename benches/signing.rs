@@ -9,10 +9,8 @@
 #![cfg_attr(not(unix), no_main)]
 #![cfg(unix)]
 
-#[path = "../tests/support/sign_fixtures.rs"]
-mod fixtures;
-#[path = "../tests/support/sign_servers.rs"]
-mod servers;
+use perry_test_support::sign_fixtures as fixtures;
+use perry_test_support::sign_servers as servers;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

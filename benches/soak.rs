@@ -16,24 +16,18 @@
 //! Run: `cargo bench --bench soak` (needs x86_64-w64-mingw32-gcc: scripts/setup-host.sh;
 //! without it SKIP, or a failure under `CI=true`).
 
-#[path = "../tests/support/sign_fixtures.rs"]
-mod fixtures;
-#[path = "../tests/support/measure.rs"]
-mod measure;
-#[path = "worker/report.rs"]
-mod report;
-
-use perry_ship_windows::config::Config;
-use perry_ship_windows::hub::run_worker;
 use perry_ship_windows::isolation::IsolatedPipeline;
 use perry_ship_windows::sandbox::docker::LABEL_WORKER;
 use perry_ship_windows::sandbox::host::HostRunner;
-use perry_ship_windows::testhub::TestHub;
+use perry_test_support::bench_report as report;
+use perry_test_support::measure;
+use perry_test_support::sign_fixtures as fixtures;
+use perry_test_support::testhub::TestHub;
+use perry_test_support::worker::WorkerBuilder;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const RSS_SLACK_MIB: f64 = 5.0;
 const BASELINE_JOB: usize = 10;
@@ -131,24 +125,15 @@ async fn main() {
     std::fs::create_dir_all(&work_root).unwrap();
     let hub = TestHub::start().await.expect("test hub");
     let name = format!("soak-{}", uuid::Uuid::new_v4().simple());
-    let ws = hub.ws_url();
     let work = work_root.display().to_string();
-    let config = Arc::new(Config::for_tests(&[
-        ("PERRY_HUB_URL", &ws),
-        ("PERRY_DOCKER_ENABLED", "false"),
-        ("PERRY_WORK_DIR", &work),
-        ("PERRY_WORKER_NAME", &name),
-        ("PERRY_MIN_FREE_DISK", "1m"),
-    ]));
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run_worker(
-        config,
-        Arc::new(IsolatedPipeline::new(
-            env!("CARGO_BIN_EXE_perry-ship-windows").into(),
-        )),
-        Arc::new(HostRunner::new()),
-        shutdown.clone(),
-    ));
+    let worker = WorkerBuilder::new(&hub, &name)
+        .env(&[("PERRY_DOCKER_ENABLED", "false"), ("PERRY_WORK_DIR", &work)])
+        .start(
+            Arc::new(IsolatedPipeline::new(
+                env!("CARGO_BIN_EXE_perry-ship-windows").into(),
+            )),
+            Arc::new(HostRunner::new()),
+        );
     hub.wait_for_hello(1, Duration::from_secs(30))
         .await
         .expect("worker says hello");
@@ -194,8 +179,7 @@ async fn main() {
         .unwrap_or_default();
     let children = child_processes();
     let engine = engine_leftovers(&name).await;
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    worker.stop_within(Duration::from_secs(30)).await;
 
     let growth = (rss as f64 - baseline.0 as f64) / 1024.0;
     let rss_ok = growth <= RSS_SLACK_MIB;

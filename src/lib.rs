@@ -19,13 +19,16 @@
 //! - [`sandbox`]: where a tool runs: disposable Docker containers or host processes.
 //! - [`package`]: icons, PE resources, NSIS installer, MSIX and portable ZIP.
 //! - [`sign`]: Authenticode signing on the host (PFX, Azure Trusted Signing, Cloud KMS).
-//! - [`testhub`]: an in-process hub (WebSocket + HTTP) for tests, benchmarks and demos.
 //! - [`provenance`]: the signed build record (in-toto statement in a DSSE envelope) and the
 //!   checks behind `verify`.
 //! - `fuzz` (test builds only): one structure-aware fuzz target per parser of untrusted input.
 //!
-//! Data flows one way: [`hub`] (or [`cli`]'s `build`) → [`job::lifecycle`] → [`isolation`] → [`pipeline`]
-//! → [`package`] / [`sign`] / [`sandbox`].
+//! Test fakes are not part of the product: the in-process test hub, the stand-in pipeline and
+//! runners, fixtures, the skip-or-fail gate and the one worker starter live in the dev-only
+//! workspace crate `perry-test-support` (crates/test-support), used by `tests/` and `benches/`.
+//!
+//! Data flows one way: [`hub`] (or [`cli`]'s `build`) → [`job::lifecycle`] → [`isolation`]
+//! → [`pipeline`]//! → [`package`] / [`sign`] / [`sandbox`].
 
 pub mod cli;
 pub mod config;
@@ -41,5 +44,4 @@ pub mod pipeline;
 pub mod provenance;
 pub mod sandbox;
 pub mod sign;
-pub mod testhub;
 pub mod untrusted;

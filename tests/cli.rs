@@ -2,8 +2,7 @@
 //! project with host processes (the stand-in compiler and makensis on the host), and
 //! `doctor` in host mode.
 
-#[path = "support/gate.rs"]
-mod gate;
+use perry_test_support::gate;
 
 use std::path::Path;
 use std::process::Command;

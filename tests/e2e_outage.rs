@@ -3,15 +3,12 @@
 //! hub's re-queued copy succeeds; a compiler that exits 0 without writing the exe is
 //! `COMPILE_FAILED`, not an internal error.
 
-mod common;
-#[path = "support/e2e.rs"]
-mod e2e;
-#[path = "support/example_project.rs"]
-mod example_project;
+use perry_test_support::e2e;
+use perry_test_support::example_project;
 
 use e2e::*;
 use example_project::*;
-use perry_ship_windows::testhub::JobState;
+use perry_test_support::testhub::JobState;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

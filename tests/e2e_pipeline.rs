@@ -5,17 +5,11 @@
 //! sequence, no credential in any container), portable and MSIX, a sign-only bundle with
 //! KMS credentials, a compile failure followed by a good job, and cancel during compile.
 
-mod common;
-#[path = "support/e2e.rs"]
-mod e2e;
-#[path = "support/example_project.rs"]
-mod example_project;
-#[path = "support/sign_fixtures.rs"]
-mod fixtures;
-#[path = "support/measure.rs"]
-mod measure;
-#[path = "support/sign_servers.rs"]
-mod servers;
+use perry_test_support::e2e;
+use perry_test_support::example_project;
+use perry_test_support::measure;
+use perry_test_support::sign_fixtures as fixtures;
+use perry_test_support::sign_servers as servers;
 
 use base64::Engine as _;
 use e2e::*;

@@ -4,13 +4,10 @@
 //! carries its SHA-256. `verify` then rebuilds the project in Docker and matches the signed
 //! artifact file by file.
 
-mod common;
-#[path = "support/e2e.rs"]
-mod e2e;
-#[path = "support/example_project.rs"]
-mod example_project;
-#[path = "support/sign_fixtures.rs"]
-mod fixtures;
+use perry_test_support::docker;
+use perry_test_support::e2e;
+use perry_test_support::example_project;
+use perry_test_support::sign_fixtures as fixtures;
 
 use base64::Engine as _;
 use e2e::*;
@@ -108,7 +105,7 @@ async fn a_signed_job_uploads_its_record_first_and_verify_rebuilds_it_in_docker(
         .arg("--manifest")
         .arg(&manifest_path)
         .arg("--docker")
-        .env("PERRY_DOCKER_IMAGE", common::toolchain_image())
+        .env("PERRY_DOCKER_IMAGE", docker::toolchain_image())
         .env("PERRY_WORK_DIR", work.path())
         .env("PERRY_MIN_FREE_DISK", "1m")
         .env("PERRY_DOCKER_MEMORY", "1g")

@@ -2,10 +2,8 @@
 //! fails cleanly with a message that says the disk is full, nothing is left in the work
 //! dir, and the worker then serves the next job.
 
-#[path = "support/gate.rs"]
-mod gate;
-#[path = "hub_support/mod.rs"]
-mod support;
+use perry_test_support::gate;
+use perry_test_support::hub_support as support;
 
 use serde_json::json;
 use std::process::Command;
@@ -71,7 +69,7 @@ async fn a_full_work_disk_fails_the_job_cleanly_and_the_next_job_runs() {
     let Some(disk) = SmallDisk::mount("3m") else {
         return;
     };
-    let hub = perry_ship_windows::testhub::TestHub::start().await.unwrap();
+    let hub = perry_test_support::testhub::TestHub::start().await.unwrap();
     let work = disk.dir.path().to_string_lossy().into_owned();
     let worker = start_worker(
         &hub,

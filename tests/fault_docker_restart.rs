@@ -11,11 +11,8 @@
 //! the test; under `CI=true` it fails instead. `PERRY_TEST_NO_ENGINE_RESTART=1` skips it on
 //! purpose (a shared host whose engine other work uses).
 
-mod common;
-#[path = "support/e2e.rs"]
-mod e2e;
-#[path = "support/example_project.rs"]
-mod example_project;
+use perry_test_support::e2e;
+use perry_test_support::gate;
 
 use e2e::*;
 use serde_json::json;
@@ -57,7 +54,7 @@ fn can_restart_engine() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !root {
-        common::skip_or_fail::<()>("restarting the Docker engine needs root");
+        gate::skip_or_fail::<()>("restarting the Docker engine needs root");
     }
     root
 }

@@ -4,10 +4,8 @@
 
 #![cfg(unix)]
 
-#[path = "support/example_project.rs"]
-mod example_project;
-#[path = "support/gate.rs"]
-mod gate;
+use perry_test_support::example_project;
+use perry_test_support::gate;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -6,12 +6,12 @@
 // Linux-host suite (shell-script stand-ins, Unix signals and permissions).
 #![cfg(unix)]
 
-mod fleet_support;
-mod hub_support;
+use perry_test_support::fleet_support;
+use perry_test_support::hub_support;
 
 use fleet_support::*;
 use hub_support::*;
-use perry_ship_windows::testhub::TestHub;
+use perry_test_support::testhub::TestHub;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

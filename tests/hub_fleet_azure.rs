@@ -5,8 +5,8 @@
 // Linux-host suite (shell-script stand-ins, Unix signals and permissions).
 #![cfg(unix)]
 
-mod fleet_support;
-mod hub_support;
+use perry_test_support::fleet_support;
+use perry_test_support::hub_support;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use fleet_support::{wait_disconnected, BinWorker};
 use hub_support::WAIT;
-use perry_ship_windows::testhub::TestHub;
+use perry_test_support::testhub::TestHub;
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};

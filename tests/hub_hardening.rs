@@ -3,10 +3,10 @@
 //! run's work folders. Each refused job gets `error` + `complete{success:false}`, and the
 //! worker keeps serving the next job.
 
-mod hub_support;
+use perry_test_support::hub_support;
 
 use hub_support::*;
-use perry_ship_windows::testhub::TestHub;
+use perry_test_support::testhub::TestHub;
 use serde_json::json;
 
 /// A job assigned with `tarball_url` / `artifact_upload_url` rewritten by `edit`.

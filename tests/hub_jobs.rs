@@ -1,10 +1,10 @@
 //! Job lifecycle against the in-process test hub: success path, failures and their codes,
 //! HTTP failures on tarball and upload, cancel, re-assignment, queueing.
 
-mod hub_support;
+use perry_test_support::hub_support;
 
 use hub_support::*;
-use perry_ship_windows::testhub::{TarballFailure, TestHub, UploadFailure};
+use perry_test_support::testhub::{TarballFailure, TestHub, UploadFailure};
 use serde_json::json;
 use sha2::Digest;
 use std::sync::atomic::Ordering;

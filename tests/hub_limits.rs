@@ -1,11 +1,11 @@
 //! What leaves the worker is bounded and clean: a log flood is capped with a visible
 //! "lines dropped" notice, and job secrets never appear in any frame.
 
-mod hub_support;
+use perry_test_support::hub_support;
 
 use base64::Engine;
 use hub_support::*;
-use perry_ship_windows::testhub::TestHub;
+use perry_test_support::testhub::TestHub;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,10 +4,10 @@
 // Linux-host suite (shell-script stand-ins, Unix permissions and symlinks).
 #![cfg(unix)]
 
-mod hub_support;
+use perry_test_support::hub_support;
 
 use hub_support::*;
-use perry_ship_windows::testhub::{JobState, Outbound, TestHub, TestHubOptions};
+use perry_test_support::testhub::{JobState, Outbound, TestHub, TestHubOptions};
 use serde_json::json;
 use std::time::Duration;
 

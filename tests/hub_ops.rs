@@ -3,10 +3,10 @@
 // Linux-host suite (shell-script stand-ins, Unix permissions and symlinks).
 #![cfg(unix)]
 
-mod hub_support;
+use perry_test_support::hub_support;
 
 use hub_support::*;
-use perry_ship_windows::testhub::TestHub;
+use perry_test_support::testhub::TestHub;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};

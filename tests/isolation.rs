@@ -6,13 +6,10 @@
 
 #![cfg(target_os = "linux")]
 
-#[path = "support/example_project.rs"]
-mod example_project;
-#[path = "support/sign_fixtures.rs"]
-mod fixtures;
-
 use base64::Engine;
-use perry_ship_windows::testhub::TestHub;
+use perry_test_support::example_project;
+use perry_test_support::sign_fixtures as fixtures;
+use perry_test_support::testhub::TestHub;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -151,7 +148,9 @@ async fn a_job_over_its_memory_limit_fails_alone_and_the_worker_builds_the_next(
     let hub = TestHub::start().await.unwrap();
     let mut worker = start_worker(&hub, dir.path(), &[]);
     let worker_pid = worker.id().unwrap();
-    hub.wait_for_hello(1, Duration::from_secs(20)).await.unwrap();
+    hub.wait_for_hello(1, Duration::from_secs(20))
+        .await
+        .unwrap();
 
     let bomb = icon_bomb_project(&dir.path().join("bomb"));
     let manifest = example_project::example_manifest("portable");
@@ -174,8 +173,7 @@ async fn a_job_over_its_memory_limit_fails_alone_and_the_worker_builds_the_next(
     assert_eq!(error["code"], "PACKAGE_FAILED", "{error}");
     assert_eq!(error["stage"], "generating_assets", "{error}");
     assert_eq!(
-        error["message"],
-        "generating assets exceeded its 128 MiB memory limit (PERRY_JOB_MEMORY)",
+        error["message"], "generating assets exceeded its 128 MiB memory limit (PERRY_JOB_MEMORY)",
         "{error}"
     );
     assert!(started.elapsed() < Duration::from_secs(30));
@@ -193,9 +191,14 @@ async fn a_job_over_its_memory_limit_fails_alone_and_the_worker_builds_the_next(
         .await
         .unwrap();
     assert_eq!(complete.json["success"], true, "{}", log());
-    assert!(hub.upload_path("good", "Hello Perry-1.2.0-portable.zip").is_file());
+    assert!(hub
+        .upload_path("good", "Hello Perry-1.2.0-portable.zip")
+        .is_file());
 
-    assert!(worker.try_wait().unwrap().is_none(), "the worker still runs");
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker still runs"
+    );
     let peak = peak_rss(worker_pid);
     assert!(
         peak < 200 << 20,
@@ -210,7 +213,10 @@ async fn a_job_over_its_memory_limit_fails_alone_and_the_worker_builds_the_next(
         .await,
         "no job folder is left"
     );
-    assert!(job_processes(worker_pid).is_empty(), "no job process is left");
+    assert!(
+        job_processes(worker_pid).is_empty(),
+        "no job process is left"
+    );
 }
 
 #[tokio::test]
@@ -230,12 +236,12 @@ async fn the_job_process_has_its_limits_no_secret_and_dies_with_a_cancel() {
     let hub = TestHub::start().await.unwrap();
     let _worker = start_worker(&hub, dir.path(), &[]);
     let worker_pid = _worker.id().unwrap();
-    hub.wait_for_hello(1, Duration::from_secs(20)).await.unwrap();
+    hub.wait_for_hello(1, Duration::from_secs(20))
+        .await
+        .unwrap();
 
-    let slow = example_project::example_with_marker(
-        &dir.path().join("slow"),
-        "perry-standin: sleep 30",
-    );
+    let slow =
+        example_project::example_with_marker(&dir.path().join("slow"), "perry-standin: sleep 30");
     hub.assign(
         "slow",
         "token-slow",
@@ -279,8 +285,10 @@ async fn the_job_process_has_its_limits_no_secret_and_dies_with_a_cancel() {
     hub.send_json(&json!({"type": "cancel", "job_id": "slow"}))
         .unwrap();
     assert!(
-        wait_until(Duration::from_secs(5), || !Path::new(&format!("/proc/{child}"))
-            .exists()
+        wait_until(Duration::from_secs(5), || !Path::new(&format!(
+            "/proc/{child}"
+        ))
+        .exists()
             || std::fs::read_to_string(format!("/proc/{child}/status"))
                 .unwrap_or_default()
                 .contains("(zombie)"))

@@ -8,8 +8,7 @@
 
 #![cfg(unix)]
 
-#[path = "job_support/tar_builder.rs"]
-mod tar_builder;
+use perry_test_support::job_support::tar_builder;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;

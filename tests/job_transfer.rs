@@ -4,10 +4,8 @@
 //! The 512 MiB round trip also checks that the test process's peak memory (VmHWM) grows by
 //! less than 64 MiB, i.e. neither side holds a whole body.
 
-#[path = "support/measure.rs"]
-mod measure;
-#[path = "job_support/transfer_server.rs"]
-mod transfer_server;
+use perry_test_support::job_support::transfer_server;
+use perry_test_support::measure;
 
 use axum::routing::get;
 use axum::Router;

@@ -1,7 +1,7 @@
 //! Import-table reading and DLL collection on real mingw-built PE files: a chain
 //! app.exe → libhelper.dll → libdeep.dll, system DLLs left out, a missing DLL named.
 
-mod package_support;
+use perry_test_support::package_support;
 
 use package_support::*;
 use perry_ship_windows::package::dlls::{collect_dlls, imported_dlls};

@@ -3,7 +3,7 @@
 // Linux-host suite (shell-script stand-ins, Unix permissions and symlinks).
 #![cfg(unix)]
 
-mod package_support;
+use perry_test_support::package_support;
 
 use package_support::*;
 use perry_ship_windows::package::msix::write_msix;

@@ -3,7 +3,7 @@
 //! text), the app manifest XML, the exe's VERSIONINFO and AppxManifest.xml (parsed with
 //! quick-xml, literal text back, no DOCTYPE/entity).
 
-mod package_support;
+use perry_test_support::package_support;
 
 use package_support::*;
 use perry_ship_windows::package::msix::manifest::appx_manifest;

@@ -3,7 +3,7 @@
 //! deflate, content types), and signed/verified by osslsigncode, both when osslsigncode
 //! adds the signature and when we add osslsigncode's PKCS#7 through `finish_signed`.
 
-mod package_support;
+use perry_test_support::package_support;
 
 use package_support::msix_verify::verify_msix;
 use package_support::*;

@@ -1,7 +1,7 @@
 //! The NSIS installer built with the real makensis: payload listing via `7z l`, PE header,
 //! icon and version info of Setup.exe, and the rendered script's install/uninstall lists.
 
-mod package_support;
+use perry_test_support::package_support;
 
 use package_support::*;
 use perry_ship_windows::package::nsis::{build_installer, render_installer_script};

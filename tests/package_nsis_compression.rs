@@ -3,7 +3,7 @@
 //! byte-exact and uninstalls cleanly; the two-pass (signed uninstaller) build exports the
 //! same uninstaller as the real payload gives, in non-solid mode too.
 
-mod package_support;
+use perry_test_support::package_support;
 
 use package_support::mixed_payload::{write_mixed_bundle, MixedFiles, MIXED_EXE};
 use package_support::*;

@@ -2,7 +2,7 @@
 //! file), content hashes, deflate, entry times from the source date (not the files' mtimes), and progress
 //! reporting.
 
-mod package_support;
+use perry_test_support::package_support;
 
 use package_support::*;
 use perry_ship_windows::package::portable::write_portable_zip;

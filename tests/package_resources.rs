@@ -2,7 +2,7 @@
 //! the manifest, and the icon group read back; the exe still parses as PE, keeps its
 //! imports and can be signed by osslsigncode afterwards.
 
-mod package_support;
+use perry_test_support::package_support;
 
 use package_support::*;
 use perry_ship_windows::job::manifest::UacLevel;

@@ -3,7 +3,7 @@
 //! same version and a silent downgrade work the same way, shortcuts and the Add/Remove entry
 //! exist exactly once, and uninstalling leaves nothing behind.
 
-mod package_support;
+use perry_test_support::package_support;
 
 use package_support::*;
 use perry_ship_windows::package::nsis::build_installer;

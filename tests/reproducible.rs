@@ -5,7 +5,7 @@
 //! build with their signatures left out equal the unsigned build's; `verify` passes on a
 //! good artifact and fails on a tampered byte, a wrong record and a different project.
 
-mod verify_support;
+use perry_test_support::verify_support;
 
 use base64::Engine as _;
 use perry_ship_windows::provenance::{self, check, compare};

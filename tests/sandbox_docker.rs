@@ -5,12 +5,13 @@
 //!
 //! Needs scripts/setup-host.sh; fails under CI=true without the engine or image.
 
-mod common;
-
-use common::docker::{containers_with, runner, step, wait_for_container, wait_for_line};
-use common::{require_toolchain, step_context, unique_job_id};
 use perry_ship_windows::events::{JobEvent, LogStream};
 use perry_ship_windows::sandbox::{Runner, Step, StepError, StepInput};
+use perry_test_support::docker::require_toolchain;
+use perry_test_support::docker::{
+    containers_with, runner, step, wait_for_container, wait_for_line,
+};
+use perry_test_support::sandbox_support::{step_context, unique_job_id};
 use std::time::Instant;
 
 #[tokio::test]

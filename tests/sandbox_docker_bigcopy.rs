@@ -2,15 +2,13 @@
 //! worker's memory growing with the file size. Its own test binary, so no other test's
 //! allocations disturb the peak-RSS reading.
 
-mod common;
-
-#[path = "support/measure.rs"]
-mod measure;
-use common::{require_toolchain, step_context, unique_job_id};
 use measure::{sha256_file, status_kib};
 use perry_ship_windows::config::Config;
 use perry_ship_windows::sandbox::docker::DockerRunner;
 use perry_ship_windows::sandbox::{Runner, Step, StepInput};
+use perry_test_support::docker::require_toolchain;
+use perry_test_support::measure;
+use perry_test_support::sandbox_support::{step_context, unique_job_id};
 use std::io::Write;
 use std::time::{Duration, Instant};
 

@@ -3,12 +3,13 @@
 //! reaper for a crashed worker's containers. Afterwards no container with the job's label
 //! may exist.
 
-mod common;
-
 use bollard::query_parameters::RemoveContainerOptionsBuilder;
-use common::docker::{containers_with, runner, step, wait_for_container, wait_for_line};
-use common::{require_toolchain, step_context, unique_job_id};
 use perry_ship_windows::sandbox::{Runner, StepError, StepInput};
+use perry_test_support::docker::require_toolchain;
+use perry_test_support::docker::{
+    containers_with, runner, step, wait_for_container, wait_for_line,
+};
+use perry_test_support::sandbox_support::{step_context, unique_job_id};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

@@ -2,13 +2,12 @@
 //! streaming at the byte and entry limits (a 3 GiB sparse file is refused at its header,
 //! nothing is spooled), and `PERRY_DOCKER_DISK` caps every file a step writes.
 
-mod common;
-
-use common::docker::{containers_with, step};
-use common::{require_toolchain, step_context, unique_job_id};
 use perry_ship_windows::config::Config;
 use perry_ship_windows::sandbox::docker::DockerRunner;
 use perry_ship_windows::sandbox::{Runner, StepInput};
+use perry_test_support::docker::require_toolchain;
+use perry_test_support::docker::{containers_with, step};
+use perry_test_support::sandbox_support::{step_context, unique_job_id};
 use std::time::{Duration, Instant};
 
 fn limited_runner(image: &str, extra: &[(&str, &str)]) -> DockerRunner {

@@ -1,12 +1,12 @@
 //! HostRunner against real processes: line streaming, exit codes, environment, inputs and
 //! outputs, timeout and cancel (grandchildren included) and step-dir cleanup.
 
-mod common;
+use perry_test_support::{gate, sandbox_support};
 
-use common::{step_context, unique_job_id};
 use perry_ship_windows::events::{JobEvent, LogStream};
 use perry_ship_windows::sandbox::host::HostRunner;
 use perry_ship_windows::sandbox::{Runner, Step, StepError, StepInput};
+use perry_test_support::sandbox_support::{step_context, unique_job_id};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -330,8 +330,8 @@ async fn grandchildren_left_running_after_exit_are_killed() {
 
 #[tokio::test]
 async fn standin_compiler_builds_a_pe_in_host_mode() {
-    if !common::have_mingw() {
-        let _: Option<()> = common::skip_or_fail("x86_64-w64-mingw32-gcc is not installed");
+    if !sandbox_support::have_mingw() {
+        let _: Option<()> = gate::skip_or_fail("x86_64-w64-mingw32-gcc is not installed");
         return;
     }
     let root = tempfile::tempdir().unwrap();

@@ -4,10 +4,8 @@
 //! signed by our session verifies with the real `osslsigncode verify`, and fails after one
 //! byte of the package changes.
 
-#[path = "package_support/mod.rs"]
-mod package_support;
-#[path = "support/sign_servers.rs"]
-mod servers;
+use perry_test_support::package_support;
+use perry_test_support::sign_servers as servers;
 
 use base64::Engine as _;
 use fixtures::*;

@@ -2,10 +2,8 @@
 //! 127.0.0.1: the signed files verify with the real `osslsigncode`; 401, 403, 429-then-ok,
 //! 500 and timeouts give a SignError naming the method and status, with no secret in it.
 
-#[path = "support/sign_fixtures.rs"]
-mod fixtures;
-#[path = "support/sign_servers.rs"]
-mod servers;
+use perry_test_support::sign_fixtures as fixtures;
+use perry_test_support::sign_servers as servers;
 
 use base64::Engine as _;
 use fixtures::*;

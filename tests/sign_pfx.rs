@@ -4,10 +4,8 @@
 //! several servers (and `none`), certificate checks when the session opens (dates, EKU,
 //! key usage, an impostor CA, near expiry) and a secret scan.
 
-#[path = "support/sign_fixtures.rs"]
-mod fixtures;
-#[path = "support/sign_servers.rs"]
-mod servers;
+use perry_test_support::sign_fixtures as fixtures;
+use perry_test_support::sign_servers as servers;
 
 use base64::Engine as _;
 use fixtures::*;

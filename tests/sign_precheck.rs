@@ -4,10 +4,8 @@
 //! `doctor --credentials FILE` reports the same facts. The artifact check refuses an
 //! unsigned PE and one signed by another certificate, naming the file.
 
-#[path = "support/sign_fixtures.rs"]
-mod fixtures;
-#[path = "support/sign_servers.rs"]
-mod servers;
+use perry_test_support::sign_fixtures as fixtures;
+use perry_test_support::sign_servers as servers;
 
 use base64::Engine as _;
 use fixtures::*;

@@ -4,7 +4,7 @@
 //! a file of the package, in `AppxBlockMap.xml` or in the signature fails with a message
 //! naming it.
 
-mod verify_support;
+use perry_test_support::verify_support;
 
 use std::path::{Path, PathBuf};
 use verify_support::example_project::example_dir;

@@ -3,7 +3,7 @@
 //! signature stripped, and the report says what was compared; a different project fails,
 //! by its record and, without a record, by the rebuild itself.
 
-mod verify_support;
+use perry_test_support::verify_support;
 
 use verify_support::example_project::*;
 use verify_support::*;

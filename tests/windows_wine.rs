@@ -7,19 +7,12 @@
 //! The installer format is not covered: it needs Windows NSIS, which no registry here has.
 //! Under `CI=true` a missing wine (or mingw, or the Windows Rust target) fails these tests.
 
-mod common;
-#[path = "support/example_project.rs"]
-mod example_project;
-#[path = "support/sign_fixtures.rs"]
-mod fixtures;
-#[path = "support/sign_servers.rs"]
-mod servers;
-#[path = "support/wine.rs"]
-mod wine;
-#[path = "support/wine_setup.rs"]
-mod wine_setup;
+use perry_test_support::example_project;
+use perry_test_support::sign_fixtures as fixtures;
+use perry_test_support::wine;
+use perry_test_support::wine_setup;
 
-use perry_ship_windows::testhub::TestHub;
+use perry_test_support::testhub::TestHub;
 use serde_json::json;
 use std::time::Duration;
 use wine::win_path;

@@ -3,11 +3,11 @@
 //! second of one core (calibrated at start) on a blocking thread and returns a tiny
 //! artifact, so the wall time is dominated by CPU work and the slots.
 
-use crate::report::Report;
 use crate::support::{self, BenchEnv, Worker};
 use perry_ship_windows::error::JobError;
 use perry_ship_windows::events::Stage;
 use perry_ship_windows::pipeline::{Artifact, JobContext, Pipeline};
+use perry_test_support::bench_report::Report;
 use sha2::Digest;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -4,10 +4,10 @@
 //! configured cap, `Config.log_limits.max_lines`) plus one "N log lines dropped" line, and
 //! that peak RSS stays flat (growth over idle, VmHWM after a clear_refs reset).
 
-use crate::report::Report;
 use crate::support::{self, mib, BenchEnv, Worker};
 use perry_ship_windows::config::LogLimits;
 use perry_ship_windows::pipeline::windows::WindowsPipeline;
+use perry_test_support::bench_report::Report;
 use std::sync::Arc;
 
 const LINES: u64 = 1_000_000;

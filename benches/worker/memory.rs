@@ -9,13 +9,13 @@
 //! The tarball download is the small example project. Peak RSS is VmHWM after a reset via
 //! /proc/self/clear_refs; growth is measured against the idle RSS right before the job.
 
-use crate::report::Report;
 use crate::support::{self, mib, BenchEnv, Worker};
 use perry_ship_windows::error::{ErrorCode, JobError};
 use perry_ship_windows::events::Stage;
 use perry_ship_windows::pipeline::{Artifact, JobContext, Pipeline};
 use perry_ship_windows::sandbox::{Step, StepInput};
 use perry_ship_windows::sign::SigningSession;
+use perry_test_support::bench_report::Report;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,30 +1,21 @@
-//! Shared set-up of the worker benchmarks: prerequisites (engine, image), the test PKI and
-//! local TSA, a worker connected to an in-process test hub, project tarballs, and the
-//! process's resident-memory figures from /proc/self/status.
+//! Shared set-up of the worker benchmarks: prerequisites (engine, image, through the gate),
+//! the test PKI and local TSA, a worker connected to an in-process test hub (the shared
+//! [`WorkerBuilder`]), project tarballs, and the process's resident-memory figures from
+//! /proc/self/status.
 
-use crate::{fixtures, servers};
 use base64::Engine as _;
-use perry_ship_windows::config::Config;
-use perry_ship_windows::hub::run_worker;
 use perry_ship_windows::pipeline::Pipeline;
-use perry_ship_windows::sandbox::docker::DockerRunner;
-use perry_ship_windows::testhub::TestHub;
+use perry_test_support::sign_fixtures as fixtures;
+use perry_test_support::sign_servers as servers;
+use perry_test_support::testhub::TestHub;
+use perry_test_support::worker::{InProcessWorker, WorkerBuilder};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(900);
 pub const PFX_PASSWORD: &str = "bench-Pfx-Passw0rd!";
-
-/// Panics under `CI=true`, otherwise prints a SKIP note.
-pub fn skip_or_fail(why: &str) {
-    if matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1")) {
-        panic!("CI=true but {why} (run scripts/setup-host.sh)");
-    }
-    eprintln!("SKIPPED: {why} (run scripts/setup-host.sh; with CI=true this fails)");
-}
 
 /// What every section needs: the image, a code-signing PKI with a PFX, a local TSA.
 pub struct BenchEnv {
@@ -41,28 +32,7 @@ pub struct BenchEnv {
 
 impl BenchEnv {
     pub async fn prepare() -> Option<BenchEnv> {
-        let image = std::env::var("PERRY_DOCKER_IMAGE")
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| perry_ship_windows::config::default_image().to_string());
-        let docker = match bollard::Docker::connect_with_defaults() {
-            Ok(d) => d,
-            Err(e) => {
-                skip_or_fail(&format!("cannot connect to the Docker engine: {e}"));
-                return None;
-            }
-        };
-        if !matches!(
-            tokio::time::timeout(Duration::from_secs(5), docker.ping()).await,
-            Ok(Ok(_))
-        ) {
-            skip_or_fail("the Docker engine does not answer a ping");
-            return None;
-        }
-        if docker.inspect_image(&image).await.is_err() {
-            skip_or_fail(&format!("image {image} is missing"));
-            return None;
-        }
+        let (_, image) = perry_test_support::docker::require_toolchain().await?;
         let dir = tempfile::tempdir().unwrap();
         let pki = fixtures::Pki::create(&dir.path().join("pki"));
         let pfx = pki.pfx("bench", "rsa.key", "rsa.crt", PFX_PASSWORD, &[]);
@@ -103,9 +73,7 @@ fn write_private(path: &Path, data: &[u8]) {
 /// A worker (Docker runner) connected to its own in-process test hub.
 pub struct Worker {
     pub hub: TestHub,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _work_dir: tempfile::TempDir,
+    worker: InProcessWorker,
 }
 
 impl Worker {
@@ -115,34 +83,16 @@ impl Worker {
         extra: &[(&str, &str)],
     ) -> Worker {
         let hub = TestHub::start().await.expect("test hub");
-        let work_dir = tempfile::tempdir().unwrap();
-        let ws = hub.ws_url();
-        let work = work_dir.path().display().to_string();
         let name = format!("bench-{}", uuid::Uuid::new_v4().simple());
-        let mut vars: Vec<(&str, &str)> = vec![
-            ("PERRY_HUB_URL", &ws),
-            ("PERRY_DOCKER_ENABLED", "true"),
-            ("PERRY_DOCKER_IMAGE", &env.image),
-            ("PERRY_WORK_DIR", &work),
-            ("PERRY_WORKER_NAME", &name),
-            ("PERRY_MIN_FREE_DISK", "1m"),
-            ("PERRY_DOCKER_MEMORY", "1g"),
-            ("PERRY_MAX_ARTIFACT_SIZE", "2g"),
-        ];
-        vars.extend_from_slice(extra);
-        let config = Arc::new(Config::for_tests(&vars));
-        let runner = Arc::new(DockerRunner::new(&config).expect("docker runner"));
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run_worker(config, pipeline, runner, shutdown.clone()));
+        let (worker, _) = WorkerBuilder::new(&hub, &name)
+            .docker(&env.image)
+            .env(&[("PERRY_MAX_ARTIFACT_SIZE", "2g")])
+            .env(extra)
+            .start_docker(pipeline);
         hub.wait_for_hello(1, Duration::from_secs(30))
             .await
             .expect("worker says hello");
-        Worker {
-            hub,
-            shutdown,
-            task,
-            _work_dir: work_dir,
-        }
+        Worker { hub, worker }
     }
 
     /// Assigns a job and waits for its `complete`; returns (success, wall time from assign).
@@ -184,15 +134,14 @@ impl Worker {
     }
 
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(60), self.task).await;
+        self.worker.stop_within(Duration::from_secs(60)).await;
     }
 }
 
-pub use crate::example_project::{
+pub use perry_test_support::example_project::{
     copy_dir, example_dir, example_manifest, example_with_marker, tarball_of,
 };
-pub use crate::measure::status_kib;
+pub use perry_test_support::measure::status_kib;
 
 /// Resets the peak RSS (VmHWM) to the current RSS (Linux ≥ 4.0).
 pub fn reset_peak_rss() {

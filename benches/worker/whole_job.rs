@@ -20,7 +20,6 @@
 //! The baseline bind-mounts folders where the worker copies files in and out of a hardened
 //! container, and it has no download, extract, resource embedding or upload.
 
-use crate::report::Report;
 use crate::support::{self, median, BenchEnv, Worker};
 use perry_ship_windows::job::manifest::Manifest;
 use perry_ship_windows::package::nsis_compression::NsisCompression;
@@ -29,6 +28,7 @@ use perry_ship_windows::package::nsis_uninstaller::{
 };
 use perry_ship_windows::package::{icon, nsis, AppInfo, Bundle};
 use perry_ship_windows::pipeline::windows::WindowsPipeline;
+use perry_test_support::bench_report::Report;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;

@@ -11,13 +11,13 @@ use super::project::{manifest_from_perry_toml, read_json_file};
 use crate::config::Config;
 use crate::error::JobError;
 use crate::events::SharedSink;
+use crate::isolation::IsolatedPipeline;
 use crate::job::credentials::Credentials;
 use crate::job::lifecycle::{
     run_job, unpack_project, Delivery, JobRequest, JobTools, Project, ProjectInput,
 };
 use crate::job::manifest::Manifest;
 use crate::job::workdir::JobWorkDir;
-use crate::isolation::IsolatedPipeline;
 use crate::pipeline::Artifact;
 use crate::sandbox::lines::strip_controls;
 use anyhow::{Context, Result};

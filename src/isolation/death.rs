@@ -151,7 +151,9 @@ mod tests {
             "\nthread 'main' has overflowed its stack\nfatal runtime error: stack overflow\n",
             &limits,
         );
-        assert!(e.message.starts_with("generating assets overflowed its stack"));
+        assert!(e
+            .message
+            .starts_with("generating assets overflowed its stack"));
         let e = explain(Some(Stage::Signing), None, "oops \u{1b}[2J\n", &limits);
         assert_eq!(e.code, ErrorCode::SigningFailed);
         assert_eq!(e.message, "signing crashed (ended): oops [2J");

@@ -55,7 +55,11 @@ pub(crate) fn apply_before_exec(command: &mut tokio::process::Command, limits: J
             // SIGXCPU at the soft limit ends the child; the hard one (SIGKILL) is a backstop.
             let cpu = limits.cpu_time.as_secs().max(1);
             set(libc::RLIMIT_CPU, cpu, cpu + 5)?;
-            set(libc::RLIMIT_FSIZE, limits.max_file_bytes, limits.max_file_bytes)?;
+            set(
+                libc::RLIMIT_FSIZE,
+                limits.max_file_bytes,
+                limits.max_file_bytes,
+            )?;
             set(libc::RLIMIT_NOFILE, limits.open_files, limits.open_files)?;
             set(libc::RLIMIT_CORE, 0, 0)?;
             if libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR {

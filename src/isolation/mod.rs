@@ -289,7 +289,10 @@ async fn serve(
             FromChild::SignDigest { id, digest_hex } => {
                 let Some(session) = session.clone() else {
                     let _ = process.kill().await;
-                    return Err(broke_protocol(stage, "a signing request in an unsigned job"));
+                    return Err(broke_protocol(
+                        stage,
+                        "a signing request in an unsigned job",
+                    ));
                 };
                 let to_child = to_child.clone();
                 requests.spawn(async move {
@@ -316,7 +319,10 @@ async fn serve(
     let _ = writer.await;
     match outcome {
         Some(outcome) => {
-            if tokio::time::timeout(EXIT_GRACE, process.wait()).await.is_err() {
+            if tokio::time::timeout(EXIT_GRACE, process.wait())
+                .await
+                .is_err()
+            {
                 let _ = process.kill().await;
             }
             match outcome {
@@ -455,7 +461,10 @@ fn check_artifact(job: &JobContext, a: wire::WireArtifact) -> Result<Artifact, J
         return Err(JobError::new(
             ErrorCode::PackageFailed,
             Some(Stage::Packaging),
-            format!("the job process named an artifact that is not a file of the job: {}", a.name),
+            format!(
+                "the job process named an artifact that is not a file of the job: {}",
+                a.name
+            ),
         ));
     }
     Ok(Artifact {

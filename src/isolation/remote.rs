@@ -164,4 +164,3 @@ impl DigestSigner for RemoteSigner {
         }
     }
 }
-

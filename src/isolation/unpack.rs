@@ -177,19 +177,27 @@ async fn in_child(
         answer = work => answer,
     };
     let status = child.wait().await.ok();
-    let answer = answer.ok().and_then(|line| serde_json::from_slice::<Answer>(&line).ok());
+    let answer = answer
+        .ok()
+        .and_then(|line| serde_json::from_slice::<Answer>(&line).ok());
     match answer {
         Some(Answer::Unpacked { entries, bytes }) => Ok(UnpackStats { entries, bytes }),
         Some(Answer::Refused { message }) => Err(message),
         None => {
             let tail = stderr_tail.await.unwrap_or_default();
             let e = super::death::explain(None, status, &tail, &job_limits);
-            Err(e.message.replacen("the job process", "the unpacking process", 1))
+            Err(e
+                .message
+                .replacen("the job process", "the unpacking process", 1))
         }
     }
 }
 
-fn policy_for(kind: &ArchiveKind, limits: ExtractLimits, cancel: CancellationToken) -> UnpackPolicy {
+fn policy_for(
+    kind: &ArchiveKind,
+    limits: ExtractLimits,
+    cancel: CancellationToken,
+) -> UnpackPolicy {
     match kind {
         ArchiveKind::ProjectTarball => UnpackPolicy::project_tarball(limits),
         ArchiveKind::ContainerOutput { top } => UnpackPolicy::container_output(top, limits, cancel),
@@ -221,7 +229,9 @@ pub fn unpack_main() -> ExitCode {
     };
     let policy = policy_for(&request.kind, limits, CancellationToken::new());
     let result = match request.kind {
-        ArchiveKind::ProjectTarball => archive::unpack(archive::gunzip(input), &request.dest, &policy),
+        ArchiveKind::ProjectTarball => {
+            archive::unpack(archive::gunzip(input), &request.dest, &policy)
+        }
         ArchiveKind::ContainerOutput { .. } => archive::unpack(input, &request.dest, &policy),
     };
     let answer = match result {

@@ -185,7 +185,9 @@ fn assemble_bundle(
 
 /// Opens the job's signing session (checking its certificate) and records the certificate
 /// for `/metrics`. Runs before compiling; what it found is logged by [`announce_signing`].
-pub(crate) async fn open_signing_session(job: &JobContext) -> Result<Option<SigningSession>, JobError> {
+pub(crate) async fn open_signing_session(
+    job: &JobContext,
+) -> Result<Option<SigningSession>, JobError> {
     let session =
         SigningSession::from_credentials(&job.credentials, &job.http, &job.config.signing)
             .await

@@ -29,8 +29,8 @@ use super::lines::{LineAssembler, DEFAULT_MAX_LINE_BYTES};
 use super::paths::output_folders;
 use super::{Runner, Step, StepContext, StepError, StepOutcome};
 use crate::config::Config;
-use crate::isolation::unpack::UnpackLimits;
 use crate::events::LogStream;
+use crate::isolation::unpack::UnpackLimits;
 use anyhow::{anyhow, Context, Result};
 use bollard::container::LogOutput;
 use bollard::query_parameters::{

@@ -80,7 +80,14 @@ pub async fn copy_out(
     };
     let (cancel, root) = (cancel.clone(), target_root.clone());
     let unpacker = tokio::spawn(async move {
-        unpack::unpack(ArchiveSource::Chunks(received), &root, kind, limits, &cancel).await
+        unpack::unpack(
+            ArchiveSource::Chunks(received),
+            &root,
+            kind,
+            limits,
+            &cancel,
+        )
+        .await
     });
     let mut download_error = None;
     while let Some(chunk) = body.next().await {

@@ -1,16 +1,16 @@
 //! Shared pieces of the hub tests: a controllable test pipeline, a worker started against
-//! the in-process test hub, and project tarballs.
+//! the in-process test hub (through [`crate::worker::WorkerBuilder`]), and project tarballs.
 //!
 //! The pipeline reads `perry-test.json` from the extracted project, so each job says what
 //! it should do: sleep, fail with a code, print N log lines, echo the job's secrets.
-#![allow(dead_code)]
 
+use crate::testhub::{ReceivedFrame, TestHub};
+use crate::worker::WorkerBuilder;
 use perry_ship_windows::config::{Config, LinkTimings};
 use perry_ship_windows::error::{ErrorCode, JobError};
 use perry_ship_windows::events::{LogStream, Stage};
 use perry_ship_windows::pipeline::{Artifact, JobContext, Pipeline};
 use perry_ship_windows::sandbox::{Runner, Step, StepContext, StepError, StepOutcome};
-use perry_ship_windows::testhub::{ReceivedFrame, TestHub};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
@@ -198,19 +198,28 @@ impl Runner for VersionRunner {
     }
 }
 
+/// What the hub tests' worker is never meant to run.
+const NO_PERRY: (&str, &str) = ("PERRY_BUILD_PERRY_BINARY", "/nonexistent/perry");
+
 /// Test configuration: fast link timings, a private work dir, tiny free-disk minimum.
+/// (The configuration [`start_worker`] uses, with `work_dir` as its work folder.)
 pub fn test_config(hub: &TestHub, work_dir: &Path, extra: &[(&str, &str)]) -> Config {
-    let url = hub.ws_url();
     let work = work_dir.display().to_string();
-    let mut pairs: Vec<(&str, &str)> = vec![
-        ("PERRY_HUB_URL", &url),
-        ("PERRY_WORK_DIR", &work),
-        ("PERRY_MIN_FREE_DISK", "1m"),
-        ("PERRY_WORKER_NAME", "test-worker"),
-        ("PERRY_BUILD_PERRY_BINARY", "/nonexistent/perry"),
-    ];
-    pairs.extend_from_slice(extra);
-    let mut config = Config::for_tests(&pairs);
+    let mut config = hub_worker(hub)
+        .env(&[("PERRY_WORK_DIR", &work)])
+        .env(extra)
+        .config();
+    fast_link(&mut config);
+    config
+}
+
+/// The hub tests' worker: named `test-worker`, with no `perry` to run.
+fn hub_worker(hub: &TestHub) -> WorkerBuilder {
+    WorkerBuilder::new(hub, "test-worker").env(&[NO_PERRY])
+}
+
+/// Link timings for tests: pings every 500 ms, reconnects within 50-400 ms.
+fn fast_link(config: &mut Config) {
     config.link = LinkTimings {
         ping_interval: Duration::from_millis(500),
         silence_timeout: Duration::from_secs(10),
@@ -219,7 +228,6 @@ pub fn test_config(hub: &TestHub, work_dir: &Path, extra: &[(&str, &str)]) -> Co
         healthy_after: Duration::from_secs(60),
         auth_failed_backoff: Duration::from_secs(300),
     };
-    config
 }
 
 pub struct Worker {
@@ -258,22 +266,20 @@ pub fn start_worker_with_runner(
     tweak: impl FnOnce(&mut Config),
     runner: Arc<dyn Runner>,
 ) -> Worker {
-    let work_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(hub, work_dir.path(), extra);
-    tweak(&mut config);
     let pipeline = Arc::new(TestPipeline::default());
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(perry_ship_windows::hub::run_worker(
-        Arc::new(config),
+    let worker = hub_worker(hub).env(extra).start_tweaked(
+        |config| {
+            fast_link(config);
+            tweak(config);
+        },
         pipeline.clone(),
         runner,
-        shutdown.clone(),
-    ));
+    );
     Worker {
-        shutdown,
-        handle,
+        shutdown: worker.shutdown,
+        handle: worker.handle,
         pipeline,
-        work_dir,
+        work_dir: worker.work_dir,
     }
 }
 

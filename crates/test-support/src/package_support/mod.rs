@@ -1,7 +1,6 @@
 //! Shared fixtures for the package_* tests: real PE files built with the host's mingw gcc,
 //! a test icon, a bundle with nested asset folders, an AppInfo, a step context for the
 //! sandbox's HostRunner, and a strict XML reader.
-#![allow(dead_code)]
 
 pub mod mixed_payload;
 pub mod msix_verify;
@@ -17,8 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 pub const APP_EXE: &str = "Demo App.exe";
 
-#[path = "../support/sign_fixtures.rs"]
-pub mod sign_fixtures;
+pub use crate::sign_fixtures;
 pub use sign_fixtures::run;
 
 /// True when a host tool exists; when it does not, tests fail under CI=true and skip
@@ -139,10 +137,7 @@ pub fn step_context(output_dir: &Path) -> (StepContext, Arc<CollectingSink>) {
     (ctx, sink)
 }
 
-#[path = "../support/measure.rs"]
-mod measure;
-#[allow(unused_imports)]
-pub use measure::sha256_file as sha256_hex;
+pub use crate::measure::sha256_file as sha256_hex;
 
 /// A throwaway self-signed RSA certificate for signing tests: `k.pem` + `c.pem` in `dir`.
 pub fn self_signed_cert(dir: &Path, common_name: &str) {

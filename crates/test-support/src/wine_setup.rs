@@ -1,8 +1,10 @@
 //! The fixture of tests/windows_wine.rs: a hand-off bundle, PFX credentials with a local
 //! TSA, an SDK folder with the signtool double, and local `build`s of the bundle under wine.
 
+use crate::example_project;
+use crate::sign_fixtures as fixtures;
+use crate::sign_servers as servers;
 use crate::wine::{self, win_path, Wine};
-use crate::{example_project, fixtures, servers};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

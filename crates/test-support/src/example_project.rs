@@ -1,14 +1,13 @@
 //! The bundled example project (`examples/hello`) as tests and benchmarks use it: its
 //! manifest, a `perry publish`-style tarball, and marked copies that steer the stand-in
 //! compiler (`// perry-standin: fail`, `sleep N`, `flood N`).
-#![allow(dead_code)]
 
 use flate2::write::GzEncoder;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 pub fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello")
+    crate::repo_root().join("examples/hello")
 }
 
 /// The example's manifest (from its perry.toml) with `windows_distribute` set.

@@ -1,33 +1,11 @@
 //! Test fixtures for the signing tests: a throwaway PKI made with the openssl CLI (code-signing
 //! CA + leaf certificates, a TSA, PFX files), PE inputs (mingw exe, makensis Setup.exe) and a
 //! wrapper around the real `osslsigncode verify`.
-#![allow(dead_code)]
 
-// Binaries that also load `tests/common` get a second copy of the gate: harmless, it holds
-// no state.
-#[allow(clippy::duplicate_mod)]
-#[path = "gate.rs"]
-mod gate;
+pub use crate::gate::require_tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-/// True when `tool` runs. With `CI=true` a missing tool fails the test; otherwise the test
-/// prints why it is skipped.
-pub fn require_tools(tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| {
-            Command::new(t).arg("--version").output().is_err()
-                && Command::new(t).arg("-version").output().is_err()
-        })
-        .collect();
-    gate::require(
-        missing.is_empty(),
-        &format!("required host tools are missing: {missing:?}"),
-    )
-}
 
 /// Signing-service HTTP rules with short waits, so retry tests run fast.
 pub fn fast_http_policy(

@@ -1,60 +1,11 @@
-//! Helpers shared by the integration tests: finding the Docker engine and the toolchain
-//! image (a hard failure under `CI=true`, a printed SKIP otherwise), building small test
-//! PE files with the host's mingw, and a step context that collects events.
-#![allow(dead_code)]
+//! Helpers of the sandbox (runner) tests: a step context that collects events, unique job
+//! ids, and small test PE files built with the host's mingw.
 
-pub mod docker;
-
-use bollard::Docker;
 use perry_ship_windows::events::{CollectingSink, Stage};
 use perry_ship_windows::sandbox::StepContext;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-#[path = "../support/gate.rs"]
-pub mod gate;
-pub use gate::skip_or_fail;
-
-/// The engine (`DOCKER_HOST` or the default socket) if it answers a ping within 5 s.
-pub async fn require_docker() -> Option<Docker> {
-    let docker = match Docker::connect_with_defaults() {
-        Ok(d) => d,
-        Err(e) => return skip_or_fail(&format!("cannot connect to the Docker engine: {e}")),
-    };
-    match tokio::time::timeout(Duration::from_secs(5), docker.ping()).await {
-        Ok(Ok(_)) => Some(docker),
-        Ok(Err(e)) => skip_or_fail(&format!("the Docker engine does not answer: {e}")),
-        Err(_) => skip_or_fail("the Docker engine did not answer a ping within 5 s"),
-    }
-}
-
-/// The engine, if it answers and has image `name` locally.
-pub async fn require_image(name: &str) -> Option<Docker> {
-    let docker = require_docker().await?;
-    match docker.inspect_image(name).await {
-        Ok(_) => Some(docker),
-        Err(e) => skip_or_fail(&format!(
-            "image {name} is missing ({e}); build it with scripts/build-images.sh"
-        )),
-    }
-}
-
-/// The toolchain image under test: `PERRY_DOCKER_IMAGE` or the configured default.
-pub fn toolchain_image() -> String {
-    std::env::var("PERRY_DOCKER_IMAGE")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| perry_ship_windows::config::default_image().to_string())
-}
-
-/// The engine plus the toolchain image, or `None` after SKIP (panics under CI).
-pub async fn require_toolchain() -> Option<(Docker, String)> {
-    let image = toolchain_image();
-    let docker = require_image(&image).await?;
-    Some((docker, image))
-}
 
 /// True when the host has `x86_64-w64-mingw32-gcc` on PATH.
 pub fn have_mingw() -> bool {

@@ -1,7 +1,6 @@
 //! A bundle like a media-heavy app: incompressible "media" (xorshift noise under media
 //! extensions) and compressible source-like text, split over a few files and folders, plus
 //! an exe stand-in. Shared by the packaging tests and `benches/compression.rs`.
-#![allow(dead_code)]
 
 use perry_ship_windows::package::Bundle;
 use std::io::Write;

@@ -1,12 +1,9 @@
 //! Running the binary as a user does for reproducibility and `verify` tests: local builds
 //! with host processes (the stand-in compiler, makensis, mingw), `verify` with or without a
 //! rebuild, and PFX credentials for signed builds.
-#![allow(dead_code)]
 
-#[path = "../support/example_project.rs"]
-pub mod example_project;
-#[path = "../support/sign_fixtures.rs"]
-pub mod fixtures;
+pub use crate::example_project;
+pub use crate::sign_fixtures as fixtures;
 
 use base64::Engine as _;
 use std::path::{Path, PathBuf};
@@ -20,7 +17,7 @@ pub const MODES: [(&str, &str); 3] = [
 ];
 
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_perry-ship-windows"))
+    Command::new(crate::worker_binary())
 }
 
 /// The host tools a local build of every format and its checks need (the gate decides).

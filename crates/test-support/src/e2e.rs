@@ -1,12 +1,11 @@
 //! Shared harness of the end-to-end tests: a test hub, a worker running the real
-//! `WindowsPipeline` with Docker containers, project tarballs and frame assertions.
-#![allow(dead_code)]
+//! `WindowsPipeline` with Docker containers (started by [`crate::worker::WorkerBuilder`]),
+//! project tarballs and frame assertions.
 
-use perry_ship_windows::config::Config;
-use perry_ship_windows::hub::run_worker;
+use crate::testhub::{ReceivedFrame, TestHub};
+use crate::worker::WorkerBuilder;
 use perry_ship_windows::pipeline::windows::WindowsPipeline;
 use perry_ship_windows::sandbox::docker::DockerRunner;
-use perry_ship_windows::testhub::{ReceivedFrame, TestHub};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -27,42 +26,24 @@ pub struct Worker {
 /// Starts a test hub and a Docker-backed worker connected to it. `None` when the engine or
 /// the toolchain image is missing outside CI (under `CI=true` that panics instead).
 pub async fn start_worker(extra_env: &[(&str, &str)]) -> Option<Worker> {
-    let image = crate::common::toolchain_image();
-    crate::common::require_image(&image).await?;
+    let image = crate::docker::toolchain_image();
+    crate::docker::require_image(&image).await?;
     let hub = TestHub::start().await.expect("test hub");
-    let work_dir = tempfile::tempdir().unwrap();
     let name = format!("e2e-{}", uuid::Uuid::new_v4().simple());
-    let ws = hub.ws_url();
-    let work = work_dir.path().to_string_lossy().into_owned();
-    let mut env: Vec<(&str, &str)> = vec![
-        ("PERRY_HUB_URL", ws.as_str()),
-        ("PERRY_DOCKER_ENABLED", "true"),
-        ("PERRY_DOCKER_IMAGE", image.as_str()),
-        ("PERRY_WORK_DIR", work.as_str()),
-        ("PERRY_WORKER_NAME", name.as_str()),
-        ("PERRY_MIN_FREE_DISK", "1m"),
-        ("PERRY_DOCKER_MEMORY", "1g"),
-    ];
-    env.extend_from_slice(extra_env);
-    let config = Arc::new(Config::for_tests(&env));
-    let runner = Arc::new(DockerRunner::new(&config).expect("docker runner"));
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run_worker(
-        config,
-        Arc::new(WindowsPipeline),
-        runner.clone(),
-        shutdown.clone(),
-    ));
+    let (worker, runner) = WorkerBuilder::new(&hub, &name)
+        .docker(&image)
+        .env(extra_env)
+        .start_docker(Arc::new(WindowsPipeline));
     hub.wait_for_hello(1, Duration::from_secs(20))
         .await
         .expect("worker says hello");
     Some(Worker {
         hub,
         runner,
-        shutdown,
-        task,
-        work_dir,
-        name,
+        shutdown: worker.shutdown,
+        task: worker.handle,
+        work_dir: worker.work_dir,
+        name: worker.name,
     })
 }
 

@@ -1,8 +1,8 @@
 //! Pieces of the fleet tests: the worker binary run as a child process with a stand-in
 //! `perry`, and small HTTP helpers.
-#![allow(dead_code)]
 
-use perry_ship_windows::testhub::TestHub;
+use crate::testhub::TestHub;
+use crate::worker_binary;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ impl BinWorker {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
         let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_perry-ship-windows"))
+        let child = tokio::process::Command::new(worker_binary())
             .arg("run")
             .args(args)
             .env("PERRY_HUB_URL", hub.ws_url())

@@ -27,6 +27,12 @@ pub struct Pattern {
     seed_block: Vec<u8>,
 }
 
+impl Default for Pattern {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Pattern {
     pub fn new() -> Pattern {
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;

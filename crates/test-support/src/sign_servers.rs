@@ -2,7 +2,6 @@
 //! an RFC 3161 TSA (wrapping `openssl ts -reply`), a Google OAuth token endpoint + Cloud KMS
 //! `asymmetricSign`, and an Entra ID token endpoint + the Trusted Signing sign/poll API.
 //! Each signs with a test key and can inject faults (HTTP status, N failures, hang).
-#![allow(dead_code)]
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};

@@ -1,6 +1,5 @@
 //! Measuring helpers shared by the streaming tests and the benchmarks: file hashes computed
 //! by streaming, and this process's memory figures from `/proc/self/status`.
-#![allow(dead_code)]
 
 use sha2::{Digest, Sha256};
 use std::io::Read;

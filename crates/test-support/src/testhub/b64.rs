@@ -3,7 +3,7 @@
 //! multiple of four significant characters), so a worker that drops its padding fails the
 //! upload instead of passing unnoticed.
 
-use crate::hub::transfer::StreamDecoder;
+use perry_ship_windows::hub::transfer::StreamDecoder;
 
 #[derive(Default)]
 pub struct StreamingDecoder {

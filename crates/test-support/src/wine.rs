@@ -4,8 +4,8 @@
 //! `bcryptprimitives.dll` stand-in (tests/wine/bcryptprimitives.c) in its system32, and
 //! helpers to run the exe with a timeout. A missing wine, mingw or Windows target is a SKIP,
 //! or a failure under `CI=true`.
-#![allow(dead_code)]
 
+use crate::target_dir;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::OnceLock;
@@ -19,12 +19,6 @@ pub struct Wine {
     pub exe: PathBuf,
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
 /// `/tmp/x y` → `Z:\tmp\x y` (wine maps Z: to the Unix root).
 pub fn win_path(path: &Path) -> String {
     format!("Z:{}", path.display()).replace('/', "\\")
@@ -35,7 +29,7 @@ pub fn require_wine() -> Option<&'static Wine> {
     static WINE: OnceLock<Result<Wine, String>> = OnceLock::new();
     match WINE.get_or_init(set_up) {
         Ok(wine) => Some(wine),
-        Err(why) => crate::common::skip_or_fail(why),
+        Err(why) => crate::gate::skip_or_fail(why),
     }
 }
 
@@ -47,7 +41,7 @@ fn set_up() -> Result<Wine, String> {
     if !version.status.success() {
         return Err("`wine --version` fails".into());
     }
-    if !crate::common::have_mingw() {
+    if !crate::sandbox_support::have_mingw() {
         return Err("x86_64-w64-mingw32-gcc is not installed".into());
     }
     let exe = build_worker_exe()?;
@@ -68,7 +62,7 @@ fn build_worker_exe() -> Result<PathBuf, String> {
             "--bin",
             "perry-ship-windows",
         ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(crate::repo_root())
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -104,7 +98,7 @@ fn init_prefix(prefix: &Path) -> Result<(), String> {
     }
     let system32 = prefix.join("drive_c/windows/system32");
     let dll = system32.join("bcryptprimitives.dll");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wine/bcryptprimitives.c");
+    let source = crate::repo_root().join("tests/wine/bcryptprimitives.c");
     let out = std::process::Command::new("x86_64-w64-mingw32-gcc")
         .args(["-shared", "-O2", "-o"])
         .arg(&dll)
@@ -142,7 +136,7 @@ pub fn require_own_prefix(name: &str) -> Option<Wine> {
             prefix,
             exe: shared.exe.clone(),
         }),
-        Err(why) => crate::common::skip_or_fail(&why),
+        Err(why) => crate::gate::skip_or_fail(&why),
     }
 }
 
@@ -199,7 +193,7 @@ impl Wine {
     /// Compiles `tests/wine/<name>.c` with mingw into `dir/<exe_name>`.
     pub fn mingw_tool(&self, name: &str, dir: &Path, exe_name: &str) -> PathBuf {
         std::fs::create_dir_all(dir).unwrap();
-        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        let source = crate::repo_root()
             .join("tests/wine")
             .join(format!("{name}.c"));
         let exe = dir.join(exe_name);

@@ -22,29 +22,14 @@
 #![cfg_attr(not(unix), no_main)]
 #![cfg(unix)]
 
-#[path = "../tests/support/example_project.rs"]
-mod example_project;
-#[path = "../tests/support/sign_fixtures.rs"]
-mod fixtures;
-#[path = "../tests/support/measure.rs"]
-mod measure;
-#[path = "../tests/support/sign_servers.rs"]
-mod servers;
-
-#[path = "worker/concurrency.rs"]
 mod concurrency;
-#[path = "worker/flood.rs"]
 mod flood;
-#[path = "worker/memory.rs"]
 mod memory;
-#[path = "worker/report.rs"]
-mod report;
-#[path = "worker/support.rs"]
 mod support;
-#[path = "worker/whole_job.rs"]
 mod whole_job;
 
-use report::Report;
+use perry_test_support::bench_report::Report;
+use perry_test_support::sign_fixtures as fixtures;
 
 const REQUIRED_TOOLS: &[&str] = &["openssl", "osslsigncode", "x86_64-w64-mingw32-gcc"];
 
@@ -57,7 +42,7 @@ fn section_enabled(name: &str) -> bool {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    // Prints SKIPPED (or panics under CI=true) when a tool is missing.
+    // Prints SKIP (or panics under CI=true) when a tool is missing.
     if !fixtures::require_tools(REQUIRED_TOOLS) {
         return;
     }

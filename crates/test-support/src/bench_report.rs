@@ -2,7 +2,6 @@
 //! `{"name", "results": [{"metric", "value", "unit", "target", "met"}], "notes": [...]}`.
 
 use serde_json::{json, Value};
-use std::path::PathBuf;
 
 pub struct Report {
     name: String,
@@ -44,10 +43,7 @@ impl Report {
 
     /// Writes `$CARGO_TARGET_DIR/bench/<name>.json` (default `target/bench/`).
     pub fn write(&self) {
-        let dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-            .join("bench");
+        let dir = crate::target_dir().join("bench");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{}.json", self.name));
         let doc = json!({"name": self.name, "results": self.results, "notes": self.notes});

@@ -1,7 +1,9 @@
-//! Docker-side test helpers: a DockerRunner with a unique worker name and small limits,
-//! a step builder, and polling for containers by label and for log lines.
+//! Docker-side test helpers: the engine and the toolchain image as prerequisites (through
+//! the [`crate::gate`]), a DockerRunner with a unique worker name and small limits, a step
+//! builder, and polling for containers by label and for log lines.
 
-use super::unique_job_id;
+use crate::gate::skip_or_fail;
+use crate::sandbox_support::unique_job_id;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 use perry_ship_windows::config::Config;
@@ -10,6 +12,45 @@ use perry_ship_windows::sandbox::docker::DockerRunner;
 use perry_ship_windows::sandbox::Step;
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// The engine (`DOCKER_HOST` or the default socket) if it answers a ping within 5 s.
+pub async fn require_docker() -> Option<Docker> {
+    let docker = match Docker::connect_with_defaults() {
+        Ok(d) => d,
+        Err(e) => return skip_or_fail(&format!("cannot connect to the Docker engine: {e}")),
+    };
+    match tokio::time::timeout(Duration::from_secs(5), docker.ping()).await {
+        Ok(Ok(_)) => Some(docker),
+        Ok(Err(e)) => skip_or_fail(&format!("the Docker engine does not answer: {e}")),
+        Err(_) => skip_or_fail("the Docker engine did not answer a ping within 5 s"),
+    }
+}
+
+/// The engine, if it answers and has image `name` locally.
+pub async fn require_image(name: &str) -> Option<Docker> {
+    let docker = require_docker().await?;
+    match docker.inspect_image(name).await {
+        Ok(_) => Some(docker),
+        Err(e) => skip_or_fail(&format!(
+            "image {name} is missing ({e}); build it with scripts/build-images.sh"
+        )),
+    }
+}
+
+/// The toolchain image under test: `PERRY_DOCKER_IMAGE` or the configured default.
+pub fn toolchain_image() -> String {
+    std::env::var("PERRY_DOCKER_IMAGE")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| perry_ship_windows::config::default_image().to_string())
+}
+
+/// The engine plus the toolchain image, or `None` after SKIP (panics under CI).
+pub async fn require_toolchain() -> Option<(Docker, String)> {
+    let image = toolchain_image();
+    let docker = require_image(&image).await?;
+    Some((docker, image))
+}
 
 /// A runner with its own worker name (so reaping never touches other tests), 768 MiB
 /// memory, 256 pids and 1.5 CPUs.
