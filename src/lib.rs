@@ -27,6 +27,8 @@
 //! Data flows one way: [`hub`] (or [`cli`]'s `build`) → [`job::lifecycle`] → [`isolation`] → [`pipeline`]
 //! → [`package`] / [`sign`] / [`sandbox`].
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod config;
 pub mod error;
