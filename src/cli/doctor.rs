@@ -33,6 +33,7 @@ pub struct DoctorArgs {
     pub credentials: Option<std::path::PathBuf>,
 }
 
+/// Runs `doctor`: checks configuration, engine, images and tools; fails when this host cannot build.
 pub async fn doctor(args: DoctorArgs) -> ExitCode {
     let mut report = Report { failures: 0 };
     let config = match Config::from_env() {
