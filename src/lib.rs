@@ -43,5 +43,7 @@ pub mod pipeline;
 pub mod provenance;
 pub mod sandbox;
 pub mod sign;
+// Moving out of the crate (issue #15); not held to `missing_docs` meanwhile.
+#[allow(missing_docs)]
 pub mod testhub;
 pub mod untrusted;
