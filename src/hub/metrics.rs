@@ -21,7 +21,7 @@ pub enum LinkState {
     WaitingToReconnect = 2,
     /// The hub refused the worker's secret; waiting before trying again.
     AuthFailed = 3,
-    /// The link was closed for good (shutdown, idle action, job limit).
+    /// The link was closed on purpose (stop, pause, idle action or job limit).
     Closed = 4,
 }
 
@@ -123,7 +123,7 @@ impl WorkerMetrics {
         LinkState::from_u8(self.link_state.load(Ordering::Relaxed))
     }
 
-    /// Counts one ended job, and its error code when it failed.
+    /// Counts one ended job, and its error code when it has one.
     pub fn record_outcome(&self, outcome: Outcome, code: Option<ErrorCode>) {
         *self.outcomes.lock().unwrap().entry(outcome).or_default() += 1;
         if let Some(code) = code {

@@ -33,7 +33,7 @@ const BZIP2_PER_DEFLATE1_BINARY: f64 = 0.85;
 /// The operator's setting (`PERRY_NSIS_COMPRESSION`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum NsisCompression {
-    /// Per payload: bzip2, solid or non-solid LZMA, with incompressible files stored (the default).
+    /// Chosen per payload among bzip2, LZMA and solid LZMA (the default).
     #[default]
     Auto,
     /// `lzma-solid`: smallest, slowest.

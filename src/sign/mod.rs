@@ -47,7 +47,7 @@ pub use verify::{verify_pe, VerifiedSignature};
 #[derive(Debug, thiserror::Error)]
 #[error("{method}: {message}")]
 pub struct SignError {
-    /// The signing method or step, e.g. `verify`.
+    /// The signing method (e.g. `PFX`) or the check (`verify`, `record`) that failed.
     pub method: &'static str,
     /// What failed; names the step and HTTP status, never a secret.
     pub message: String,
