@@ -44,7 +44,8 @@ impl std::fmt::Debug for Masker {
 }
 
 impl Masker {
-    /// A masker for `secrets` and their derived forms; values shorter than [`MIN_SECRET_LEN`] are skipped.
+    /// A masker for `secrets` and their derived forms; values shorter than
+    /// [`MIN_SECRET_LEN`] are skipped.
     pub fn new(secrets: &[Secret]) -> Masker {
         let mut patterns: Vec<Zeroizing<String>> = Vec::new();
         let mut values: Vec<Zeroizing<String>> = Vec::new();
