@@ -24,7 +24,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {problem}")]
 pub struct ConfigError {
+    /// The variable's name, e.g. `PERRY_DOCKER_TIMEOUT`.
     pub var: &'static str,
+    /// What is wrong with its value, in one phrase.
     pub problem: String,
 }
 
@@ -38,13 +40,18 @@ fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
 /// Windows container isolation mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isolation {
+    /// `process`: containers share the host kernel (the default).
     Process,
+    /// `hyperv`: each container runs in its own lightweight VM.
     HyperV,
 }
 
+/// `PERRY_LOG_FORMAT`: how the worker's own log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines (the default).
     Text,
+    /// One JSON object per line.
     Json,
 }
 
@@ -80,7 +87,9 @@ impl Default for SigningEndpoints {
 /// Limits applied to an untrusted project tarball (and to archives copied out of containers).
 #[derive(Clone, Copy, Debug)]
 pub struct ExtractLimits {
+    /// `PERRY_MAX_TARBALL_ENTRIES`: entries per tree (default 100 000).
     pub max_entries: u64,
+    /// `PERRY_MAX_UNPACKED_SIZE`: bytes of file content per tree (default 4 GiB).
     pub max_unpacked_bytes: u64,
 }
 
@@ -144,40 +153,68 @@ impl Default for LinkTimings {
 /// Container resource limits and hardening knobs.
 #[derive(Clone, Debug)]
 pub struct DockerConfig {
+    /// `PERRY_DOCKER_ENABLED`: compile and package in disposable containers.
     pub enabled: bool,
+    /// `PERRY_DOCKER_IMAGE`: the toolchain image (default: [`default_image`]).
     pub image: String,
+    /// `PERRY_DOCKER_ISOLATION`: Windows containers only.
     pub isolation: Isolation,
+    /// `PERRY_DOCKER_TIMEOUT`: time per container step (copy-in to copy-out), default 600 s.
     pub step_timeout: Duration,
+    /// `PERRY_DOCKER_MEMORY`: memory limit per container, in bytes (default 4 GiB).
     pub memory_bytes: i64,
+    /// `PERRY_DOCKER_PIDS`: process limit per container (default 1024).
     pub pids_limit: i64,
+    /// `PERRY_DOCKER_CPUS`: CPU quota per container, in CPUs (default 2).
     pub cpus: f64,
     /// `PERRY_DOCKER_DISK`: size of the container's work dir; unset: not limited.
     pub disk_bytes: Option<u64>,
 }
 
+/// The worker's whole configuration, read from the environment by [`Config::from_env`].
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// `PERRY_HUB_URL`: the hub's WebSocket URL (`ws://` or `wss://`).
     pub hub_url: String,
+    /// `PERRY_HUB_WORKER_SECRET`: sent as `secret` in `worker_hello`; never logged.
     pub worker_secret: Option<String>,
+    /// `PERRY_WORKER_NAME`: display name (default: the hostname), at most 100 printable characters.
     pub worker_name: String,
+    /// `PERRY_WORKER_CAPABILITIES`: `windows` (compile) and/or `windows-sign`.
     pub capabilities: Vec<String>,
+    /// `PERRY_BUILD_PERRY_BINARY`: the compiler (inside the image when Docker is on).
     pub perry_binary: String,
+    /// `PERRY_BUILD_WINDOWS_SDK_PATH`: Windows SDK folder or `signtool.exe`; must exist when set.
     pub windows_sdk_path: Option<PathBuf>,
+    /// `PERRY_BUILD_NSIS_PATH`: the makensis binary (default `makensis` on the `PATH`).
     pub nsis_path: Option<PathBuf>,
     /// `PERRY_NSIS_COMPRESSION`: how the NSIS installer compresses its payload.
     pub nsis_compression: NsisCompression,
+    /// Container settings (`PERRY_DOCKER_*`).
     pub docker: DockerConfig,
+    /// `PERRY_MAX_CONCURRENT_BUILDS`: jobs run at once (1–64).
     pub max_concurrent: usize,
+    /// `PERRY_WORK_DIR`: absolute folder holding one work folder per job.
     pub work_dir: PathBuf,
+    /// `PERRY_JOB_TIMEOUT`: time for a whole job (default 3600 s).
     pub job_timeout: Duration,
+    /// `PERRY_DRAIN_TIMEOUT`: on shutdown, how long running jobs may still take (default 600 s).
     pub drain_timeout: Duration,
+    /// `PERRY_MIN_FREE_DISK`: bytes the work dir needs free for a job to start (default 5 GiB).
     pub min_free_disk: u64,
+    /// `PERRY_MAX_ARTIFACT_SIZE`: largest artifact uploaded, in bytes (default 300 MiB).
     pub max_artifact_bytes: u64,
+    /// Limits of the project tarball and of every copied tree.
     pub extract_limits: ExtractLimits,
+    /// Per-job limits of the log lines sent to the hub.
     pub log_limits: LogLimits,
+    /// `PERRY_LOG_FORMAT`: text or JSON log lines.
     pub log_format: LogFormat,
+    /// `PERRY_LOG`: the log filter (default `info`).
     pub log_filter: String,
+    /// `PERRY_METRICS_ADDR`: where the status server listens; None: no server.
     pub metrics_addr: Option<SocketAddr>,
+    /// Base URLs of the signing services and timestamp fallbacks.
     pub signing: SigningEndpoints,
     /// Origins a job's tarball and upload URLs may use: the hub's own (its WebSocket URL
     /// as http/https) plus `PERRY_TRANSFER_ORIGINS`.
@@ -508,6 +545,7 @@ impl Config {
         Config::from_lookup(|k| map.get(k).cloned()).expect("test configuration is valid")
     }
 
+    /// Whether this worker compiles projects (capability `windows`), not only signs them.
     pub fn can_compile(&self) -> bool {
         self.capabilities.iter().any(|c| c == "windows")
     }

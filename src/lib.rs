@@ -28,7 +28,9 @@
 //! workspace crate `perry-test-support` (crates/test-support), used by `tests/` and `benches/`.
 //!
 //! Data flows one way: [`hub`] (or [`cli`]'s `build`) → [`job::lifecycle`] → [`isolation`]
-//! → [`pipeline`]//! → [`package`] / [`sign`] / [`sandbox`].
+//! → [`pipeline`] → [`package`] / [`sign`] / [`sandbox`].
+
+#![deny(missing_docs)]
 
 pub mod cli;
 pub mod config;

@@ -26,6 +26,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// Options of `build`.
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
     /// Project folder (with perry.toml) or a project tarball (.tar.gz).
@@ -53,6 +54,7 @@ pub struct BuildArgs {
     pub verbose: bool,
 }
 
+/// Runs `build`: builds the project locally, copies the artifact to `--out` and prints its path.
 pub async fn build(args: BuildArgs) -> ExitCode {
     let mut config = match super::load_config() {
         Ok(c) => c,

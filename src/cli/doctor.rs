@@ -33,6 +33,8 @@ pub struct DoctorArgs {
     pub credentials: Option<std::path::PathBuf>,
 }
 
+/// Runs `doctor`: checks configuration, engine, images and tools; exits non-zero when this
+/// host cannot build.
 pub async fn doctor(args: DoctorArgs) -> ExitCode {
     let mut report = Report { failures: 0 };
     let config = match Config::from_env() {

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// Options of `run`.
 #[derive(clap::Args, Debug, Default)]
 pub struct RunArgs {
     /// Exit 0 after this many jobs ended (one-job workers: 1). Overrides PERRY_MAX_JOBS.
@@ -16,6 +17,7 @@ pub struct RunArgs {
     pub max_jobs: Option<u64>,
 }
 
+/// Runs `run`: serves the hub until a stop signal (then drains), the idle action or the job limit.
 pub async fn run(args: RunArgs) -> ExitCode {
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_stop_signal(shutdown.clone()));

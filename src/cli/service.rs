@@ -13,6 +13,7 @@ pub const SERVICE_NAME: &str = "perry-ship-windows";
 /// What the Services console shows.
 pub const DISPLAY_NAME: &str = "Perry Ship Windows build worker";
 
+/// The subcommands of `service`.
 #[derive(clap::Subcommand, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServiceCommand {
     /// Register this exe with the Service Control Manager (automatic start).

@@ -13,6 +13,7 @@ use crate::provenance::{compare, inputs, read_record, record_path, statement};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Options of `verify`.
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// The Setup.exe, portable .zip or .msix to check.
@@ -53,6 +54,7 @@ impl Report {
     }
 }
 
+/// Runs `verify`: prints one line per check; exit status 0 when all pass.
 pub async fn verify(args: VerifyArgs) -> ExitCode {
     let mut report = Report::default();
     run_checks(&args, &mut report).await;

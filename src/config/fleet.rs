@@ -20,6 +20,7 @@ pub enum IdleAction {
 }
 
 impl IdleAction {
+    /// The `PERRY_IDLE_ACTION` value naming this action.
     pub fn as_str(&self) -> &'static str {
         match self {
             IdleAction::Exit => "exit",
@@ -32,8 +33,11 @@ impl IdleAction {
 /// A service principal that may deallocate the VM (else its managed identity is used).
 #[derive(Clone, Debug)]
 pub struct ServicePrincipal {
+    /// `AZURE_TENANT_ID`: the Entra ID tenant.
     pub tenant_id: String,
+    /// `AZURE_CLIENT_ID`: the application's client id.
     pub client_id: String,
+    /// `AZURE_CLIENT_SECRET`: the application's secret.
     pub client_secret: Secret,
 }
 
@@ -51,15 +55,18 @@ pub struct AzureVmSettings {
     pub managed_identity_client_id: Option<String>,
 }
 
+/// Fleet settings: idle timeout and action, job limit, pause control, Azure access.
 #[derive(Clone, Debug)]
 pub struct FleetConfig {
     /// `PERRY_IDLE_TIMEOUT`: off (None) by default.
     pub idle_timeout: Option<Duration>,
+    /// `PERRY_IDLE_ACTION`: what to do once idle (default: exit).
     pub idle_action: IdleAction,
     /// `PERRY_MAX_JOBS` (or `run --max-jobs`): exit 0 after this many jobs ended.
     pub max_jobs: Option<u64>,
     /// `PERRY_CONTROL_ALLOW_REMOTE`: `POST /pause` and `/resume` from non-loopback clients.
     pub control_allow_remote: bool,
+    /// How to reach Azure for [`IdleAction::AzureDeallocate`].
     pub azure: AzureVmSettings,
 }
 

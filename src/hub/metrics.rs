@@ -13,14 +13,20 @@ use std::time::Duration;
 /// State of the hub link as shown by `/healthz`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkState {
+    /// Opening the WebSocket and sending `worker_hello` (the starting state).
     Connecting = 0,
+    /// The link is up.
     Connected = 1,
+    /// The link dropped; waiting for the backoff window before reconnecting.
     WaitingToReconnect = 2,
+    /// The hub refused the worker's secret; waiting before trying again.
     AuthFailed = 3,
+    /// The link was closed on purpose (stop, pause, idle action or job limit).
     Closed = 4,
 }
 
 impl LinkState {
+    /// The state's name in `/healthz`, e.g. `waiting_to_reconnect`.
     pub fn as_str(self) -> &'static str {
         match self {
             LinkState::Connecting => "connecting",
@@ -44,8 +50,11 @@ impl LinkState {
 /// How a job ended, for `perry_jobs_total{outcome}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
+    /// The job completed and its artifact was delivered.
     Success,
+    /// The job failed with an error code.
     Failure,
+    /// The job was cancelled (by the hub or by shutdown).
     Cancelled,
 }
 
@@ -65,13 +74,20 @@ struct StageTotals {
     count: u64,
 }
 
+/// Counters of one worker process, served as `/healthz` and `/metrics`.
 pub struct WorkerMetrics {
     link_state: AtomicU8,
+    /// Concurrent job slots (`PERRY_MAX_CONCURRENT_BUILDS`).
     pub slots_total: usize,
+    /// Jobs running now.
     pub running: AtomicUsize,
+    /// Assigned jobs waiting for a slot.
     pub queued: AtomicUsize,
+    /// Hub reconnect attempts since start.
     pub reconnects: AtomicU64,
+    /// Artifact bytes uploaded since start.
     pub upload_bytes: AtomicU64,
+    /// Job log lines not forwarded (line cap or back-pressure) since start.
     pub log_lines_dropped: AtomicU64,
     outcomes: Mutex<BTreeMap<Outcome, u64>>,
     error_codes: Mutex<BTreeMap<&'static str, u64>>,
@@ -81,6 +97,7 @@ pub struct WorkerMetrics {
 }
 
 impl WorkerMetrics {
+    /// Zeroed counters for a worker with `slots_total` slots; the link starts as connecting.
     pub fn new(slots_total: usize) -> Self {
         WorkerMetrics {
             link_state: AtomicU8::new(LinkState::Connecting as u8),
@@ -97,13 +114,16 @@ impl WorkerMetrics {
         }
     }
 
+    /// Records the hub link's new state.
     pub fn set_link_state(&self, state: LinkState) {
         self.link_state.store(state as u8, Ordering::Relaxed);
     }
+    /// The hub link's current state.
     pub fn link_state(&self) -> LinkState {
         LinkState::from_u8(self.link_state.load(Ordering::Relaxed))
     }
 
+    /// Counts one ended job, and its error code when it has one.
     pub fn record_outcome(&self, outcome: Outcome, code: Option<ErrorCode>) {
         *self.outcomes.lock().unwrap().entry(outcome).or_default() += 1;
         if let Some(code) = code {
@@ -116,6 +136,7 @@ impl WorkerMetrics {
         }
     }
 
+    /// Adds one run of `stage` that took `took` to the stage totals.
     pub fn record_stage(&self, stage: Stage, took: Duration) {
         let mut stages = self.stages.lock().unwrap();
         let t = stages.entry(stage.as_str()).or_default();

@@ -16,8 +16,11 @@ use serde::Serialize;
 /// One uploaded artifact as listed in `complete`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ArtifactInfo {
+    /// File name of the artifact as uploaded.
     pub name: String,
+    /// Size in bytes.
     pub size: u64,
+    /// SHA-256 of the file, lowercase hex.
     pub sha256: String,
 }
 
@@ -25,59 +28,96 @@ pub struct ArtifactInfo {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerFrame {
+    /// The first frame of every connection: who the worker is and what it can do.
     WorkerHello {
+        /// Display name (`PERRY_WORKER_NAME`).
         name: String,
+        /// Job targets this worker takes: `windows` and/or `windows-sign`.
         capabilities: Vec<String>,
+        /// `PERRY_HUB_WORKER_SECRET`, only when configured.
         #[serde(skip_serializing_if = "Option::is_none")]
         secret: Option<String>,
+        /// The compiler's version from `perry --version`, without a leading `perry `.
         #[serde(skip_serializing_if = "Option::is_none")]
         perry_version: Option<String>,
+        /// Jobs this worker runs at once.
         max_concurrent: usize,
     },
+    /// A job entered a stage.
     Stage {
+        /// The job this frame belongs to.
         job_id: String,
+        /// The stage entered.
         stage: Stage,
+        /// What the stage does, for users.
         message: String,
     },
+    /// One line of tool output (masked).
     Log {
+        /// The job this frame belongs to.
         job_id: String,
+        /// The stage that printed the line.
         stage: Stage,
+        /// The line, without its newline.
         line: String,
+        /// Standard output or error; the CLI shows stderr lines.
         stream: LogStream,
     },
+    /// How far the current stage is.
     Progress {
+        /// The job this frame belongs to.
         job_id: String,
+        /// The stage measured.
         stage: Stage,
+        /// Percent done, 0–100.
         percent: u8,
+        /// Optional detail (serialised as null when absent).
         message: Option<String>,
     },
+    /// The job failed; sent just before `complete{success:false}`.
     Error {
+        /// The job this frame belongs to.
         job_id: String,
+        /// Error code of the failed stage.
         code: ErrorCode,
+        /// The masked failure message.
         message: String,
+        /// The stage that failed, if any.
         stage: Option<Stage>,
     },
+    /// The job ended; revokes the job's token, so it comes after every upload.
     Complete {
+        /// The job this frame belongs to.
         job_id: String,
+        /// Whether the job succeeded.
         success: bool,
+        /// Wall time of the job, in seconds.
         duration_secs: f64,
+        /// The uploaded artifacts (empty on failure).
         artifacts: Vec<ArtifactInfo>,
         /// The masked failure message (the hub stores it as the build's error).
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// Set (to `windows`) only when handing a precompiled bundle on to be finished.
         #[serde(skip_serializing_if = "Option::is_none")]
         needs_finishing: Option<String>,
     },
+    /// The answer to `update_perry` (carries no job id).
     UpdateResult {
+        /// Whether the compiler update worked.
         success: bool,
+        /// Compiler version before the update.
         old_version: Option<String>,
+        /// Compiler version after the update.
         new_version: Option<String>,
+        /// Why the update failed.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
 }
 
 impl WorkerFrame {
+    /// The frame as one JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("worker frames always serialise")
     }
@@ -102,14 +142,17 @@ pub struct JobFrames {
 }
 
 impl JobFrames {
+    /// Frames for the job `job_id`.
     pub fn new(job_id: impl Into<String>) -> Self {
         JobFrames {
             job_id: job_id.into(),
         }
     }
+    /// The job these frames belong to.
     pub fn job_id(&self) -> &str {
         &self.job_id
     }
+    /// A `stage` frame.
     pub fn stage(&self, stage: Stage, message: impl Into<String>) -> WorkerFrame {
         WorkerFrame::Stage {
             job_id: self.job_id.clone(),
@@ -117,6 +160,7 @@ impl JobFrames {
             message: message.into(),
         }
     }
+    /// A `log` frame.
     pub fn log(&self, stage: Stage, stream: LogStream, line: impl Into<String>) -> WorkerFrame {
         WorkerFrame::Log {
             job_id: self.job_id.clone(),
@@ -125,6 +169,7 @@ impl JobFrames {
             stream,
         }
     }
+    /// A `progress` frame; `percent` is capped at 100.
     pub fn progress(&self, stage: Stage, percent: u8, message: Option<String>) -> WorkerFrame {
         WorkerFrame::Progress {
             job_id: self.job_id.clone(),
@@ -133,6 +178,7 @@ impl JobFrames {
             message,
         }
     }
+    /// An `error` frame.
     pub fn error(
         &self,
         code: ErrorCode,
@@ -146,6 +192,7 @@ impl JobFrames {
             stage,
         }
     }
+    /// `complete{success:true}` listing the uploaded artifacts.
     pub fn complete_success(
         &self,
         duration_secs: f64,

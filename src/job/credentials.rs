@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 pub struct Secret(Zeroizing<String>);
 
 impl Secret {
+    /// Wraps `value`; from now on it prints as `[redacted]`.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(Zeroizing::new(value.into()))
     }
@@ -30,6 +31,7 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+    /// Whether the secret is the empty string.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -47,24 +49,33 @@ impl std::fmt::Display for Secret {
     }
 }
 
+/// A PKCS#12 certificate and key (`windows_pfx_base64`, `windows_pfx_password`).
 #[derive(Clone, Debug)]
 pub struct PfxCredentials {
     /// Base64 of the PKCS#12 file.
     pub pfx_base64: Secret,
+    /// `windows_pfx_password`; empty when the file has none.
     pub password: Secret,
 }
 
+/// An Azure Trusted Signing account and the Entra ID app that may use it (`azure_*`).
 #[derive(Clone, Debug)]
 pub struct AzureCredentials {
+    /// `azure_tenant_id`: the Entra ID tenant.
     pub tenant_id: Secret,
+    /// `azure_client_id`: the app's client id.
     pub client_id: Secret,
+    /// `azure_client_secret`: the app's secret.
     pub client_secret: Secret,
     /// e.g. `https://eus.codesigning.azure.net`
     pub endpoint: String,
+    /// `azure_signing_account`: the Trusted Signing account name.
     pub account: String,
+    /// `azure_signing_profile`: the certificate profile in that account.
     pub profile: String,
 }
 
+/// A Google Cloud KMS key and its certificate (`gcloud_*`).
 #[derive(Clone, Debug)]
 pub struct KmsCredentials {
     /// Key-version resource name `projects/…/cryptoKeyVersions/N`.
@@ -78,12 +89,16 @@ pub struct KmsCredentials {
 /// Which signing method a job uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SigningMethod {
+    /// A PFX file sent with the job.
     Pfx,
+    /// Azure Trusted Signing.
     Azure,
+    /// A Google Cloud KMS key.
     Kms,
 }
 
 impl SigningMethod {
+    /// The method's name for logs and reports, e.g. `Azure Trusted Signing`.
     pub fn as_str(self) -> &'static str {
         match self {
             SigningMethod::Pfx => "PFX",
@@ -93,10 +108,14 @@ impl SigningMethod {
     }
 }
 
+/// A job's signing credentials, read by [`Credentials::from_json`]; at most one method is used.
 #[derive(Clone, Debug, Default)]
 pub struct Credentials {
+    /// PFX credentials, when all their fields are present.
     pub pfx: Option<PfxCredentials>,
+    /// Azure Trusted Signing credentials, when all their fields are present.
     pub azure: Option<AzureCredentials>,
+    /// Cloud KMS credentials, when all their fields are present.
     pub kms: Option<KmsCredentials>,
     /// `windows_timestamp_url` as given: RFC 3161 URLs separated by commas or whitespace,
     /// or `none`; see [`Credentials::timestamp_choice`].
@@ -134,7 +153,9 @@ impl Credentials {
 #[derive(Debug, thiserror::Error)]
 #[error("credentials field `{field}`: {problem}")]
 pub struct CredentialsError {
+    /// The credentials field at fault.
     pub field: String,
+    /// The rule it breaks.
     pub problem: String,
 }
 

@@ -12,22 +12,31 @@ use rules::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// `windows_distribute`: what the job ships.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Distribute {
+    /// An NSIS `Setup.exe` (the default).
     Installer,
+    /// An MSIX package.
     Msix,
+    /// A portable ZIP of the app folder.
     Portable,
 }
 
+/// `windows_uac_level`: the `requestedExecutionLevel` in the app's manifest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UacLevel {
+    /// Runs with the caller's rights (the default).
     AsInvoker,
+    /// Runs elevated when the user is an administrator.
     HighestAvailable,
+    /// Always asks for administrator rights.
     RequireAdministrator,
 }
 
 impl UacLevel {
+    /// The value as written in the application manifest, e.g. `asInvoker`.
     pub fn as_str(self) -> &'static str {
         match self {
             UacLevel::AsInvoker => "asInvoker",
@@ -53,13 +62,19 @@ pub struct Manifest {
     pub entry: String,
     /// Relative path of a PNG, or None.
     pub icon: Option<String>,
+    /// Compiler features, passed as `perry compile --features a,b`.
     pub features: Vec<String>,
+    /// `windows_distribute`: installer, MSIX or portable ZIP.
     pub distribute: Distribute,
+    /// `windows_uac_level`.
     pub uac_level: UacLevel,
     /// `windows_dpi_aware` value for `<dpiAware>`: `true/pm` by default.
     pub dpi_aware: String,
+    /// `windows_file_description`: the description in version info and installers.
     pub file_description: Option<String>,
+    /// `windows_company_name`: the publisher in version info and installers.
     pub company_name: Option<String>,
+    /// `windows_copyright`: the copyright line in version info.
     pub copyright: Option<String>,
 }
 
@@ -75,7 +90,9 @@ impl Manifest {
 #[derive(Debug, thiserror::Error)]
 #[error("manifest field `{field}`: {problem}")]
 pub struct ManifestError {
+    /// The manifest field at fault.
     pub field: String,
+    /// The rule it breaks (quoting at most [`PREVIEW_CHARS`] of the value).
     pub problem: String,
 }
 
@@ -91,6 +108,7 @@ pub const MAX_FREE_TEXT_CHARS: usize = 1024;
 pub const MAX_PATH_LEN: usize = 1024;
 /// Most features a manifest may list, and the longest feature name.
 pub const MAX_FEATURES: usize = 64;
+/// Longest accepted feature name, in bytes.
 pub const MAX_FEATURE_LEN: usize = 64;
 
 fn fail(field: &str, problem: impl Into<String>) -> ManifestError {

@@ -44,6 +44,8 @@ impl std::fmt::Debug for Masker {
 }
 
 impl Masker {
+    /// A masker for `secrets` and their derived forms; values shorter than
+    /// [`MIN_SECRET_LEN`] are skipped.
     pub fn new(secrets: &[Secret]) -> Masker {
         let mut patterns: Vec<Zeroizing<String>> = Vec::new();
         let mut values: Vec<Zeroizing<String>> = Vec::new();
@@ -73,6 +75,7 @@ impl Masker {
         }
     }
 
+    /// Whether there is nothing to mask.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
@@ -220,6 +223,7 @@ pub struct MaskingStream<'m> {
 }
 
 impl<'m> MaskingStream<'m> {
+    /// A stream masking with `masker`, nothing held back yet.
     pub fn new(masker: &'m Masker) -> Self {
         MaskingStream {
             masker,

@@ -21,6 +21,7 @@ pub const OWNER_FILE: &str = ".perry-owner";
 /// An owner name is at most this long (a worker name is at most 100 characters).
 const MAX_OWNER_LEN: u64 = 512;
 
+/// One job's private work folder, removed when the job ends (or when dropped).
 #[derive(Debug)]
 pub struct JobWorkDir {
     path: PathBuf,
@@ -55,6 +56,7 @@ impl JobWorkDir {
         Ok(dir)
     }
 
+    /// The folder's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 /// A folder laid out as it will be installed: `<exe>`, DLLs, `app.ico`, asset folders.
 #[derive(Clone, Debug)]
 pub struct Bundle {
+    /// The bundle folder.
     pub root: PathBuf,
     /// `"<App>.exe"`, relative to `root`.
     pub exe_name: String,
@@ -25,24 +26,30 @@ pub struct BundleFile {
     pub rel: String,
     /// Where to read it (a symlink inside the bundle is resolved to its target).
     pub source: PathBuf,
+    /// Size in bytes.
     pub size: u64,
+    /// Modification time written into packages: the source date, not the copy time.
     pub mtime: SystemTime,
 }
 
 /// Folders (parents before children) and files, both sorted by relative path.
 #[derive(Clone, Debug, Default)]
 pub struct BundleListing {
+    /// Folders, `/`-separated and relative to the bundle root.
     pub dirs: Vec<String>,
+    /// Regular files.
     pub files: Vec<BundleFile>,
 }
 
 impl BundleListing {
+    /// Bytes of all files together.
     pub fn total_size(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
 }
 
 impl Bundle {
+    /// The bundle at `root` whose app exe is `exe_name`.
     pub fn new(root: impl Into<PathBuf>, exe_name: impl Into<String>) -> Bundle {
         Bundle {
             root: root.into(),
@@ -50,6 +57,7 @@ impl Bundle {
         }
     }
 
+    /// Full path of the app exe.
     pub fn exe_path(&self) -> PathBuf {
         self.root.join(&self.exe_name)
     }

@@ -26,6 +26,7 @@ pub const BULK_DEFLATE_LEVEL: u32 = 4;
 /// How one file's bytes go into the archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Packing {
+    /// Copied as is.
     Store,
     /// Deflate at this level (1..=9).
     Deflate(u32),
@@ -34,7 +35,9 @@ pub enum Packing {
 /// One payload file to pack.
 #[derive(Clone, Copy, Debug)]
 pub struct PackFile<'a> {
+    /// The file to read.
     pub path: &'a Path,
+    /// How its bytes are packed.
     pub packing: Packing,
 }
 
@@ -43,7 +46,9 @@ pub struct PackFile<'a> {
 pub struct PackedChunk {
     /// Index into the files given to [`pack_files`].
     pub file: usize,
+    /// Whether this is the file's first chunk.
     pub first: bool,
+    /// Whether this is the file's last chunk.
     pub last: bool,
     /// Uncompressed length of the chunk.
     pub raw_len: usize,

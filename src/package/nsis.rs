@@ -65,7 +65,9 @@ fn win_path(rel: &str) -> String {
 /// The bundle listing a staged installer was written for, and how it is compressed.
 #[derive(Clone, Debug)]
 pub struct StagedPayload {
+    /// The files the installer installs.
     pub listing: BundleListing,
+    /// The compressor and the files it stores uncompressed.
     pub compression: CompressionPlan,
 }
 
@@ -287,11 +289,13 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), PackageError> {
 /// with which deadline per pass.
 #[derive(Clone, Copy)]
 pub struct Makensis<'a> {
+    /// Runs makensis: containers or host processes.
     pub runner: &'a dyn Runner,
     /// Toolchain image (ignored by the host runner).
     pub image: &'a str,
     /// `makensis`, or `PERRY_BUILD_NSIS_PATH`.
     pub program: &'a str,
+    /// Deadline of each makensis pass.
     pub timeout: Duration,
     /// `PERRY_NSIS_COMPRESSION`.
     pub compression: NsisCompression,

@@ -33,11 +33,16 @@ const BZIP2_PER_DEFLATE1_BINARY: f64 = 0.85;
 /// The operator's setting (`PERRY_NSIS_COMPRESSION`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum NsisCompression {
+    /// Chosen per payload among bzip2, LZMA and solid LZMA (the default).
     #[default]
     Auto,
+    /// `lzma-solid`: smallest, slowest.
     LzmaSolid,
+    /// `bzip2`, non-solid; files that do not compress are stored.
     Bzip2,
+    /// `zlib`, non-solid; files that do not compress are stored.
     Zlib,
+    /// `store`: nothing compressed.
     Store,
 }
 
@@ -61,9 +66,13 @@ impl NsisCompression {
 /// The compressor makensis runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compressor {
+    /// Solid LZMA: the whole payload as one stream.
     LzmaSolid,
+    /// LZMA per file (so incompressible files can be stored).
     Lzma,
+    /// bzip2 per file.
     Bzip2,
+    /// zlib per file.
     Zlib,
     /// Nothing compressed.
     Store,
@@ -72,6 +81,7 @@ pub enum Compressor {
 /// The compressor, and which payload files are stored (in listing order).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompressionPlan {
+    /// The compressor makensis runs with.
     pub compressor: Compressor,
     stored: Vec<bool>,
     stored_bytes: u64,

@@ -28,6 +28,7 @@ pub const SIGNED_UNINSTALLER: &str = "uninstaller.signed.exe";
 /// exe (PFX, cloud key) and by test signers.
 #[async_trait::async_trait]
 pub trait UninstallerSigner: Send + Sync {
+    /// Signs the PE file `exe` in place.
     async fn sign_uninstaller(&self, exe: &Path) -> Result<(), PackageError>;
 }
 

@@ -21,7 +21,9 @@ const RT_GROUP_ICON: u32 = 14;
 pub struct ResourceReport {
     /// VERSIONINFO strings of the first string table.
     pub version_strings: BTreeMap<String, String>,
+    /// VERSIONINFO's fixed `FileVersion`.
     pub file_version: Option<[u16; 4]>,
+    /// VERSIONINFO's fixed `ProductVersion`.
     pub product_version: Option<[u16; 4]>,
     /// The RT_MANIFEST text.
     pub manifest: Option<String>,

@@ -8,7 +8,9 @@ use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
+/// ZIP compression method 0: stored.
 pub const METHOD_STORED: u16 = 0;
+/// ZIP compression method 8: deflated.
 pub const METHOD_DEFLATED: u16 = 8;
 const FLAG_UTF8: u16 = 0x0800;
 const MADE_BY_UNIX: u16 = (3 << 8) | 45;
@@ -46,6 +48,7 @@ pub struct ZipStream {
 }
 
 impl ZipStream {
+    /// Creates (or truncates) the ZIP file at `path`.
     pub fn create(path: &Path) -> io::Result<Self> {
         Ok(ZipStream {
             w: BufWriter::with_capacity(256 * 1024, File::create(path)?),

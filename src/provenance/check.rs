@@ -13,12 +13,16 @@ use std::path::Path;
 /// The signature state of one PE file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeSignature {
+    /// No Authenticode signature.
     Unsigned,
     /// Verified: the signer's thumbprint and whether it is timestamped.
     Valid {
+        /// SHA-1 thumbprint of the signing certificate, hex.
         thumbprint: String,
+        /// Whether the signature carries an RFC 3161 timestamp.
         timestamped: bool,
     },
+    /// A signature that does not verify, and why.
     Invalid(String),
 }
 
@@ -27,18 +31,23 @@ pub enum PeSignature {
 pub struct PeReport {
     /// `Setup.exe`, or the entry name inside an archive.
     pub name: String,
+    /// Its signature state.
     pub signature: PeSignature,
 }
 
 /// The package kind, from the artifact's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArtifactKind {
+    /// An NSIS `Setup.exe` (`.exe`).
     Installer,
+    /// A portable ZIP (`.zip`).
     Portable,
+    /// An MSIX package (`.msix`).
     Msix,
 }
 
 impl ArtifactKind {
+    /// The kind of the artifact at `path`, from its extension; an error names an unknown one.
     pub fn of(path: &Path) -> Result<ArtifactKind, String> {
         let ext = path
             .extension()
@@ -227,6 +236,7 @@ fn archive_pe_reports(archive: &Path) -> Result<Vec<PeReport>, String> {
 pub struct RecordReport {
     /// Thumbprints of the certificates that signed the record (empty: unsigned record).
     pub signers: Vec<String>,
+    /// The in-toto statement the record carries.
     pub statement: serde_json::Value,
 }
 

@@ -17,18 +17,24 @@ use x509_cert::Certificate;
 /// The payload type of an in-toto statement.
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
+/// A DSSE envelope: a payload and the signatures over its pre-authentication encoding.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
+    /// The payload's type: [`PAYLOAD_TYPE`] for a build record.
     pub payload_type: String,
     /// Base64 of the statement's bytes.
     pub payload: String,
+    /// The signatures (empty for an unsigned record).
     pub signatures: Vec<EnvelopeSignature>,
 }
 
+/// One signature of a DSSE envelope.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EnvelopeSignature {
+    /// SHA-1 thumbprint of the leaf certificate, as Windows shows it.
     pub keyid: String,
+    /// Base64 signature (RSA PKCS#1 v1.5 or DER ECDSA P-256) over SHA-256 of the PAE.
     pub sig: String,
     /// The certificate chain, PEM, leaf first.
     pub cert: String,

@@ -35,7 +35,9 @@ pub fn record_path(artifact: &Path) -> PathBuf {
 /// A written record: where it is and its SHA-256.
 #[derive(Clone, Debug)]
 pub struct WrittenRecord {
+    /// Where the record was written.
     pub path: PathBuf,
+    /// SHA-256 of the record file, lowercase hex.
     pub sha256: String,
 }
 

@@ -5,15 +5,20 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+/// The statement's `_type`.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// The predicate type: SLSA provenance v1.
 pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
+/// The SLSA `buildType` of this worker's builds.
 pub const BUILD_TYPE: &str = "https://perry.dev/perry-ship-windows/build/v1";
 
 /// Full compile + package, or a precompiled bundle that was only packaged and signed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BuildKind {
+    /// Compiled from source, then packaged and signed.
     Full,
+    /// A precompiled bundle, only packaged and signed.
     SignOnly,
 }
 
@@ -22,6 +27,7 @@ pub enum BuildKind {
 pub struct BuildInputs {
     /// `project.tar.gz` (the uploaded tarball) or `project-tree` (a local folder).
     pub project_name: String,
+    /// SHA-256 of the project tarball or tree, lowercase hex.
     pub project_sha256: String,
     /// SHA-256 of the normalized manifest JSON (see [`super::inputs::manifest_sha256`]).
     pub manifest_sha256: String,
@@ -29,10 +35,15 @@ pub struct BuildInputs {
     pub toolchain: String,
     /// The image ID (`sha256:…`) with Docker; empty on the host.
     pub toolchain_image_id: String,
+    /// `perry --version` of the compiler used (`unknown` when it could not be read).
     pub perry_version: String,
+    /// This worker's version.
     pub worker_version: String,
+    /// Full build or sign-only.
     pub build_kind: BuildKind,
+    /// `installer`, `msix` or `portable`.
     pub distribute: String,
+    /// `SOURCE_DATE_EPOCH` the packages were written with, in seconds.
     pub source_date_epoch: u64,
     /// SHA-1 thumbprint of the signing certificate; `None` for an unsigned build.
     pub signing_thumbprint: Option<String>,

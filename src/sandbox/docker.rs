@@ -82,9 +82,13 @@ fn push_bounded<T>(list: &mut Vec<T>, item: T) {
 /// itself is gone after the step). Tests check it for leaked credentials.
 #[derive(Clone, Debug)]
 pub struct AuditRecord {
+    /// The container's id.
     pub id: String,
+    /// The container's name.
     pub name: String,
+    /// The step it ran, e.g. `compile`.
     pub step: String,
+    /// The engine's inspect answer right after create.
     pub inspect: bollard::models::ContainerInspectResponse,
 }
 
@@ -120,6 +124,7 @@ impl DockerRunner {
         &self.docker
     }
 
+    /// The worker name this runner labels its containers with.
     pub fn worker_name(&self) -> &str {
         &self.worker_name
     }

@@ -59,6 +59,7 @@ impl Default for HostRunner {
 }
 
 impl HostRunner {
+    /// A runner with the default line length and copy limits.
     pub const fn new() -> Self {
         HostRunner {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,

@@ -51,11 +51,15 @@ pub struct Step {
 /// Who runs the step and where its output goes.
 #[derive(Clone)]
 pub struct StepContext {
+    /// The job the step belongs to.
     pub job_id: String,
+    /// 1 for the first assignment of the job, 2 after a re-queue, ….
     pub attempt: u32,
     /// Stage the step's log lines are reported under.
     pub stage: Stage,
+    /// Where the step's log lines go.
     pub events: SharedSink,
+    /// Cancels the step (the job was cancelled or timed out).
     pub cancel: CancellationToken,
     /// Host folder that receives the step's `outputs` (same relative paths).
     pub output_dir: PathBuf,
@@ -64,16 +68,27 @@ pub struct StepContext {
 /// How a step ended when it ran to completion (any exit code).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StepOutcome {
+    /// The tool's exit code.
     pub exit_code: i64,
 }
 
 /// Why a step did not produce an outcome.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
+    /// The step ran past its deadline and was stopped.
     #[error("step {step} timed out after {secs} s")]
-    TimedOut { step: String, secs: u64 },
+    TimedOut {
+        /// The step's name.
+        step: String,
+        /// Its deadline, in seconds.
+        secs: u64,
+    },
+    /// The job was cancelled while the step ran.
     #[error("step {step} was cancelled")]
-    Cancelled { step: String },
+    Cancelled {
+        /// The step's name.
+        step: String,
+    },
     /// Engine unreachable, image missing, hardening not applied, copy failed, ….
     #[error("{0:#}")]
     Infrastructure(anyhow::Error),
@@ -83,6 +98,7 @@ pub enum StepError {
 /// whatever way the step ends.
 #[async_trait::async_trait]
 pub trait Runner: Send + Sync {
+    /// Runs `step` to completion: inputs copied in, the tool run, outputs copied out.
     async fn run(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, StepError>;
 
     /// A one-line description for logs and `doctor` (`docker (API 1.41, image …)`, `host`).

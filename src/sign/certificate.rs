@@ -26,10 +26,13 @@ const OID_ECDSA_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
 pub struct CertificateReport {
     /// Subject as Windows renders it.
     pub subject: String,
+    /// Issuer as Windows renders it.
     pub issuer: String,
     /// SHA-1 of the DER, upper-case hex: what Windows calls the thumbprint.
     pub thumbprint: String,
+    /// Start of validity (`notBefore`), as the certificate's time prints.
     pub not_before: String,
+    /// End of validity (`notAfter`), as the certificate's time prints.
     pub not_after: String,
     /// `notAfter` as Unix seconds.
     pub not_after_unix: u64,

@@ -47,11 +47,14 @@ pub use verify::{verify_pe, VerifiedSignature};
 #[derive(Debug, thiserror::Error)]
 #[error("{method}: {message}")]
 pub struct SignError {
+    /// The signing method (e.g. `PFX`) or the check (`verify`, `record`) that failed.
     pub method: &'static str,
+    /// What failed; names the step and HTTP status, never a secret.
     pub message: String,
 }
 
 impl SignError {
+    /// A failure of `method` described by `message`.
     pub fn new(method: &'static str, message: impl std::fmt::Display) -> Self {
         SignError {
             method,
@@ -75,6 +78,7 @@ pub struct HttpPolicy {
     pub max_retry_after: Duration,
     /// How long a Trusted Signing operation may take.
     pub operation_deadline: Duration,
+    /// Wait between two polls of a Trusted Signing operation.
     pub poll_interval: Duration,
 }
 
@@ -185,6 +189,7 @@ impl SigningSession {
         }
     }
 
+    /// The signing method of this session.
     pub fn method(&self) -> SigningMethod {
         self.method
     }

@@ -25,8 +25,11 @@ const MAX_CERT_TABLE: u64 = 16 << 20;
 /// Where the fields that Authenticode skips live in one PE file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeLayout {
+    /// Length of the whole file, in bytes.
     pub file_len: u64,
+    /// File offset of the optional header's `CheckSum` field.
     pub checksum_offset: u64,
+    /// File offset of the security (certificate table) data directory entry.
     pub security_dir_offset: u64,
     /// The existing certificate table `(offset, size)`, if the file is already signed.
     pub cert_table: Option<(u64, u64)>,
@@ -59,14 +62,21 @@ pub enum PeError {
     /// Not a PE image, or one whose headers or certificate table this signer refuses.
     #[error("{0}")]
     Malformed(&'static str),
+    /// The file is too short to hold PE headers.
     #[error("file is {len} bytes, smaller than the {MIN_PE_LEN} bytes of PE headers")]
-    TooSmall { len: u64 },
+    TooSmall {
+        /// The file's length, in bytes.
+        len: u64,
+    },
     /// The file carries no signature.
     #[error("file is not signed (no certificate table)")]
     Unsigned,
+    /// Reading or writing the file failed.
     #[error("{action}: {source}")]
     Io {
+        /// What failed, e.g. `cannot seek`.
         action: &'static str,
+        /// The I/O error.
         source: std::io::Error,
     },
 }
@@ -179,6 +189,7 @@ fn stream_excluding(
 pub struct WordSum(u64);
 
 impl WordSum {
+    /// Adds `bytes` found at file position `offset`.
     pub fn add(&mut self, offset: u64, bytes: &[u8]) {
         let mut bytes = bytes;
         if offset % 2 == 1 {
@@ -210,6 +221,7 @@ impl WordSum {
 /// checksum word sum of the same bytes (checksum field and security entry left out).
 #[derive(Clone, Copy, Debug)]
 pub struct ContentScan {
+    /// Authenticode SHA-256 digest of the content.
     pub digest: [u8; 32],
     sum: WordSum,
 }

@@ -62,6 +62,7 @@ impl SignTool {
         versions.pop().map(|(_, exe)| SignTool { exe })
     }
 
+    /// Path of `signtool.exe`.
     pub fn path(&self) -> &Path {
         &self.exe
     }
@@ -120,13 +121,25 @@ impl SignTool {
 /// Why `signtool verify /pa` did not accept a file.
 #[derive(Debug, thiserror::Error)]
 pub enum SignToolError {
+    /// The tool did not finish in time and was stopped.
     #[error("signtool verify took longer than {VERIFY_TIMEOUT:?}")]
     TimedOut,
+    /// The tool could not be started.
     #[error("cannot run {exe}: {source}")]
-    CannotRun { exe: String, source: std::io::Error },
+    CannotRun {
+        /// Path of `signtool.exe`.
+        exe: String,
+        /// Why it could not start.
+        source: std::io::Error,
+    },
     /// The tool ran and refused the file; the last lines of its output say why.
     #[error("signtool verify /pa rejected the file ({status}): {output_tail}")]
-    Rejected { status: String, output_tail: String },
+    Rejected {
+        /// Its exit status.
+        status: String,
+        /// The last lines of its output.
+        output_tail: String,
+    },
 }
 
 /// `10.0.22621.0` → `[10, 0, 22621, 0]`; `None` for anything but dotted numbers.

@@ -100,6 +100,7 @@ pub struct TimestampServers {
 }
 
 impl TimestampServers {
+    /// Clients for the RFC 3161 servers `urls`, tried in order under `policy`.
     pub fn new(http: &reqwest::Client, urls: &[String], policy: &HttpPolicy) -> Self {
         TimestampServers {
             clients: urls

@@ -29,6 +29,7 @@ pub struct VerifiedSignature {
     pub signer_subject: String,
     /// The signer certificate's thumbprint (SHA-1, upper-case hex).
     pub signer_thumbprint: String,
+    /// Whether the signature carries an RFC 3161 timestamp.
     pub timestamped: bool,
     /// The token's genTime, when timestamped.
     pub timestamp_time: Option<String>,

@@ -12,10 +12,23 @@ use tokio_util::sync::CancellationToken;
 /// Why a walk stopped early.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BudgetError {
+    /// More files and folders than allowed.
     #[error("{what} holds more than {limit} files and folders (PERRY_MAX_TARBALL_ENTRIES)")]
-    TooManyEntries { what: String, limit: u64 },
+    TooManyEntries {
+        /// The tree walked, e.g. `the asset folders`.
+        what: String,
+        /// The entry limit.
+        limit: u64,
+    },
+    /// More bytes of file content than allowed.
     #[error("{what} is larger than {limit} bytes (PERRY_MAX_UNPACKED_SIZE)")]
-    TooManyBytes { what: String, limit: u64 },
+    TooManyBytes {
+        /// The tree walked.
+        what: String,
+        /// The byte limit.
+        limit: u64,
+    },
+    /// The job was cancelled during the walk.
     #[error("the job was cancelled")]
     Cancelled,
 }
@@ -70,6 +83,7 @@ impl Budget {
         Ok(())
     }
 
+    /// Whether the job's cancel token has fired.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }

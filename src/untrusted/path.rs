@@ -41,26 +41,46 @@ impl PathRule {
 /// Why a path was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
+    /// A path starting with `/` (or `\` where backslashes separate).
     #[error("absolute paths are not allowed")]
     Absolute,
+    /// A `..` component.
     #[error("`..` components are not allowed")]
     ParentDir,
+    /// A `:` anywhere (drive letters, alternate data streams).
     #[error("`:` (drive letters, alternate data streams) is not allowed")]
     Colon,
+    /// A control character in a name.
     #[error("control characters are not allowed in names")]
     Control,
+    /// A `\` (paths are `/`-separated).
     #[error("`\\` is not allowed (paths are /-separated)")]
     Backslash,
+    /// A Windows device name such as `CON`, `NUL` or `COM1`.
     #[error("Windows device names (CON, NUL, COM1, …) are not allowed")]
     WindowsDevice,
+    /// A name ending in a dot or a space (Windows drops them).
     #[error("names ending in a dot or a space are not allowed")]
     TrailingDotOrSpace,
+    /// A name that is not UTF-8.
     #[error("the name is not valid UTF-8")]
     NonUtf8,
+    /// A path longer than allowed.
     #[error("the name is {len} bytes long (limit {limit})")]
-    TooLong { len: usize, limit: usize },
+    TooLong {
+        /// The path's length, in bytes.
+        len: usize,
+        /// The longest path allowed, in bytes.
+        limit: usize,
+    },
+    /// A path with more components than allowed.
     #[error("the path is {depth} levels deep (limit {limit})")]
-    TooDeep { depth: usize, limit: usize },
+    TooDeep {
+        /// The path's number of components.
+        depth: usize,
+        /// The most components allowed.
+        limit: usize,
+    },
 }
 
 impl PathError {

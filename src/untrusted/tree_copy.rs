@@ -26,12 +26,16 @@ pub enum LinkPolicy<'a> {
     Refuse,
     /// Followed when it resolves inside the project folder `root`; a link pointing
     /// elsewhere, or nowhere, is an error naming it.
-    FollowInsideProject { root: &'a Path },
+    FollowInsideProject {
+        /// The project folder links must stay inside.
+        root: &'a Path,
+    },
 }
 
 /// The rules for one tree copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CopyPolicy<'a> {
+    /// What symbolic links in the tree become.
     pub links: LinkPolicy<'a>,
     /// Deepest folder nesting copied.
     pub max_depth: usize,

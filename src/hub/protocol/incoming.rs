@@ -14,30 +14,46 @@ use serde_json::{Map, Value};
 /// A `job_assign` with every required field present.
 #[derive(Clone, Debug)]
 pub struct JobAssign {
+    /// The job's id; every frame the worker sends for it carries it.
     pub job_id: String,
+    /// Bearer token for this job's downloads and uploads; revoked by `complete`.
     pub auth_token: String,
+    /// The build manifest (read by `job::manifest`).
     pub manifest: Value,
+    /// The signing credentials, `{}` when none; opaque here.
     pub credentials: Value,
+    /// Where the project tarball (or precompiled bundle) is downloaded from.
     pub tarball_url: String,
+    /// Where artifacts are uploaded to.
     pub artifact_upload_url: String,
 }
 
 /// A frame the hub sends.
 #[derive(Clone, Debug)]
 pub enum HubFrame {
+    /// Run a job.
     JobAssign(Box<JobAssign>),
+    /// Stop this job now and report it failed.
     Cancel {
+        /// The job to stop.
         job_id: String,
     },
+    /// Update the perry compiler and answer with `update_result`.
     UpdatePerry,
+    /// An error from the hub, e.g. `AUTH_FAILED`.
     Error {
+        /// The hub's error code.
         code: String,
+        /// The hub's message.
         message: String,
     },
     /// `proceed_distribute` / `skip_distribute`: accepted and logged only.
     Distribute {
+        /// The frame's `type`.
         kind: String,
+        /// The job it names, if any.
         job_id: Option<String>,
+        /// The hub's reason, if any.
         reason: Option<String>,
     },
     /// Not a wire frame: the link tells the scheduler that its connection was lost, in
@@ -48,15 +64,21 @@ pub enum HubFrame {
 /// Why a hub frame could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
+    /// Not JSON, or JSON but not an object; carries the parser's message.
     #[error("frame is not a JSON object ({0})")]
     NotJson(String),
+    /// The object has no string `type`.
     #[error("frame has no string `type` field")]
     NoType,
+    /// A `type` this worker does not know.
     #[error("unknown frame type {0:?}")]
     UnknownType(String),
+    /// A required field is missing or has the wrong type.
     #[error("`{frame}` frame lacks field `{field}` (or it has the wrong type)")]
     MissingField {
+        /// The frame's `type`.
         frame: &'static str,
+        /// The field's name.
         field: &'static str,
     },
 }

@@ -19,6 +19,7 @@ use flate2::{Compress, Compression, FlushCompress};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 
+/// Bytes per block of the MSIX block map (64 KiB, fixed by the format).
 pub const BLOCK_SIZE: usize = 64 * 1024;
 
 /// One `<File>` of the block map.

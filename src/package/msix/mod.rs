@@ -90,6 +90,7 @@ pub struct PendingMsix {
 }
 
 impl PendingMsix {
+    /// The digests the package's signature must cover.
     pub fn digests(&self) -> &AppxDigests {
         &self.digests
     }

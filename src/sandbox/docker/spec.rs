@@ -17,9 +17,13 @@ use bollard::models::{
 };
 use std::collections::HashMap;
 
+/// Container label: the worker that created it (to remove a crashed run's leftovers).
 pub const LABEL_WORKER: &str = "perry-ship.worker";
+/// Container label: the job it runs for.
 pub const LABEL_JOB: &str = "perry-ship.job";
+/// Container label: the step's name.
 pub const LABEL_STEP: &str = "perry-ship.step";
+/// Container label: the job's attempt number.
 pub const LABEL_ATTEMPT: &str = "perry-ship.attempt";
 
 /// Operating system of the containers (Linux here; Windows containers on Windows hosts).

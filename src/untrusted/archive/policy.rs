@@ -48,8 +48,11 @@ pub struct UnpackPolicy {
     pub names: PathRule,
     /// When set, every entry (and hard link target) must lie under this first component.
     pub top_folder: Option<String>,
+    /// What symbolic link entries become.
     pub symlinks: Symlinks,
+    /// What hard link entries become.
     pub hard_links: HardLinks,
+    /// What happens when an entry's path already exists in the destination.
     pub existing: Existing,
     /// Most entries (`max_entries`) and bytes of file data (`max_unpacked_bytes`, counted
     /// as they are written, so a gzip bomb stops early).
