@@ -6,7 +6,7 @@
 
 use crate::support::{self, mib, BenchEnv, Worker};
 use perry_ship_windows::config::LogLimits;
-use perry_ship_windows::pipeline::windows::WindowsPipeline;
+use perry_ship_windows::isolation::IsolatedPipeline;
 use perry_test_support::bench_report::Report;
 use std::sync::Arc;
 
@@ -21,7 +21,9 @@ pub async fn run(env: &BenchEnv, report: &mut Report) {
         &tmp.path().join("project"),
         &format!("perry-standin: flood {LINES}"),
     );
-    let worker = Worker::start(env, Arc::new(WindowsPipeline), &[]).await;
+    let worker = Worker::start(env, Arc::new(IsolatedPipeline::new(
+        env!("CARGO_BIN_EXE_perry-ship-windows").into(),
+    )), &[]).await;
     let job = "flood";
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let idle = support::status_kib("VmRSS");

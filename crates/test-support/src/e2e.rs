@@ -1,10 +1,10 @@
 //! Shared harness of the end-to-end tests: a test hub, a worker running the real
-//! `WindowsPipeline` with Docker containers (started by [`crate::worker::WorkerBuilder`]),
+//! Windows pipeline in its per-job child process (as in production) with Docker containers (started by [`crate::worker::WorkerBuilder`]),
 //! project tarballs and frame assertions.
 
 use crate::testhub::{ReceivedFrame, TestHub};
 use crate::worker::WorkerBuilder;
-use perry_ship_windows::pipeline::windows::WindowsPipeline;
+use perry_ship_windows::isolation::IsolatedPipeline;
 use perry_ship_windows::sandbox::docker::DockerRunner;
 use serde_json::Value;
 use std::path::Path;
@@ -33,7 +33,7 @@ pub async fn start_worker(extra_env: &[(&str, &str)]) -> Option<Worker> {
     let (worker, runner) = WorkerBuilder::new(&hub, &name)
         .docker(&image)
         .env(extra_env)
-        .start_docker(Arc::new(WindowsPipeline));
+        .start_docker(Arc::new(IsolatedPipeline::new(crate::worker_binary())));
     hub.wait_for_hello(1, Duration::from_secs(20))
         .await
         .expect("worker says hello");

@@ -26,7 +26,7 @@ pub fn tools_present() -> bool {
 }
 
 pub fn standin() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("images/linux/standin/perry")
+    crate::repo_root().join("images/linux/standin/perry")
 }
 
 /// One local build of `project`; returns the artifact path in `out`.
