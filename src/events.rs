@@ -64,8 +64,10 @@ pub enum LogStream {
     Stderr,
 }
 
-/// One event of a job, before it is turned into a hub frame.
-#[derive(Clone, Debug, PartialEq)]
+/// One event of a job, before it is turned into a hub frame (serialised as such only
+/// between a job's child process and the worker).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JobEvent {
     /// A new stage began.
     Stage {

@@ -182,17 +182,21 @@ impl Pipeline for IsolatedPipeline {
 }
 
 fn signing_spec(session: &SigningSession) -> SigningSpec {
-    use der::Encode;
     SigningSpec {
         method: session.method(),
-        chain_hex: session
-            .chain()
-            .all()
-            .map(|c| hex::encode(c.to_der().expect("a parsed certificate encodes")))
-            .collect(),
+        chain_hex: chain_to_hex(session.chain()),
         certificate: session.certificate().clone(),
         timestamp_urls: session.timestamp_servers(),
     }
+}
+
+/// The chain as hex DER certificates, leaf first.
+fn chain_to_hex(chain: &CertChain) -> Vec<String> {
+    use der::Encode;
+    chain
+        .all()
+        .map(|c| hex::encode(c.to_der().expect("a parsed certificate encodes")))
+        .collect()
 }
 
 /// A chain from hex DER certificates, leaf first.
@@ -258,7 +262,7 @@ async fn serve(
         };
         match message {
             FromChild::Event(event) => {
-                let event = clean_event(event.into());
+                let event = clean_event(event);
                 if let JobEvent::Stage { stage: s, .. } = &event {
                     stage = Some(*s);
                 }
@@ -270,7 +274,6 @@ async fn serve(
                 stage: step_stage,
                 output_dir,
             } => {
-                let step: crate::sandbox::Step = step.into();
                 if let Err(problem) = check_step(job, &step, &output_dir) {
                     let _ = process.kill().await;
                     return Err(broke_protocol(stage, &problem));
@@ -475,7 +478,6 @@ fn check_artifact(job: &JobContext, a: wire::WireArtifact) -> Result<Artifact, J
 }
 
 async fn sign(session: &SigningSession, digest_hex: &str) -> WireSignResult {
-    use der::Encode;
     let failed = |message: String| WireSignResult::Failed {
         method: session.method().as_str().into(),
         message,
@@ -487,11 +489,7 @@ async fn sign(session: &SigningSession, digest_hex: &str) -> WireSignResult {
     match session.sign_detached_digest(&digest).await {
         Ok(signed) => WireSignResult::Signed {
             signature_hex: hex::encode(&signed.signature),
-            chain_hex: signed
-                .chain
-                .all()
-                .map(|c| hex::encode(c.to_der().expect("a parsed certificate encodes")))
-                .collect(),
+            chain_hex: chain_to_hex(&signed.chain),
         },
         Err(e) => failed(e.message),
     }

@@ -5,7 +5,7 @@
 //! worker's sandbox, [`RemoteSigner`] has the worker sign digests with the job's key, and
 //! [`LinkSink`] forwards the job's events.
 
-use super::wire::{self, FromChild, ToChild, WireSignResult, WireStep};
+use super::wire::{self, FromChild, ToChild, WireSignResult};
 use crate::events::{EventSink, JobEvent};
 use crate::sandbox::{Runner, Step, StepContext, StepError, StepOutcome, Toolchain};
 use crate::sign::signer::{CertChain, DigestSignature, DigestSigner};
@@ -70,7 +70,7 @@ pub(crate) struct LinkSink(pub(crate) Arc<WorkerLink>);
 
 impl EventSink for LinkSink {
     fn emit(&self, event: JobEvent) {
-        self.0.send(&FromChild::Event(event.into()));
+        self.0.send(&FromChild::Event(event));
     }
 }
 
@@ -84,7 +84,7 @@ impl Runner for RemoteRunner {
             .0
             .request(|id| FromChild::RunStep {
                 id,
-                step: WireStep::from(step),
+                step: step.clone(),
                 stage: ctx.stage,
                 output_dir: ctx.output_dir.clone(),
             })

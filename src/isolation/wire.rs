@@ -6,14 +6,13 @@
 //! (digests, signatures, certificates) travel as hex.
 
 use crate::error::{ErrorCode, JobError};
-use crate::events::{JobEvent, LogStream, Stage};
+use crate::events::{JobEvent, Stage};
 use crate::job::credentials::SigningMethod;
 use crate::job::manifest::Manifest;
 use crate::pipeline::Artifact;
-use crate::sandbox::{Step, StepError, StepInput, StepOutcome, Toolchain};
+use crate::sandbox::{Step, StepError, StepOutcome, Toolchain};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Longest line either side accepts (events are capped far below this).
 pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
@@ -65,11 +64,11 @@ pub(crate) enum ToChild {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum FromChild {
     /// A stage, log line or progress event of the job.
-    Event(WireEvent),
+    Event(JobEvent),
     /// Run a tool step (compiler, makensis) in the worker's sandbox.
     RunStep {
         id: u64,
-        step: WireStep,
+        step: Step,
         stage: Stage,
         output_dir: PathBuf,
     },
@@ -79,130 +78,6 @@ pub(crate) enum FromChild {
     Toolchain { id: u64, perry_version: bool },
     /// The pipeline's result; the last line.
     Finished(WireOutcome),
-}
-
-/// [`JobEvent`] on the wire.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum WireEvent {
-    Stage {
-        stage: Stage,
-        message: String,
-    },
-    Log {
-        stage: Stage,
-        stream: LogStream,
-        line: String,
-    },
-    Progress {
-        stage: Stage,
-        percent: u8,
-        message: Option<String>,
-    },
-}
-
-impl From<JobEvent> for WireEvent {
-    fn from(e: JobEvent) -> Self {
-        match e {
-            JobEvent::Stage { stage, message } => WireEvent::Stage { stage, message },
-            JobEvent::Log {
-                stage,
-                stream,
-                line,
-            } => WireEvent::Log {
-                stage,
-                stream,
-                line,
-            },
-            JobEvent::Progress {
-                stage,
-                percent,
-                message,
-            } => WireEvent::Progress {
-                stage,
-                percent,
-                message,
-            },
-        }
-    }
-}
-
-impl From<WireEvent> for JobEvent {
-    fn from(e: WireEvent) -> Self {
-        match e {
-            WireEvent::Stage { stage, message } => JobEvent::Stage { stage, message },
-            WireEvent::Log {
-                stage,
-                stream,
-                line,
-            } => JobEvent::Log {
-                stage,
-                stream,
-                line,
-            },
-            WireEvent::Progress {
-                stage,
-                percent,
-                message,
-            } => JobEvent::Progress {
-                stage,
-                percent,
-                message,
-            },
-        }
-    }
-}
-
-/// [`Step`] on the wire.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct WireStep {
-    pub name: String,
-    pub image: String,
-    pub argv: Vec<String>,
-    pub env: Vec<(String, String)>,
-    /// (host path, destination) pairs.
-    pub inputs: Vec<(PathBuf, String)>,
-    pub outputs: Vec<String>,
-    pub cwd: String,
-    pub timeout_secs: u64,
-}
-
-impl From<&Step> for WireStep {
-    fn from(s: &Step) -> Self {
-        WireStep {
-            name: s.name.clone(),
-            image: s.image.clone(),
-            argv: s.argv.clone(),
-            env: s.env.clone(),
-            inputs: s
-                .inputs
-                .iter()
-                .map(|i| (i.host_path.clone(), i.dest.clone()))
-                .collect(),
-            outputs: s.outputs.clone(),
-            cwd: s.cwd.clone(),
-            timeout_secs: s.timeout.as_secs(),
-        }
-    }
-}
-
-impl From<WireStep> for Step {
-    fn from(s: WireStep) -> Self {
-        Step {
-            name: s.name,
-            image: s.image,
-            argv: s.argv,
-            env: s.env,
-            inputs: s
-                .inputs
-                .into_iter()
-                .map(|(host_path, dest)| StepInput { host_path, dest })
-                .collect(),
-            outputs: s.outputs,
-            cwd: s.cwd,
-            timeout: Duration::from_secs(s.timeout_secs),
-        }
-    }
 }
 
 /// [`Runner::run`](crate::sandbox::Runner::run)'s result on the wire.

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// A host file or folder copied into the step's work dir before it starts.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StepInput {
     /// File or folder on the host.
     pub host_path: PathBuf,
@@ -26,7 +26,7 @@ pub struct StepInput {
 }
 
 /// One tool invocation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Step {
     /// Short name, used in container names and labels: `compile`, `nsis`, ….
     pub name: String,
