@@ -21,9 +21,14 @@ pub async fn run(env: &BenchEnv, report: &mut Report) {
         &tmp.path().join("project"),
         &format!("perry-standin: flood {LINES}"),
     );
-    let worker = Worker::start(env, Arc::new(IsolatedPipeline::new(
-        env!("CARGO_BIN_EXE_perry-ship-windows").into(),
-    )), &[]).await;
+    let worker = Worker::start(
+        env,
+        Arc::new(IsolatedPipeline::new(
+            env!("CARGO_BIN_EXE_perry-ship-windows").into(),
+        )),
+        &[],
+    )
+    .await;
     let job = "flood";
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let idle = support::status_kib("VmRSS");

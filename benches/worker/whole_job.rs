@@ -21,13 +21,13 @@
 //! container, and it has no download, extract, resource embedding or upload.
 
 use crate::support::{self, median, BenchEnv, Worker};
+use perry_ship_windows::isolation::IsolatedPipeline;
 use perry_ship_windows::job::manifest::Manifest;
 use perry_ship_windows::package::nsis_compression::NsisCompression;
 use perry_ship_windows::package::nsis_uninstaller::{
     Finalize, SIGNED_UNINSTALLER, UNSIGNED_UNINSTALLER,
 };
 use perry_ship_windows::package::{icon, nsis, AppInfo, Bundle};
-use perry_ship_windows::isolation::IsolatedPipeline;
 use perry_test_support::bench_report::Report;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -53,9 +53,14 @@ pub async fn run(env: &BenchEnv, report: &mut Report) {
         .unwrap_or(5)
         .max(1);
     println!("== whole job: examples/hello installer + PFX signing, worker vs direct tools ({runs} runs each, interleaved, 1 warm-up)");
-    let worker = Worker::start(env, Arc::new(IsolatedPipeline::new(
-        env!("CARGO_BIN_EXE_perry-ship-windows").into(),
-    )), &[]).await;
+    let worker = Worker::start(
+        env,
+        Arc::new(IsolatedPipeline::new(
+            env!("CARGO_BIN_EXE_perry-ship-windows").into(),
+        )),
+        &[],
+    )
+    .await;
     let tarball = support::tarball_of(&support::example_dir());
     let manifest_json = support::example_manifest("installer");
     let manifest = Manifest::from_json(&manifest_json).expect("example manifest");

@@ -274,7 +274,7 @@ async fn serve(
                 stage: step_stage,
                 output_dir,
             } => {
-                if let Err(problem) = check_step(job, &step, &output_dir) {
+                if let Err(problem) = check_step(&JobFolders::of(job), &step, &output_dir) {
                     let _ = process.kill().await;
                     return Err(broke_protocol(stage, &problem));
                 }
@@ -331,7 +331,7 @@ async fn serve(
             match outcome {
                 WireOutcome::Built { artifacts } => artifacts
                     .into_iter()
-                    .map(|a| check_artifact(job, a))
+                    .map(|a| check_artifact(&job.work_dir, a))
                     .collect(),
                 WireOutcome::Failed(e) => Err(e.into()),
             }
@@ -428,19 +428,36 @@ fn lexically_inside(path: &Path, root: &Path) -> bool {
             .any(|c| matches!(c, std::path::Component::ParentDir))
 }
 
+/// What a child's requests are checked against.
+struct JobFolders<'a> {
+    image: &'a str,
+    work_dir: &'a Path,
+    project_dir: &'a Path,
+}
+
+impl<'a> JobFolders<'a> {
+    fn of(job: &'a JobContext) -> Self {
+        JobFolders {
+            image: &job.config.docker.image,
+            work_dir: &job.work_dir,
+            project_dir: &job.project_dir,
+        }
+    }
+}
+
 /// A step the child asks for may only read the job's files and write into its work folder,
 /// with the configured image.
 fn check_step(
-    job: &JobContext,
+    job: &JobFolders,
     step: &crate::sandbox::Step,
     output_dir: &Path,
 ) -> Result<(), String> {
-    if step.image != job.config.docker.image {
+    if step.image != job.image {
         return Err(format!("step {} asked for another image", step.name));
     }
     for input in &step.inputs {
-        if !resolves_inside(&input.host_path, &job.work_dir)
-            && !resolves_inside(&input.host_path, &job.project_dir)
+        if !resolves_inside(&input.host_path, job.work_dir)
+            && !resolves_inside(&input.host_path, job.project_dir)
         {
             return Err(format!(
                 "step {} asked for a file outside the job",
@@ -448,7 +465,7 @@ fn check_step(
             ));
         }
     }
-    if !lexically_inside(output_dir, &job.work_dir) {
+    if !lexically_inside(output_dir, job.work_dir) {
         return Err(format!(
             "step {} asked to write outside the job folder",
             step.name
@@ -458,9 +475,9 @@ fn check_step(
 }
 
 /// An artifact the child reports must be a regular file inside the job folder.
-fn check_artifact(job: &JobContext, a: wire::WireArtifact) -> Result<Artifact, JobError> {
+fn check_artifact(work_dir: &Path, a: wire::WireArtifact) -> Result<Artifact, JobError> {
     let regular = std::fs::symlink_metadata(&a.path).is_ok_and(|m| m.is_file());
-    if !regular || !resolves_inside(&a.path, &job.work_dir) {
+    if !regular || !resolves_inside(&a.path, work_dir) {
         return Err(JobError::new(
             ErrorCode::PackageFailed,
             Some(Stage::Packaging),
@@ -494,3 +511,6 @@ async fn sign(session: &SigningSession, digest_hex: &str) -> WireSignResult {
         Err(e) => failed(e.message),
     }
 }
+
+#[cfg(test)]
+mod tests;
