@@ -9,6 +9,8 @@
 //! - `images`: ICO and PNG (icon decoding, the bundle's `app.ico`).
 //! - `pe`: PE resources, DLL imports, the Authenticode digest and signature embedding.
 //! - `json`: hub frames, manifest, credentials, `metadata.json`.
+//! - `job_process`: the messages a job's child process sends the worker (the child reads
+//!   hostile files, so the worker treats what it says as untrusted too).
 //!
 //! Every input that broke a target is kept under `tests/fuzz-regressions/<target>/` and
 //! replayed first by that target.
@@ -17,6 +19,7 @@ pub mod alloc;
 mod archives;
 pub mod engine;
 pub(crate) mod images;
+mod job_process;
 mod json;
 pub mod mutate;
 pub(crate) mod pe;

@@ -19,7 +19,7 @@ mod death;
 mod limits;
 mod remote;
 pub(crate) mod unpack;
-mod wire;
+pub(crate) mod wire;
 
 pub use child::child_main;
 pub use limits::JobProcessLimits;
@@ -384,7 +384,7 @@ fn broke_protocol(stage: Option<Stage>, problem: &str) -> JobError {
 }
 
 /// The event with every control character gone from its text.
-fn clean_event(event: JobEvent) -> JobEvent {
+pub(crate) fn clean_event(event: JobEvent) -> JobEvent {
     let clean = |s: String| strip_controls(&s).into_owned();
     match event {
         JobEvent::Stage { stage, message } => JobEvent::Stage {
@@ -413,7 +413,7 @@ fn clean_event(event: JobEvent) -> JobEvent {
 }
 
 /// `path` is inside `root` once every link in it is resolved.
-fn resolves_inside(path: &Path, root: &Path) -> bool {
+pub(crate) fn resolves_inside(path: &Path, root: &Path) -> bool {
     match (path.canonicalize(), root.canonicalize()) {
         (Ok(p), Ok(r)) => p.starts_with(r),
         _ => false,
@@ -421,7 +421,7 @@ fn resolves_inside(path: &Path, root: &Path) -> bool {
 }
 
 /// `path` names a place inside `root` without `..` (it need not exist yet).
-fn lexically_inside(path: &Path, root: &Path) -> bool {
+pub(crate) fn lexically_inside(path: &Path, root: &Path) -> bool {
     path.starts_with(root)
         && !path
             .components()
@@ -429,10 +429,10 @@ fn lexically_inside(path: &Path, root: &Path) -> bool {
 }
 
 /// What a child's requests are checked against.
-struct JobFolders<'a> {
-    image: &'a str,
-    work_dir: &'a Path,
-    project_dir: &'a Path,
+pub(crate) struct JobFolders<'a> {
+    pub(crate) image: &'a str,
+    pub(crate) work_dir: &'a Path,
+    pub(crate) project_dir: &'a Path,
 }
 
 impl<'a> JobFolders<'a> {
@@ -445,9 +445,19 @@ impl<'a> JobFolders<'a> {
     }
 }
 
+/// `path` names a place inside `root` and its nearest existing folder is inside `root` once
+/// links are resolved (so a link the child made cannot lead the step's outputs elsewhere).
+fn writes_inside(path: &Path, root: &Path) -> bool {
+    lexically_inside(path, root)
+        && path
+            .ancestors()
+            .find(|a| a.exists())
+            .is_some_and(|a| resolves_inside(a, root))
+}
+
 /// A step the child asks for may only read the job's files and write into its work folder,
 /// with the configured image.
-fn check_step(
+pub(crate) fn check_step(
     job: &JobFolders,
     step: &crate::sandbox::Step,
     output_dir: &Path,
@@ -465,7 +475,7 @@ fn check_step(
             ));
         }
     }
-    if !lexically_inside(output_dir, job.work_dir) {
+    if !writes_inside(output_dir, job.work_dir) {
         return Err(format!(
             "step {} asked to write outside the job folder",
             step.name

@@ -60,6 +60,13 @@ fn a_step_may_read_only_the_job_and_write_only_into_its_folder() {
         &escape,
     );
     assert!(write.unwrap_err().contains("write outside the job folder"));
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&other, work.join("evil")).unwrap();
+        let project_input = step("toolchain:latest", &work.join("project"));
+        let write = check_step(&job, &project_input, &work.join("evil/compile"));
+        assert!(write.unwrap_err().contains("write outside the job folder"));
+    }
 }
 
 #[test]
