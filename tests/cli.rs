@@ -190,4 +190,8 @@ fn doctor_reports_each_check_and_fails_when_perry_is_missing() {
     );
     assert!(text.contains("✓ configuration"), "{text}");
     assert!(text.contains("work dir"), "{text}");
+    assert!(
+        text.contains("✓ job processes: start under their limits (memory 2048 MiB, CPU 3600 s"),
+        "{text}"
+    );
 }

@@ -82,6 +82,7 @@ pub async fn doctor(args: DoctorArgs) -> ExitCode {
     }
     check_perry(&config, &mut report).await;
     check_signing_tools(&config, &mut report).await;
+    check_job_processes(&config, &mut report).await;
     check_work_dir(&config, &mut report);
 
     if report.failures == 0 {
@@ -228,6 +229,26 @@ fn check_signtool(config: &Config, report: &mut Report) {
                 ),
             ),
         },
+    }
+}
+
+/// Each job runs in a child process under `PERRY_JOB_*` limits: one must start here.
+async fn check_job_processes(config: &Config, report: &mut Report) {
+    let l = config.job_limits;
+    let limits = format!(
+        "memory {} MiB, CPU {} s, largest file {} MiB, {} open files",
+        l.memory_bytes >> 20,
+        l.cpu_time.as_secs(),
+        l.max_file_bytes >> 20,
+        l.open_files
+    );
+    match crate::isolation::self_check(config).await {
+        Ok(()) => report.ok("job processes", &format!("start under their limits ({limits})")),
+        Err(e) => report.fail(
+            "job processes",
+            &format!("a job process did not run under its limits ({limits}): {e}"),
+            "raise PERRY_JOB_MEMORY / PERRY_JOB_OPEN_FILES, or check that this program can start itself",
+        ),
     }
 }
 

@@ -23,7 +23,7 @@ pub(crate) mod wire;
 
 pub use child::child_main;
 pub use limits::JobProcessLimits;
-pub use unpack::{unpack_main, UNPACK_SUBCOMMAND};
+pub use unpack::{self_check, unpack_main, UNPACK_SUBCOMMAND};
 
 use crate::error::{ErrorCode, JobError};
 use crate::events::{JobEvent, Stage};

@@ -193,6 +193,30 @@ async fn in_child(
     }
 }
 
+/// Starts an unpacking child under the configured limits on an empty archive: job
+/// processes can start on this host with these limits (`doctor`).
+pub async fn self_check(config: &crate::config::Config) -> Result<(), String> {
+    if super::job_program().is_none() {
+        return Err("this process registered no program to start job processes with".into());
+    }
+    let dir = tempfile::tempdir().map_err(|e| format!("a scratch folder: {e}"))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    // Two zero blocks: the end of an empty tar archive.
+    let _ = tx.send(bytes::Bytes::from(vec![0u8; 1024])).await;
+    drop(tx);
+    let kind = ArchiveKind::ContainerOutput { top: "out".into() };
+    let limits = UnpackLimits::of(config);
+    unpack(
+        ArchiveSource::Chunks(rx),
+        dir.path(),
+        kind,
+        limits,
+        &CancellationToken::new(),
+    )
+    .await
+    .map(|_| ())
+}
+
 fn policy_for(
     kind: &ArchiveKind,
     limits: ExtractLimits,
