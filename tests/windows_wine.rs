@@ -159,6 +159,10 @@ async fn doctor_under_wine_reports_signtool_free_space_and_windows_hints() {
     );
     assert!(report.contains("winget install NSIS.NSIS"), "{report}");
     assert!(
+        report.contains("✓ job processes: start under their limits"),
+        "a job process starts in its Job Object:\n{report}"
+    );
+    assert!(
         !report.contains("apt-get"),
         "Linux hints on Windows:\n{report}"
     );
