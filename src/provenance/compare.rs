@@ -26,6 +26,7 @@ use std::path::Path;
 /// How the files of an artifact matched the rebuild's.
 #[derive(Default, Debug)]
 pub struct Tally {
+    /// How many files are identical byte for byte.
     pub identical: usize,
     /// Names of PE files equal once their signatures are stripped (and that differ).
     pub stripped: Vec<String>,
