@@ -32,7 +32,7 @@ pub(crate) mod supervisor;
 pub mod transfer;
 pub(crate) mod update;
 
-pub use logging::init_tracing;
+pub(crate) use logging::init_tracing;
 
 use crate::config::Config;
 use crate::pipeline::Pipeline;
@@ -66,7 +66,7 @@ pub async fn run_worker(
 }
 
 /// [`run_worker`] with a lifecycle the caller also holds (to pause and resume on signals).
-pub async fn run_worker_with(
+pub(crate) async fn run_worker_with(
     config: Arc<Config>,
     pipeline: Arc<dyn Pipeline>,
     runner: Arc<dyn Runner>,

@@ -22,7 +22,7 @@ pub(crate) mod unpack;
 mod wire;
 
 pub use child::child_main;
-pub use limits::JobProcessLimits;
+pub(crate) use limits::JobProcessLimits;
 pub use unpack::{unpack_main, UNPACK_SUBCOMMAND};
 
 use crate::error::{ErrorCode, JobError};
@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use wire::{FromChild, JobSpec, SigningSpec, ToChild, WireOutcome, WireSignResult};
 
 /// The hidden subcommand the child runs.
-pub const CHILD_SUBCOMMAND: &str = "__job";
+pub(crate) const CHILD_SUBCOMMAND: &str = "__job";
 
 /// Environment variables the child keeps (none holds a secret); everything else,
 /// `PERRY_*` settings included, is left out. The settings travel in the job message.
@@ -115,7 +115,7 @@ impl IsolatedPipeline {
     }
 
     /// Children run the binary of this process.
-    pub fn of_this_program() -> std::io::Result<Self> {
+    pub(crate) fn of_this_program() -> std::io::Result<Self> {
         Ok(Self::new(std::env::current_exe()?))
     }
 

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[redacted]";
 /// Shorter values (in characters) are not masked.
-pub const MIN_SECRET_LEN: usize = 4;
+pub(crate) const MIN_SECRET_LEN: usize = 4;
 /// Top-level fields of a decoded credential JSON that describe it and are not secret.
 const PUBLIC_JSON_FIELDS: [&str; 3] = ["type", "project_id", "universe_domain"];
 
@@ -68,20 +68,13 @@ impl Masker {
         Masker { patterns }
     }
 
-    /// A masker that masks nothing.
-    pub fn empty() -> Masker {
-        Masker {
-            patterns: Vec::new(),
-        }
-    }
-
     /// Whether there is nothing to mask.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
     /// Length in bytes of the longest pattern (0 when empty).
-    pub fn longest_pattern(&self) -> usize {
+    pub(crate) fn longest_pattern(&self) -> usize {
         self.patterns.first().map_or(0, |p| p.len())
     }
 

@@ -5,7 +5,7 @@
 //! [`crate::hub`].
 
 pub mod credentials;
-pub mod lifecycle;
+pub(crate) mod lifecycle;
 pub mod manifest;
 pub mod mask;
 pub mod workdir;

@@ -35,7 +35,7 @@ pub fn installer_file_name(app: &AppInfo) -> String {
 }
 
 /// The version for artifact file names: the display version if it is plain, else 4 parts.
-pub fn file_version(app: &AppInfo) -> String {
+pub(crate) fn file_version(app: &AppInfo) -> String {
     let v = &app.version_display;
     if !v.is_empty()
         && v.len() <= 64
@@ -66,7 +66,7 @@ fn win_path(rel: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct StagedPayload {
     /// The files the installer installs.
-    pub listing: BundleListing,
+    pub(crate) listing: BundleListing,
     /// The compressor and the files it stores uncompressed.
     pub compression: CompressionPlan,
 }

@@ -67,7 +67,7 @@ pub struct DockerRunner {
 
 /// How many created containers [`DockerRunner::created_containers`] and
 /// [`DockerRunner::audit`] remember (the oldest are forgotten first).
-pub const AUDIT_KEEP: usize = 64;
+pub(crate) const AUDIT_KEEP: usize = 64;
 
 /// Appends `item`, forgetting the oldest entries beyond [`AUDIT_KEEP`].
 fn push_bounded<T>(list: &mut Vec<T>, item: T) {
@@ -82,12 +82,8 @@ fn push_bounded<T>(list: &mut Vec<T>, item: T) {
 /// itself is gone after the step). Tests check it for leaked credentials.
 #[derive(Clone, Debug)]
 pub struct AuditRecord {
-    /// The container's id.
-    pub id: String,
     /// The container's name.
     pub name: String,
-    /// The step it ran, e.g. `compile`.
-    pub step: String,
     /// The engine's inspect answer right after create.
     pub inspect: bollard::models::ContainerInspectResponse,
 }
@@ -117,11 +113,6 @@ impl DockerRunner {
             audit: Arc::new(Mutex::new(Vec::new())),
             leftovers: Leftovers::default(),
         })
-    }
-
-    /// The bollard client (for `doctor` and tests).
-    pub fn docker(&self) -> &Docker {
-        &self.docker
     }
 
     /// The worker name this runner labels its containers with.
@@ -220,9 +211,7 @@ impl DockerRunner {
             push_bounded(
                 &mut audit,
                 AuditRecord {
-                    id: id.clone(),
                     name: spec.name.clone(),
-                    step: step.name.clone(),
                     inspect: inspected.clone(),
                 },
             );

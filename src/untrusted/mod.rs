@@ -11,6 +11,6 @@
 //! [`std::io::Read`]), so it can run on a blocking thread or in a per-job child process.
 
 pub mod archive;
-pub mod budget;
-pub mod path;
-pub mod tree_copy;
+pub(crate) mod budget;
+pub(crate) mod path;
+pub(crate) mod tree_copy;

@@ -44,7 +44,7 @@ pub struct UnpackStats {
 }
 
 /// A gzip (or concatenated gzip) stream read as the plain tar it holds.
-pub fn gunzip<R: Read>(reader: R) -> impl Read {
+pub(crate) fn gunzip<R: Read>(reader: R) -> impl Read {
     flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(64 * 1024, reader))
 }
 
