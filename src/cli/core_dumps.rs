@@ -27,7 +27,7 @@ pub fn disable_core_dumps() -> std::io::Result<()> {
 
 /// Windows: no core files are written unless configured system-wide (WER LocalDumps).
 #[cfg(not(unix))]
-pub(crate) fn disable_core_dumps() -> std::io::Result<()> {
+pub fn disable_core_dumps() -> std::io::Result<()> {
     Ok(())
 }
 
