@@ -1,6 +1,6 @@
 //! Worker configuration: every `PERRY_*` environment variable, parsed and validated once.
 //!
-//! [`Config::from_env`] either returns a complete configuration or a [`ConfigError`] that
+//! `Config::from_env` either returns a complete configuration or a `ConfigError` that
 //! names the variable and says what is wrong with its value, so `main` can print one clear
 //! line and exit non-zero. Nothing else in the crate reads the environment.
 
@@ -171,7 +171,7 @@ pub struct DockerConfig {
     pub(crate) disk_bytes: Option<u64>,
 }
 
-/// The worker's whole configuration, read from the environment by [`Config::from_env`].
+/// The worker's whole configuration, read from the environment by `Config::from_env`.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `PERRY_HUB_URL`: the hub's WebSocket URL (`ws://` or `wss://`).

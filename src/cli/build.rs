@@ -1,5 +1,5 @@
 //! `perry-ship-windows build`: one local build through the same job lifecycle a hub job
-//! uses ([`crate::job::lifecycle`]); only the input (a folder or tarball on the command
+//! uses (`crate::job::lifecycle`); only the input (a folder or tarball on the command
 //! line) and the delivery (a copy to `--out`) are its own.
 //!
 //! The project is a folder or a `.tar.gz`; the manifest comes from `--manifest` or the

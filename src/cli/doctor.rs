@@ -280,7 +280,8 @@ mod hints {
     pub(crate) const START_DOCKER: &str =
         "start Docker (the `docker` Windows service or Docker Desktop, Windows containers) or set DOCKER_HOST";
     #[cfg(not(windows))]
-    pub(crate) const START_DOCKER: &str = "start dockerd (scripts/start-docker.sh) or set DOCKER_HOST";
+    pub(crate) const START_DOCKER: &str =
+        "start dockerd (scripts/start-docker.sh) or set DOCKER_HOST";
 
     #[cfg(windows)]
     pub(crate) const BUILD_IMAGE: &str =

@@ -1,8 +1,8 @@
 //! The Perry Hub wire protocol (hub-protocol.md §2): every frame in both directions.
 //!
-//! Worker → hub frames are built only here ([`WorkerFrame`], [`JobFrames`]) so each one
+//! Worker → hub frames are built only here (`WorkerFrame`, `JobFrames`) so each one
 //! carries its `job_id` and the exact field names. Hub → worker frames are serde types in
-//! [`incoming`], parsed tolerantly by [`parse_hub_frame`]: unknown fields are ignored, and a
+//! `incoming`, parsed tolerantly by `parse_hub_frame`: unknown fields are ignored, and a
 //! malformed or unknown frame is a `FrameError` the link logs as a warning, never a crash.
 
 mod incoming;
@@ -157,7 +157,12 @@ impl JobFrames {
         }
     }
     /// A `log` frame.
-    pub(crate) fn log(&self, stage: Stage, stream: LogStream, line: impl Into<String>) -> WorkerFrame {
+    pub(crate) fn log(
+        &self,
+        stage: Stage,
+        stream: LogStream,
+        line: impl Into<String>,
+    ) -> WorkerFrame {
         WorkerFrame::Log {
             job_id: self.job_id.clone(),
             stage,
@@ -166,7 +171,12 @@ impl JobFrames {
         }
     }
     /// A `progress` frame; `percent` is capped at 100.
-    pub(crate) fn progress(&self, stage: Stage, percent: u8, message: Option<String>) -> WorkerFrame {
+    pub(crate) fn progress(
+        &self,
+        stage: Stage,
+        percent: u8,
+        message: Option<String>,
+    ) -> WorkerFrame {
         WorkerFrame::Progress {
             job_id: self.job_id.clone(),
             stage,
@@ -204,7 +214,11 @@ impl JobFrames {
         }
     }
     /// `complete{success:false}` carrying `error` (already masked), as the hub stores it.
-    pub(crate) fn complete_failure(&self, duration_secs: f64, error: impl Into<String>) -> WorkerFrame {
+    pub(crate) fn complete_failure(
+        &self,
+        duration_secs: f64,
+        error: impl Into<String>,
+    ) -> WorkerFrame {
         WorkerFrame::Complete {
             job_id: self.job_id.clone(),
             success: false,

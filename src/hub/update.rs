@@ -22,7 +22,10 @@ const UPDATE_TIMEOUT: Duration = Duration::from_secs(600);
 /// `perry --version` with a leading `perry ` stripped, run through `runner` so it asks the
 /// compiler that builds actually use (inside the toolchain image when Docker is on);
 /// `None` when perry cannot be run.
-pub(crate) async fn perry_version<R: Runner + ?Sized>(config: &Config, runner: &R) -> Option<String> {
+pub(crate) async fn perry_version<R: Runner + ?Sized>(
+    config: &Config,
+    runner: &R,
+) -> Option<String> {
     let out = tempfile::tempdir().ok()?;
     let sink = CollectingSink::new();
     let step = Step {
@@ -85,7 +88,10 @@ pub(crate) fn worker_hello(config: &Config, perry_version: Option<String>) -> Wo
 
 /// Runs the update and builds the `update_result` frame; also returns the version that
 /// `perry --version` reports afterwards (for the next hello).
-pub(crate) async fn update_perry(config: &Config, runner: &dyn Runner) -> (WorkerFrame, Option<String>) {
+pub(crate) async fn update_perry(
+    config: &Config,
+    runner: &dyn Runner,
+) -> (WorkerFrame, Option<String>) {
     let old_version = perry_version(config, runner).await;
     run_update(config, runner, old_version).await
 }

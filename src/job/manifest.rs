@@ -92,7 +92,7 @@ impl Manifest {
 pub struct ManifestError {
     /// The manifest field at fault.
     pub field: String,
-    /// The rule it breaks (quoting at most [`PREVIEW_CHARS`] of the value).
+    /// The rule it breaks (quoting at most `PREVIEW_CHARS` of the value).
     pub problem: String,
 }
 

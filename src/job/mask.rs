@@ -13,7 +13,7 @@
 //!   and `universe_domain` (masking the project name would redact it from every log line
 //!   that names the app or its folders), each again in all the forms above.
 //!
-//! Values and derived forms shorter than [`MIN_SECRET_LEN`] characters are ignored: masking
+//! Values and derived forms shorter than `MIN_SECRET_LEN` characters are ignored: masking
 //! every `ab` or `1` in a build log would destroy the log and reveal nothing useful anyway.
 //! Longer forms win over shorter overlapping ones; overlapping matches merge into one
 //! `[redacted]`. [`MaskingStream`] masks text that arrives in chunks, holding back just
@@ -45,7 +45,7 @@ impl std::fmt::Debug for Masker {
 
 impl Masker {
     /// A masker for `secrets` and their derived forms; values shorter than
-    /// [`MIN_SECRET_LEN`] are skipped.
+    /// `MIN_SECRET_LEN` are skipped.
     pub fn new(secrets: &[Secret]) -> Masker {
         let mut patterns: Vec<Zeroizing<String>> = Vec::new();
         let mut values: Vec<Zeroizing<String>> = Vec::new();

@@ -3,7 +3,7 @@
 //! `perry-precompiled/dlls/` into the bundle.
 //!
 //! Import names come from a file the project made, so each must be a bare file name (no
-//! separators, `..`, drive letters, device names; [`check_dll_name`]) and is looked up only
+//! separators, `..`, drive letters, device names; `check_dll_name`) and is looked up only
 //! as a regular file (never a link) directly inside the job's own output folders.
 
 use super::escape::is_windows_device_name;

@@ -119,7 +119,10 @@ pub fn png_to_ico(png: &Path, ico_out: &Path) -> Result<(), PackageError> {
 
 /// Writes the [`MSIX_LOGOS`] under `out_dir` and returns them as (relative path, w, h).
 /// The wide logo centres the square icon on a transparent background.
-pub(crate) fn png_logos(png: &Path, out_dir: &Path) -> Result<Vec<(String, u32, u32)>, PackageError> {
+pub(crate) fn png_logos(
+    png: &Path,
+    out_dir: &Path,
+) -> Result<Vec<(String, u32, u32)>, PackageError> {
     let square = load_square_png(png)?;
     let mut written = Vec::new();
     for (rel, w, h) in MSIX_LOGOS {

@@ -2,8 +2,8 @@
 //!
 //! Pure-Rust work (icons, resources, ZIP and MSIX writing) runs in-process; `makensis` runs
 //! as a [`crate::sandbox::Step`] through whatever runner the pipeline has. Every free-text
-//! value from the manifest is escaped for its target format by [`escape`], and every
-//! template under `templates/` is rendered by [`template`], which refuses unknown placeholders.
+//! value from the manifest is escaped for its target format by `escape`, and every
+//! template under `templates/` is rendered by `template`, which refuses unknown placeholders.
 
 pub mod bundle;
 pub(crate) mod compressibility;

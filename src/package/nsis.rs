@@ -306,7 +306,7 @@ pub struct Makensis<'a> {
 /// the plugin DLLs are exported from the toolchain and signed first (see
 /// [`super::nsis_plugins`]), then pass 1 exports the uninstaller makensis generates, the
 /// host signs it, pass 2 embeds the signed file (see [`super::nsis_uninstaller`]); each
-/// makensis run is its own step. The signed inputs stay in [`SIGNED_INPUTS_DIR`]
+/// makensis run is its own step. The signed inputs stay in `SIGNED_INPUTS_DIR`
 /// (see [`nsis_plugins::signed_inputs`]).
 pub async fn build_installer(
     makensis: &Makensis<'_>,

@@ -7,12 +7,12 @@
 //! and already-compressed media and ~0.6 MiB/s on text; bzip2 runs at ~10 MiB/s on all of
 //! them and matches LZMA's size on text (0.95x) but not on executables (1.6x); zlib is
 //! slower than bzip2 and larger on both, so `auto` never picks it. `auto`:
-//! 1. a payload of at most [`SOLID_MAX_BYTES`] is small enough for solid LZMA (a few
+//! 1. a payload of at most `SOLID_MAX_BYTES` is small enough for solid LZMA (a few
 //!    seconds, the smallest installer);
-//! 2. otherwise every file is sampled ([`super::compressibility`]): files that do not
+//! 2. otherwise every file is sampled (`super::compressibility`): files that do not
 //!    compress are stored, and the others go through bzip2 when its predicted installer
 //!    size is within 5 % of LZMA's, else LZMA;
-//! 3. LZMA with less than [`STORE_WORTH_BYTES`] to store stays solid.
+//! 3. LZMA with less than `STORE_WORTH_BYTES` to store stays solid.
 
 use super::bundle::BundleListing;
 use super::compressibility::{probe_files, Probe};

@@ -6,7 +6,7 @@
 //! is signed, the toolchain's copies are exported from makensis's own `${NSISDIR}` (a step
 //! of the same runner, so container and host builds take the plugins they compile with),
 //! signed on the host for this job only, and handed to both makensis passes in a
-//! [`PLUGIN_DIR`] folder that `!addplugindir` puts in front of the built-in one.
+//! `PLUGIN_DIR` folder that `!addplugindir` puts in front of the built-in one.
 
 use super::nsis::Makensis;
 use super::nsis_uninstaller::SIGNED_UNINSTALLER;

@@ -3,8 +3,8 @@
 //! [`super::source_date`], so the same bundle gives the same bytes.
 //!
 //! Files that compress are deflated, the others (media, archives: see
-//! [`super::compressibility`]) are stored. Deflating runs on every core in 512 KiB chunks
-//! ([`super::deflate_pool`]); memory does not grow with the files' sizes.
+//! `super::compressibility`) are stored. Deflating runs on every core in 512 KiB chunks
+//! (`super::deflate_pool`); memory does not grow with the files' sizes.
 
 use super::bundle::{dos_time_date, BundleListing};
 use super::compressibility::probe_files;

@@ -38,7 +38,7 @@ pub(crate) fn source_date_secs() -> u64 {
         .unwrap_or(DEFAULT_SOURCE_DATE)
 }
 
-/// [`source_date_secs`] as a `SystemTime`.
+/// `source_date_secs` as a `SystemTime`.
 pub fn source_date() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(source_date_secs())
 }

@@ -59,7 +59,12 @@ impl ZipStream {
     }
 
     /// A folder entry (`name` ends with `/`).
-    pub(crate) fn add_directory(&mut self, name: &str, dos: (u16, u16), mode: u32) -> io::Result<()> {
+    pub(crate) fn add_directory(
+        &mut self,
+        name: &str,
+        dos: (u16, u16),
+        mode: u32,
+    ) -> io::Result<()> {
         self.begin_file(name, METHOD_STORED, dos, mode | 0o040000, 0)?;
         self.end_file()?;
         let last = self.entries.last_mut().expect("entry just written");

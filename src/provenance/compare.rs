@@ -11,8 +11,8 @@
 //!   here); `AppxManifest.xml` apart from its `Identity Publisher` (a signed package names
 //!   the certificate's subject there); `[Content_Types].xml` apart from the signature's
 //!   content type; `AppxBlockMap.xml` apart from the `<File>` elements of the files that
-//!   differ by a signature (see [`super::compare_msix`]);
-//! - installer: see [`super::compare_installer`].
+//!   differ by a signature (see `super::compare_msix`);
+//! - installer: see `super::compare_installer`.
 //!
 //! An artifact without any signed file must be identical byte for byte.
 
@@ -38,7 +38,12 @@ pub(crate) struct Tally {
 
 impl Tally {
     /// One file of both: identical, equal with signatures stripped, or different.
-    pub(crate) fn file(&mut self, name: &str, artifact: &[u8], rebuilt: &[u8]) -> Result<(), String> {
+    pub(crate) fn file(
+        &mut self,
+        name: &str,
+        artifact: &[u8],
+        rebuilt: &[u8],
+    ) -> Result<(), String> {
         if artifact == rebuilt {
             self.identical += 1;
         } else if is_pe(artifact)

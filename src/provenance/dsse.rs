@@ -68,7 +68,10 @@ impl Envelope {
     }
 
     /// Signs `payload` with the session's key (only the SHA-256 of the PAE leaves the host).
-    pub(crate) async fn sign(payload: &[u8], session: &SigningSession) -> Result<Envelope, SignError> {
+    pub(crate) async fn sign(
+        payload: &[u8],
+        session: &SigningSession,
+    ) -> Result<Envelope, SignError> {
         let digest: [u8; 32] = Sha256::digest(pae(PAYLOAD_TYPE, payload)).into();
         let signed = session.sign_detached_digest(&digest).await?;
         let cert = chain_pem(&signed.chain)

@@ -2,8 +2,8 @@
 //! normalized manifest, the toolchain image and the Perry version.
 //!
 //! The tarball is deleted once extracted, so whoever downloads or copies it calls
-//! [`remember_archive_digest`] first; the pipeline reads the digest back with
-//! [`project_digest`].
+//! `remember_archive_digest` first; the pipeline reads the digest back with
+//! `project_digest`.
 
 use crate::job::manifest::Manifest;
 use sha2::{Digest, Sha256};
@@ -39,7 +39,10 @@ pub(crate) fn remember_archive_digest(archive: &Path, work_dir: &Path) -> std::i
 
 /// `(input name, sha256)` of the project: the remembered tarball digest, else the digest of
 /// the project folder's tree ([`tree_sha256`]).
-pub(crate) fn project_digest(work_dir: &Path, project_dir: &Path) -> std::io::Result<(String, String)> {
+pub(crate) fn project_digest(
+    work_dir: &Path,
+    project_dir: &Path,
+) -> std::io::Result<(String, String)> {
     match std::fs::read_to_string(work_dir.join(ARCHIVE_DIGEST_FILE)) {
         Ok(digest) => Ok((PROJECT_ARCHIVE.into(), digest.trim().to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -1,10 +1,10 @@
 //! Build records: for each artifact, an in-toto Statement v1 with a SLSA v1 provenance
 //! predicate ([`statement`]) naming the artifact's SHA-256 and its inputs ([`inputs`]),
-//! wrapped in a DSSE envelope ([`dsse`]) signed with the job's signing identity (unsigned
+//! wrapped in a DSSE envelope (`dsse`) signed with the job's signing identity (unsigned
 //! builds get an envelope without signatures). The record is one JSON line in
 //! `<artifact>.intoto.jsonl`. [`check`] verifies artifacts and records (`verify` command);
-//! [`compare`] (with [`compare_msix`] and [`compare_installer`]) matches an artifact with an
-//! unsigned rebuild; [`unpack`] unpacks installers with 7z; [`upload`] orders hub uploads.
+//! [`compare`] (with `compare_msix` and `compare_installer`) matches an artifact with an
+//! unsigned rebuild; `unpack` unpacks installers with 7z; `upload` orders hub uploads.
 
 pub mod check;
 pub mod compare;

@@ -1,6 +1,6 @@
 //! Disposable hardened containers through the Docker Engine API (bollard), one per step.
 //!
-//! Life of a step: create (hardened, labelled, uniquely named; see [`spec`]) → inspect,
+//! Life of a step: create (hardened, labelled, uniquely named; see `spec`) → inspect,
 //! copy inputs and the empty output folders in (streamed tar; see `tar_in`) and attach,
 //! concurrently → refuse to run unless every hardening setting landed → start → stream
 //! stdout/stderr lines → wait (a non-zero exit is an exit code, not an error) → copy
@@ -136,13 +136,13 @@ impl DockerRunner {
         Ok(removed)
     }
 
-    /// Ids of the containers this runner created, in order: the last [`AUDIT_KEEP`] only,
+    /// Ids of the containers this runner created, in order: the last `AUDIT_KEEP` only,
     /// so a long-running worker's bookkeeping stays bounded (audit trail for tests).
     pub fn created_containers(&self) -> Vec<String> {
         self.created.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
-    /// `docker inspect` of the last [`AUDIT_KEEP`] containers this runner created, taken
+    /// `docker inspect` of the last `AUDIT_KEEP` containers this runner created, taken
     /// right after create.
     pub fn audit(&self) -> Vec<AuditRecord> {
         self.audit.lock().map(|a| a.clone()).unwrap_or_default()

@@ -8,10 +8,10 @@
 //! and checked by our own verifier before the call returns. Only a 32-byte digest ever
 //! leaves the host for the cloud methods.
 //!
-//! Module map: [`pe`] (digest, embedding, checksum), [`pkcs7`] (SignedData), [`signer`] (the
-//! [`signer::DigestSigner`] seam, certificates), [`certificate`] (up-front checks),
-//! [`pfx`], [`kms`], [`azure`], [`timestamp`] + [`timestamp_servers`], [`appx`], [`verify`],
-//! [`summary`] (job-log summary, `/metrics` gauges), [`signtool`] (the Windows SDK's second
+//! Module map: [`pe`] (digest, embedding, checksum), `pkcs7` (SignedData), `signer` (the
+//! `signer::DigestSigner` seam, certificates), [`certificate`] (up-front checks),
+//! `pfx`, `kms`, `azure`, `timestamp` + [`timestamp_servers`], `appx`, [`verify`],
+//! `summary` (job-log summary, `/metrics` gauges), `signtool` (the Windows SDK's second
 //! opinion on Windows hosts).
 
 pub(crate) mod appx;

@@ -45,7 +45,11 @@ pub(crate) struct Budget {
 
 impl Budget {
     /// A fresh budget for `what` (named in errors: "the assets", "step output \"out\"").
-    pub(crate) fn new(what: impl Into<String>, limits: ExtractLimits, cancel: CancellationToken) -> Self {
+    pub(crate) fn new(
+        what: impl Into<String>,
+        limits: ExtractLimits,
+        cancel: CancellationToken,
+    ) -> Self {
         Budget {
             what: what.into(),
             limits,

@@ -77,7 +77,12 @@ impl<'a> CopyPolicy<'a> {
 /// Copies the file or folder `from` to `to` (parents created, files overwritten) under
 /// `policy`, within `budget`. Returns the number of files copied. A [`BudgetError`] is in
 /// the error chain when the budget ran out or the job was cancelled.
-pub(crate) fn copy_tree(from: &Path, to: &Path, policy: CopyPolicy, budget: &mut Budget) -> Result<u64> {
+pub(crate) fn copy_tree(
+    from: &Path,
+    to: &Path,
+    policy: CopyPolicy,
+    budget: &mut Budget,
+) -> Result<u64> {
     let root = match policy.links {
         LinkPolicy::FollowInsideProject { root } => Some(
             root.canonicalize()

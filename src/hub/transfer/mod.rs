@@ -128,7 +128,7 @@ pub struct RetryPolicy {
     pub first_delay: Duration,
     /// Longest wait between tries.
     pub max_delay: Duration,
-    /// See [`READ_TIMEOUT`].
+    /// See `READ_TIMEOUT`.
     pub read_timeout: Duration,
 }
 

@@ -46,7 +46,11 @@ pub(crate) fn parse_origin_list(list: &str) -> Result<Vec<Origin>, String> {
 
 /// `Ok` when `url` is an http(s) URL whose origin is one of `allowed`; otherwise an error
 /// naming the field (`tarball_url`, …) and the origin, never the path or query.
-pub(crate) fn check_transfer_url(field: &str, url: &str, allowed: &[Origin]) -> Result<(), TransferError> {
+pub(crate) fn check_transfer_url(
+    field: &str,
+    url: &str,
+    allowed: &[Origin],
+) -> Result<(), TransferError> {
     let parsed = Url::parse(url).map_err(|_| TransferError::ForeignOrigin {
         field: field.to_string(),
         origin: "(not a URL)".into(),

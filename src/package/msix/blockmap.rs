@@ -219,7 +219,10 @@ impl ChunkedEntry {
 
     /// Writes the data descriptor; returns the central-directory record and the block-map
     /// entry (its `name` still to be set).
-    pub(crate) fn finish<W: Write>(mut self, w: &mut W) -> std::io::Result<(EntryRecord, BlockMapFile)> {
+    pub(crate) fn finish<W: Write>(
+        mut self,
+        w: &mut W,
+    ) -> std::io::Result<(EntryRecord, BlockMapFile)> {
         self.record.crc32 = self.crc.sum();
         write_data_descriptor(
             w,

@@ -5,8 +5,8 @@
 //! [`write_msix`] writes everything up to the central directory and returns a
 //! [`PendingMsix`] holding the four package digests the signer needs; the caller then
 //! either finishes it unsigned or hands in the PKCS#7 made over [`AppxDigests::to_blob`].
-//! The read side (`verify`): [`read`] computes the same digests back from a finished
-//! package (and returns its signature); [`blockmap_check`] holds its block map against its
+//! The read side (`verify`): `read` computes the same digests back from a finished
+//! package (and returns its signature); `blockmap_check` holds its block map against its
 //! files.
 
 mod blockmap;

@@ -58,7 +58,11 @@ pub(crate) async fn check(docker: &Docker, image: &str) -> Result<EngineInfo> {
 }
 
 /// A missing image is the common case: say how to build it.
-pub(crate) fn image_error(image: &str, endpoint: &str, err: bollard::errors::Error) -> anyhow::Error {
+pub(crate) fn image_error(
+    image: &str,
+    endpoint: &str,
+    err: bollard::errors::Error,
+) -> anyhow::Error {
     match &err {
         bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
@@ -73,7 +77,11 @@ pub(crate) fn image_error(image: &str, endpoint: &str, err: bollard::errors::Err
 }
 
 /// Wraps any engine error with the endpoint, and the image for 404s on create.
-pub(crate) fn engine_error(what: &str, image: Option<&str>, err: bollard::errors::Error) -> anyhow::Error {
+pub(crate) fn engine_error(
+    what: &str,
+    image: Option<&str>,
+    err: bollard::errors::Error,
+) -> anyhow::Error {
     let endpoint = endpoint();
     match (image, &err) {
         (

@@ -57,7 +57,11 @@ pub(crate) fn input_tar_stream(
 
 /// Writes the tar of `inputs` (paths relative to the work dir), then of the empty
 /// `folders` (the step's output folders, parents listed first), into `out`.
-pub(crate) fn write_inputs_tar(inputs: &[StepInput], folders: &[String], out: impl Write) -> Result<()> {
+pub(crate) fn write_inputs_tar(
+    inputs: &[StepInput],
+    folders: &[String],
+    out: impl Write,
+) -> Result<()> {
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     let mut dirs_written = HashSet::new();

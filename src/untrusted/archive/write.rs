@@ -58,7 +58,11 @@ pub(crate) struct Writer {
 impl Writer {
     /// Makes sure every folder of `components[..len]` exists as a real folder (creating
     /// missing ones), and returns the joined path.
-    pub(crate) fn ensure_dirs(&self, entry: &[u8], components: &[String]) -> Result<PathBuf, UnpackError> {
+    pub(crate) fn ensure_dirs(
+        &self,
+        entry: &[u8],
+        components: &[String],
+    ) -> Result<PathBuf, UnpackError> {
         let mut path = self.root.clone();
         for component in components {
             path.push(component);
