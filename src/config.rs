@@ -1,6 +1,6 @@
 //! Worker configuration: every `PERRY_*` environment variable, parsed and validated once.
 //!
-//! [`Config::from_env`] either returns a complete configuration or a [`ConfigError`] that
+//! `Config::from_env` either returns a complete configuration or a `ConfigError` that
 //! names the variable and says what is wrong with its value, so `main` can print one clear
 //! line and exit non-zero. Nothing else in the crate reads the environment.
 
@@ -12,7 +12,7 @@ use values::{
     parse_size, parse_size_str, timestamp_urls,
 };
 
-pub use fleet::{AzureVmSettings, FleetConfig, IdleAction, ServicePrincipal};
+pub(crate) use fleet::{AzureVmSettings, FleetConfig, IdleAction};
 
 use crate::isolation::JobProcessLimits;
 use crate::package::nsis_compression::NsisCompression;
@@ -23,11 +23,11 @@ use std::time::Duration;
 /// A bad value in one environment variable.
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {problem}")]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     /// The variable's name, e.g. `PERRY_DOCKER_TIMEOUT`.
-    pub var: &'static str,
+    pub(crate) var: &'static str,
     /// What is wrong with its value, in one phrase.
-    pub problem: String,
+    pub(crate) problem: String,
 }
 
 fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -39,7 +39,7 @@ fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
 
 /// Windows container isolation mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isolation {
+pub(crate) enum Isolation {
     /// `process`: containers share the host kernel (the default).
     Process,
     /// `hyperv`: each container runs in its own lightweight VM.
@@ -48,7 +48,7 @@ pub enum Isolation {
 
 /// `PERRY_LOG_FORMAT`: how the worker's own log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines (the default).
     Text,
     /// One JSON object per line.
@@ -108,7 +108,7 @@ pub struct LogLimits {
     /// Lines forwarded per job before the rest are counted and dropped.
     pub max_lines: u64,
     /// Characters kept per line; longer lines are cut and marked.
-    pub max_line_len: usize,
+    pub(crate) max_line_len: usize,
 }
 
 impl Default for LogLimits {
@@ -158,83 +158,83 @@ pub struct DockerConfig {
     /// `PERRY_DOCKER_IMAGE`: the toolchain image (default: [`default_image`]).
     pub image: String,
     /// `PERRY_DOCKER_ISOLATION`: Windows containers only.
-    pub isolation: Isolation,
+    pub(crate) isolation: Isolation,
     /// `PERRY_DOCKER_TIMEOUT`: time per container step (copy-in to copy-out), default 600 s.
     pub step_timeout: Duration,
     /// `PERRY_DOCKER_MEMORY`: memory limit per container, in bytes (default 4 GiB).
-    pub memory_bytes: i64,
+    pub(crate) memory_bytes: i64,
     /// `PERRY_DOCKER_PIDS`: process limit per container (default 1024).
-    pub pids_limit: i64,
+    pub(crate) pids_limit: i64,
     /// `PERRY_DOCKER_CPUS`: CPU quota per container, in CPUs (default 2).
-    pub cpus: f64,
+    pub(crate) cpus: f64,
     /// `PERRY_DOCKER_DISK`: size of the container's work dir; unset: not limited.
-    pub disk_bytes: Option<u64>,
+    pub(crate) disk_bytes: Option<u64>,
 }
 
-/// The worker's whole configuration, read from the environment by [`Config::from_env`].
+/// The worker's whole configuration, read from the environment by `Config::from_env`.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `PERRY_HUB_URL`: the hub's WebSocket URL (`ws://` or `wss://`).
     pub hub_url: String,
     /// `PERRY_HUB_WORKER_SECRET`: sent as `secret` in `worker_hello`; never logged.
-    pub worker_secret: Option<String>,
+    pub(crate) worker_secret: Option<String>,
     /// `PERRY_WORKER_NAME`: display name (default: the hostname), at most 100 printable characters.
     pub worker_name: String,
     /// `PERRY_WORKER_CAPABILITIES`: `windows` (compile) and/or `windows-sign`.
-    pub capabilities: Vec<String>,
+    pub(crate) capabilities: Vec<String>,
     /// `PERRY_BUILD_PERRY_BINARY`: the compiler (inside the image when Docker is on).
     pub perry_binary: String,
     /// `PERRY_BUILD_WINDOWS_SDK_PATH`: Windows SDK folder or `signtool.exe`; must exist when set.
-    pub windows_sdk_path: Option<PathBuf>,
+    pub(crate) windows_sdk_path: Option<PathBuf>,
     /// `PERRY_BUILD_NSIS_PATH`: the makensis binary (default `makensis` on the `PATH`).
-    pub nsis_path: Option<PathBuf>,
+    pub(crate) nsis_path: Option<PathBuf>,
     /// `PERRY_NSIS_COMPRESSION`: how the NSIS installer compresses its payload.
-    pub nsis_compression: NsisCompression,
+    pub(crate) nsis_compression: NsisCompression,
     /// Container settings (`PERRY_DOCKER_*`).
     pub docker: DockerConfig,
     /// `PERRY_MAX_CONCURRENT_BUILDS`: jobs run at once (1–64).
-    pub max_concurrent: usize,
+    pub(crate) max_concurrent: usize,
     /// `PERRY_WORK_DIR`: absolute folder holding one work folder per job.
     pub work_dir: PathBuf,
     /// `PERRY_JOB_TIMEOUT`: time for a whole job (default 3600 s).
-    pub job_timeout: Duration,
+    pub(crate) job_timeout: Duration,
     /// `PERRY_DRAIN_TIMEOUT`: on shutdown, how long running jobs may still take (default 600 s).
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
     /// `PERRY_MIN_FREE_DISK`: bytes the work dir needs free for a job to start (default 5 GiB).
-    pub min_free_disk: u64,
+    pub(crate) min_free_disk: u64,
     /// `PERRY_MAX_ARTIFACT_SIZE`: largest artifact uploaded, in bytes (default 300 MiB).
-    pub max_artifact_bytes: u64,
+    pub(crate) max_artifact_bytes: u64,
     /// Limits of the project tarball and of every copied tree.
-    pub extract_limits: ExtractLimits,
+    pub(crate) extract_limits: ExtractLimits,
     /// Per-job limits of the log lines sent to the hub.
-    pub log_limits: LogLimits,
+    pub(crate) log_limits: LogLimits,
     /// `PERRY_LOG_FORMAT`: text or JSON log lines.
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// `PERRY_LOG`: the log filter (default `info`).
-    pub log_filter: String,
+    pub(crate) log_filter: String,
     /// `PERRY_METRICS_ADDR`: where the status server listens; None: no server.
-    pub metrics_addr: Option<SocketAddr>,
+    pub(crate) metrics_addr: Option<SocketAddr>,
     /// Base URLs of the signing services and timestamp fallbacks.
     pub signing: SigningEndpoints,
     /// Origins a job's tarball and upload URLs may use: the hub's own (its WebSocket URL
     /// as http/https) plus `PERRY_TRANSFER_ORIGINS`.
-    pub transfer_origins: Vec<url::Origin>,
+    pub(crate) transfer_origins: Vec<url::Origin>,
     /// `PERRY_MAX_ASSIGN_FRAME`: largest `job_assign` frame taken; bigger ones are refused.
-    pub max_assign_frame: usize,
+    pub(crate) max_assign_frame: usize,
     /// `PERRY_MAX_QUEUED_JOBS`: assignments waiting for a slot; more are refused.
-    pub max_queued_jobs: usize,
+    pub(crate) max_queued_jobs: usize,
     /// Idle timeout and action, job limit, pause control, Azure VM access.
-    pub fleet: FleetConfig,
+    pub(crate) fleet: FleetConfig,
     /// `PERRY_PROVENANCE_UPLOAD`: upload each artifact's build record before the artifact.
-    pub provenance_upload: bool,
+    pub(crate) provenance_upload: bool,
     /// Hub link timings (not read from the environment).
     pub link: LinkTimings,
     /// Limits of each job's child process (`PERRY_JOB_MEMORY`, `PERRY_JOB_CPU_TIME`,
     /// `PERRY_JOB_MAX_FILE`, `PERRY_JOB_OPEN_FILES`).
-    pub job_limits: JobProcessLimits,
+    pub(crate) job_limits: JobProcessLimits,
     /// The `PERRY_*` variables this configuration was read from (the job process reads
     /// them again, secrets left out).
-    pub settings: Vec<(String, String)>,
+    pub(crate) settings: Vec<(String, String)>,
 }
 
 /// Default toolchain image for the host OS (built from `images/`).
@@ -248,12 +248,12 @@ pub fn default_image() -> &'static str {
 
 impl Config {
     /// Reads the process environment.
-    pub fn from_env() -> Result<Config, ConfigError> {
+    pub(crate) fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// Reads variables through `get`, so tests can pass a map.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         // Every `PERRY_*` setting that had a value, for the job process to parse again.
         let settings = std::cell::RefCell::new(Vec::<(String, String)>::new());
         let get = |name: &str| {
@@ -546,7 +546,7 @@ impl Config {
     }
 
     /// Whether this worker compiles projects (capability `windows`), not only signs them.
-    pub fn can_compile(&self) -> bool {
+    pub(crate) fn can_compile(&self) -> bool {
         self.capabilities.iter().any(|c| c == "windows")
     }
 }

@@ -24,7 +24,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// The code as the hub spells it (`COMPILE_FAILED`, …).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ErrorCode::CompileFailed => "COMPILE_FAILED",
             ErrorCode::SigningFailed => "SIGNING_FAILED",
@@ -50,7 +50,7 @@ pub struct JobError {
     /// What kind of failure (shown to users by the hub).
     pub code: ErrorCode,
     /// The stage the job was in; `None` before the first stage.
-    pub stage: Option<Stage>,
+    pub(crate) stage: Option<Stage>,
     /// What went wrong, for humans; never a secret.
     pub message: String,
 }

@@ -33,7 +33,7 @@ pub enum Stage {
 
 impl Stage {
     /// The stage as the protocol spells it (`generating_assets`, …).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Stage::Queued => "queued",
             Stage::Extracting => "extracting",
@@ -137,7 +137,7 @@ pub trait EventSink: Send + Sync {
 }
 
 /// A sink shared by a job's tasks.
-pub type SharedSink = Arc<dyn EventSink>;
+pub(crate) type SharedSink = Arc<dyn EventSink>;
 
 /// Keeps every event in memory; for tests.
 #[derive(Default)]

@@ -9,7 +9,7 @@
 //! - [`hub`]: both sides of the Perry Hub: the WebSocket link, the wire protocol and the job
 //!   scheduler, and the HTTP transfers ([`hub::transfer`]: tarball download, artifact
 //!   upload).
-//! - [`job`]: the job itself: [`job::lifecycle`] (prepare → pipeline → deliver, the same for
+//! - [`job`]: the job itself: `job::lifecycle` (prepare → pipeline → deliver, the same for
 //!   `run` and `build`), manifest, credentials, secret masking, work folders.
 //! - [`untrusted`]: untrusted file trees: the one relative-path rule, the tar unpacker
 //!   (project tarballs, container outputs) and the tree copy, each under an explicit policy.
@@ -26,8 +26,10 @@
 //! Test fakes are not part of the product: the in-process test hub, the stand-in pipeline and
 //! runners, fixtures, the skip-or-fail gate and the one worker starter live in the dev-only
 //! workspace crate `perry-test-support` (crates/test-support), used by `tests/` and `benches/`.
+//! The public items are the ones the binary (`src/main.rs`), `tests/`, `benches/` and
+//! `perry-test-support` use; everything else is `pub(crate)`.
 //!
-//! Data flows one way: [`hub`] (or [`cli`]'s `build`) → [`job::lifecycle`] → [`isolation`]
+//! Data flows one way: [`hub`] (or [`cli`]'s `build`) → `job::lifecycle` → [`isolation`]
 //! → [`pipeline`] → [`package`] / [`sign`] / [`sandbox`].
 
 #![deny(missing_docs)]

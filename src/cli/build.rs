@@ -1,5 +1,5 @@
 //! `perry-ship-windows build`: one local build through the same job lifecycle a hub job
-//! uses ([`crate::job::lifecycle`]); only the input (a folder or tarball on the command
+//! uses (`crate::job::lifecycle`); only the input (a folder or tarball on the command
 //! line) and the delivery (a copy to `--out`) are its own.
 //!
 //! The project is a folder or a `.tar.gz`; the manifest comes from `--manifest` or the
@@ -30,28 +30,28 @@ use tokio_util::sync::CancellationToken;
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
     /// Project folder (with perry.toml) or a project tarball (.tar.gz).
-    pub project: PathBuf,
+    pub(crate) project: PathBuf,
     /// Manifest JSON (hub format) instead of perry.toml.
     #[arg(long)]
-    pub manifest: Option<PathBuf>,
+    pub(crate) manifest: Option<PathBuf>,
     /// Credentials JSON (hub format); without it the build ships unsigned.
     #[arg(long)]
-    pub credentials: Option<PathBuf>,
+    pub(crate) credentials: Option<PathBuf>,
     /// Packaging mode; overrides the manifest.
     #[arg(long, value_parser = ["installer", "msix", "portable"])]
-    pub distribute: Option<String>,
+    pub(crate) distribute: Option<String>,
     /// Where the artifact is copied.
     #[arg(long, default_value = "dist")]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Run compile and packaging in Docker containers (overrides PERRY_DOCKER_ENABLED).
     #[arg(long, conflicts_with = "no_docker")]
-    pub docker: bool,
+    pub(crate) docker: bool,
     /// Run tools as host processes (overrides PERRY_DOCKER_ENABLED).
     #[arg(long)]
-    pub no_docker: bool,
+    pub(crate) no_docker: bool,
     /// Show every tool output line, not only stderr.
     #[arg(short, long)]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
 }
 
 /// Runs `build`: builds the project locally, copies the artifact to `--out` and prints its path.

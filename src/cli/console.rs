@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
-pub struct ConsoleSink {
+pub(crate) struct ConsoleSink {
     bar: Option<ProgressBar>,
     verbose: bool,
     last_stage: Mutex<Option<Stage>>,
@@ -15,7 +15,7 @@ pub struct ConsoleSink {
 
 impl ConsoleSink {
     /// `verbose`: also print tool output lines (always printed for stderr lines).
-    pub fn new(verbose: bool) -> ConsoleSink {
+    pub(crate) fn new(verbose: bool) -> ConsoleSink {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(100);
             bar.set_style(
@@ -42,7 +42,7 @@ impl ConsoleSink {
         }
     }
 
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -30,7 +30,7 @@ pub struct DoctorArgs {
     /// Check only this credentials JSON file (the hub's `credentials` object): certificate
     /// dates, usage and chain, and the timestamp servers.
     #[arg(long, value_name = "FILE")]
-    pub credentials: Option<std::path::PathBuf>,
+    pub(crate) credentials: Option<std::path::PathBuf>,
 }
 
 /// Runs `doctor`: checks configuration, engine, images and tools; exits non-zero when this
@@ -290,23 +290,24 @@ fn check_work_dir(config: &Config, report: &mut Report) {
 /// Hints that differ per host OS.
 mod hints {
     #[cfg(windows)]
-    pub const INSTALL_NSIS: &str =
+    pub(crate) const INSTALL_NSIS: &str =
         "install NSIS 3 (https://nsis.sourceforge.io, e.g. `winget install NSIS.NSIS`) or set PERRY_BUILD_NSIS_PATH to makensis.exe";
     #[cfg(target_os = "macos")]
-    pub const INSTALL_NSIS: &str = "brew install makensis (or set PERRY_BUILD_NSIS_PATH)";
+    pub(crate) const INSTALL_NSIS: &str = "brew install makensis (or set PERRY_BUILD_NSIS_PATH)";
     #[cfg(not(any(windows, target_os = "macos")))]
-    pub const INSTALL_NSIS: &str = "apt-get install nsis (or set PERRY_BUILD_NSIS_PATH)";
+    pub(crate) const INSTALL_NSIS: &str = "apt-get install nsis (or set PERRY_BUILD_NSIS_PATH)";
 
     #[cfg(windows)]
-    pub const START_DOCKER: &str =
+    pub(crate) const START_DOCKER: &str =
         "start Docker (the `docker` Windows service or Docker Desktop, Windows containers) or set DOCKER_HOST";
     #[cfg(not(windows))]
-    pub const START_DOCKER: &str = "start dockerd (scripts/start-docker.sh) or set DOCKER_HOST";
+    pub(crate) const START_DOCKER: &str =
+        "start dockerd (scripts/start-docker.sh) or set DOCKER_HOST";
 
     #[cfg(windows)]
-    pub const BUILD_IMAGE: &str =
+    pub(crate) const BUILD_IMAGE: &str =
         "build images/windows (docker build -t perry-ship-windows/toolchain-windows images/windows) or set PERRY_DOCKER_IMAGE";
     #[cfg(not(windows))]
-    pub const BUILD_IMAGE: &str =
+    pub(crate) const BUILD_IMAGE: &str =
         "run scripts/setup-host.sh (builds images/linux) or set PERRY_DOCKER_IMAGE";
 }

@@ -11,7 +11,7 @@ use crate::sign::{HttpPolicy, SigningSession};
 use std::path::Path;
 
 /// Prints the report; returns false when the credentials cannot sign.
-pub async fn check_credentials(config: &Config, file: &Path) -> bool {
+pub(crate) async fn check_credentials(config: &Config, file: &Path) -> bool {
     let json = match super::project::read_json_file(file) {
         Ok(j) => j,
         Err(e) => return fail("credentials file", &format!("{e:#}")),

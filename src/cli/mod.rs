@@ -15,7 +15,7 @@ use crate::sandbox::{docker::DockerRunner, host::HostRunner, Runner};
 use std::sync::Arc;
 
 /// Reads the configuration or prints the one line that says which variable is wrong.
-pub fn load_config() -> Result<Config, std::process::ExitCode> {
+pub(crate) fn load_config() -> Result<Config, std::process::ExitCode> {
     Config::from_env().map_err(|e| {
         eprintln!("error: invalid configuration: {e}");
         std::process::ExitCode::from(2)
@@ -23,7 +23,7 @@ pub fn load_config() -> Result<Config, std::process::ExitCode> {
 }
 
 /// The runner the configuration asks for: Docker containers or host processes.
-pub async fn make_runner(config: &Config) -> anyhow::Result<Arc<dyn Runner>> {
+pub(crate) async fn make_runner(config: &Config) -> anyhow::Result<Arc<dyn Runner>> {
     if config.docker.enabled {
         Ok(Arc::new(DockerRunner::new(config)?))
     } else {
@@ -36,7 +36,7 @@ pub async fn make_runner(config: &Config) -> anyhow::Result<Arc<dyn Runner>> {
 /// Like [`make_runner`], for the long-running worker: with Docker, first checks the engine
 /// and image (a clear error instead of failing every job) and removes containers that a
 /// previous run of this worker left behind when it crashed.
-pub async fn make_worker_runner(config: &Config) -> anyhow::Result<Arc<dyn Runner>> {
+pub(crate) async fn make_worker_runner(config: &Config) -> anyhow::Result<Arc<dyn Runner>> {
     if !config.docker.enabled {
         return Ok(Arc::new(
             HostRunner::new().with_copy_limits(config.extract_limits),

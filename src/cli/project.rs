@@ -84,7 +84,7 @@ fn default_bundle_id(name: &str) -> String {
 }
 
 /// Reads a JSON file (manifest or credentials).
-pub fn read_json_file(path: &Path) -> Result<Value> {
+pub(crate) fn read_json_file(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 pub struct RunArgs {
     /// Exit 0 after this many jobs ended (one-job workers: 1). Overrides PERRY_MAX_JOBS.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub max_jobs: Option<u64>,
+    pub(crate) max_jobs: Option<u64>,
 }
 
 /// Runs `run`: serves the hub until a stop signal (then drains), the idle action or the job limit.
@@ -25,7 +25,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
 }
 
 /// Serves the hub until `shutdown` fires, then drains running jobs (PERRY_DRAIN_TIMEOUT).
-pub async fn serve(args: RunArgs, shutdown: CancellationToken) -> ExitCode {
+pub(crate) async fn serve(args: RunArgs, shutdown: CancellationToken) -> ExitCode {
     let mut config = match super::load_config() {
         Ok(c) => c,
         Err(code) => return code,

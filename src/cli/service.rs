@@ -9,9 +9,11 @@
 use std::process::ExitCode;
 
 /// The name the service is registered under (`sc query perry-ship-windows`).
-pub const SERVICE_NAME: &str = "perry-ship-windows";
+#[cfg(windows)]
+const SERVICE_NAME: &str = "perry-ship-windows";
 /// What the Services console shows.
-pub const DISPLAY_NAME: &str = "Perry Ship Windows build worker";
+#[cfg(windows)]
+const DISPLAY_NAME: &str = "Perry Ship Windows build worker";
 
 /// The subcommands of `service`.
 #[derive(clap::Subcommand, Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +94,7 @@ mod scm {
 
     define_windows_service!(ffi_service_main, service_main);
 
-    pub fn install() -> anyhow::Result<String> {
+    pub(crate) fn install() -> anyhow::Result<String> {
         let manager = ServiceManager::local_computer(
             None::<&str>,
             ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE,
@@ -124,7 +126,7 @@ mod scm {
         ))
     }
 
-    pub fn uninstall() -> anyhow::Result<String> {
+    pub(crate) fn uninstall() -> anyhow::Result<String> {
         let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
             .context("opening the Service Control Manager (run as Administrator)")?;
         let service = manager
@@ -149,7 +151,7 @@ mod scm {
     }
 
     /// Hands this process to the SCM; returns when the service has stopped.
-    pub fn run_dispatcher() -> anyhow::Result<String> {
+    pub(crate) fn run_dispatcher() -> anyhow::Result<String> {
         service_dispatcher::start(SERVICE_NAME, ffi_service_main)
             .context("connecting to the Service Control Manager (`service run` is started by the SCM, not by hand)")?;
         Ok(String::new())

@@ -17,22 +17,22 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// The Setup.exe, portable .zip or .msix to check.
-    pub artifact: PathBuf,
+    pub(crate) artifact: PathBuf,
     /// The build record (default: `<artifact>.intoto.jsonl` when it exists).
     #[arg(long)]
-    pub record: Option<PathBuf>,
+    pub(crate) record: Option<PathBuf>,
     /// Project tarball (or folder) to rebuild from; needs --manifest.
     #[arg(long, requires = "manifest")]
-    pub project: Option<PathBuf>,
+    pub(crate) project: Option<PathBuf>,
     /// Manifest JSON (hub format) of the build; needs --project.
     #[arg(long, requires = "project")]
-    pub manifest: Option<PathBuf>,
+    pub(crate) manifest: Option<PathBuf>,
     /// Rebuild in Docker containers (overrides PERRY_DOCKER_ENABLED).
     #[arg(long, conflicts_with = "no_docker")]
-    pub docker: bool,
+    pub(crate) docker: bool,
     /// Rebuild with host processes (overrides PERRY_DOCKER_ENABLED).
     #[arg(long)]
-    pub no_docker: bool,
+    pub(crate) no_docker: bool,
 }
 
 /// The lines of the report and whether anything failed.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// What the worker does after `PERRY_IDLE_TIMEOUT` without a job.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IdleAction {
+pub(crate) enum IdleAction {
     /// Exit with status 0.
     Exit,
     /// Deallocate this Azure VM through Azure Resource Manager, then exit 0.
@@ -21,7 +21,7 @@ pub enum IdleAction {
 
 impl IdleAction {
     /// The `PERRY_IDLE_ACTION` value naming this action.
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             IdleAction::Exit => "exit",
             IdleAction::AzureDeallocate => "azure-deallocate",
@@ -32,42 +32,42 @@ impl IdleAction {
 
 /// A service principal that may deallocate the VM (else its managed identity is used).
 #[derive(Clone, Debug)]
-pub struct ServicePrincipal {
+pub(crate) struct ServicePrincipal {
     /// `AZURE_TENANT_ID`: the Entra ID tenant.
-    pub tenant_id: String,
+    pub(crate) tenant_id: String,
     /// `AZURE_CLIENT_ID`: the application's client id.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// `AZURE_CLIENT_SECRET`: the application's secret.
-    pub client_secret: Secret,
+    pub(crate) client_secret: Secret,
 }
 
 /// How the worker reaches Azure for `azure-deallocate`. Real services by default; tests
 /// point the URLs at local stand-ins.
 #[derive(Clone, Debug)]
-pub struct AzureVmSettings {
+pub(crate) struct AzureVmSettings {
     /// `PERRY_AZURE_IMDS_URL`, default `http://169.254.169.254`.
-    pub imds_url: String,
+    pub(crate) imds_url: String,
     /// `PERRY_AZURE_ARM_URL`, default `https://management.azure.com`.
-    pub arm_url: String,
+    pub(crate) arm_url: String,
     /// `AZURE_TENANT_ID` + `AZURE_CLIENT_ID` + `AZURE_CLIENT_SECRET`, all three or none.
-    pub service_principal: Option<ServicePrincipal>,
+    pub(crate) service_principal: Option<ServicePrincipal>,
     /// `AZURE_CLIENT_ID` alone: the client id of a user-assigned managed identity.
-    pub managed_identity_client_id: Option<String>,
+    pub(crate) managed_identity_client_id: Option<String>,
 }
 
 /// Fleet settings: idle timeout and action, job limit, pause control, Azure access.
 #[derive(Clone, Debug)]
-pub struct FleetConfig {
+pub(crate) struct FleetConfig {
     /// `PERRY_IDLE_TIMEOUT`: off (None) by default.
-    pub idle_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
     /// `PERRY_IDLE_ACTION`: what to do once idle (default: exit).
-    pub idle_action: IdleAction,
+    pub(crate) idle_action: IdleAction,
     /// `PERRY_MAX_JOBS` (or `run --max-jobs`): exit 0 after this many jobs ended.
-    pub max_jobs: Option<u64>,
+    pub(crate) max_jobs: Option<u64>,
     /// `PERRY_CONTROL_ALLOW_REMOTE`: `POST /pause` and `/resume` from non-loopback clients.
-    pub control_allow_remote: bool,
+    pub(crate) control_allow_remote: bool,
     /// How to reach Azure for [`IdleAction::AzureDeallocate`].
-    pub azure: AzureVmSettings,
+    pub(crate) azure: AzureVmSettings,
 }
 
 /// Reads the fleet variables through `var` (trimmed, empty = unset).

@@ -109,7 +109,7 @@ pub(super) fn parse_secs(
 }
 
 /// Parses `512m`, `4g`, `1048576`, `2GiB`, … into bytes.
-pub fn parse_size_str(v: &str) -> Option<u64> {
+pub(crate) fn parse_size_str(v: &str) -> Option<u64> {
     let s = v.trim().to_ascii_lowercase();
     let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(digits_end);

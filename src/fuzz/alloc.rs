@@ -73,7 +73,7 @@ unsafe impl GlobalAlloc for Counting {
 
 /// Starts measuring this thread: the peak restarts from the live bytes now, and the live
 /// bytes may grow by at most `cap_bytes` (0: no cap). Returns the baseline.
-pub fn start_measuring(cap_bytes: usize) -> usize {
+pub(crate) fn start_measuring(cap_bytes: usize) -> usize {
     let live = LIVE.with(Cell::get);
     PEAK.with(|p| p.set(live));
     CAP.with(|c| c.set(if cap_bytes == 0 { 0 } else { live + cap_bytes }));
@@ -81,7 +81,7 @@ pub fn start_measuring(cap_bytes: usize) -> usize {
 }
 
 /// Stops the cap and returns how far above `baseline` this thread's memory peaked.
-pub fn stop_measuring(baseline: usize) -> usize {
+pub(crate) fn stop_measuring(baseline: usize) -> usize {
     CAP.with(|c| c.set(0));
     PEAK.with(Cell::get).saturating_sub(baseline)
 }

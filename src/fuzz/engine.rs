@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// splitmix64: tiny, seedable, good enough to pick mutations.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -34,33 +34,33 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// Uniform in `0..n` (0 when `n` is 0).
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         if n == 0 {
             0
         } else {
             (self.next() % n as u64) as usize
         }
     }
-    pub fn chance(&mut self, one_in: usize) -> bool {
+    pub(crate) fn chance(&mut self, one_in: usize) -> bool {
         self.below(one_in) == 0
     }
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
 }
 
 /// What one target is: its seeds, how to mutate, how to check.
-pub struct Target<'a> {
-    pub name: &'static str,
-    pub seeds: Vec<Vec<u8>>,
+pub(crate) struct Target<'a> {
+    pub(crate) name: &'static str,
+    pub(crate) seeds: Vec<Vec<u8>>,
     /// Structure-aware mutation of one input (the engine adds generic byte mutations).
-    pub mutate: &'a dyn Fn(&mut Vec<u8>, &mut Rng),
+    pub(crate) mutate: &'a dyn Fn(&mut Vec<u8>, &mut Rng),
     /// Runs the real parser; `Ok(outcome class)` or `Err(broken invariant)`.
-    pub check: &'a dyn Fn(&[u8]) -> Result<String, String>,
+    pub(crate) check: &'a dyn Fn(&[u8]) -> Result<String, String>,
     /// Most time one input may take.
-    pub max_time: Duration,
+    pub(crate) max_time: Duration,
     /// Most memory one input may allocate above what was live before it.
-    pub max_memory: usize,
+    pub(crate) max_memory: usize,
 }
 
 const CORPUS_CAP: usize = 512;
@@ -117,7 +117,7 @@ fn watchdog(name: &'static str, started_ms: Arc<AtomicU64>, done: Arc<AtomicBool
 }
 
 /// Runs `target` for its budget; panics (failing the test) on the first bad input.
-pub fn run(target: Target<'_>) {
+pub(crate) fn run(target: Target<'_>) {
     let seconds = env_u64("FUZZ_SECONDS", 3);
     let iterations = env_u64("FUZZ_ITERATIONS", 4000);
     let seed = env_u64("FUZZ_SEED", 0x5eed) ^ fnv(target.name.as_bytes());
@@ -232,7 +232,7 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// FNV-1a, for stable file names and per-target seeds.
-pub fn fnv(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -240,7 +240,7 @@ pub fn fnv(bytes: &[u8]) -> u64 {
 
 /// Keeps an outcome class short and free of numbers, so e.g. every "offset 123" error is one
 /// class.
-pub fn class(text: &str) -> String {
+pub(crate) fn class(text: &str) -> String {
     text.chars()
         .filter(|c| !c.is_ascii_digit())
         .take(60)

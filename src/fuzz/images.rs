@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// A PNG of `side` px (a gradient, so it compresses like a real icon).
-pub fn test_png(side: u32) -> Vec<u8> {
+pub(crate) fn test_png(side: u32) -> Vec<u8> {
     let img = image::RgbaImage::from_fn(side, side, |x, y| {
         image::Rgba([(x % 256) as u8, (y % 256) as u8, 90, 255])
     });
@@ -21,7 +21,7 @@ pub fn test_png(side: u32) -> Vec<u8> {
 }
 
 /// Our own `app.ico` for a 256 px PNG (seven entries, BMP and PNG).
-pub fn test_ico(dir: &Path) -> Vec<u8> {
+pub(crate) fn test_ico(dir: &Path) -> Vec<u8> {
     let png = dir.join("seed.png");
     std::fs::write(&png, test_png(256)).unwrap();
     let ico = dir.join("seed.ico");

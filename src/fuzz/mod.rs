@@ -15,11 +15,11 @@
 //! Every input that broke a target is kept under `tests/fuzz-regressions/<target>/` and
 //! replayed first by that target.
 
-pub mod alloc;
+pub(crate) mod alloc;
 mod archives;
-pub mod engine;
+pub(crate) mod engine;
 pub(crate) mod images;
 mod job_process;
 mod json;
-pub mod mutate;
+pub(crate) mod mutate;
 pub(crate) mod pe;

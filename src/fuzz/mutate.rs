@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 /// 32-bit values that hit edges: zero, one, sign bits, all ones, "a subdirectory at
 /// offset 0" (PE resource tables), and small offsets.
-pub const INTERESTING_U32: &[u32] = &[
+pub(crate) const INTERESTING_U32: &[u32] = &[
     0,
     1,
     2,
@@ -30,7 +30,7 @@ pub const INTERESTING_U32: &[u32] = &[
 ];
 
 /// Names that stress path rules (traversal, Windows devices and drives, odd characters).
-pub const INTERESTING_NAMES: &[&str] = &[
+pub(crate) const INTERESTING_NAMES: &[&str] = &[
     "../escape",
     "a/../../b",
     "/etc/passwd",
@@ -52,7 +52,7 @@ pub const INTERESTING_NAMES: &[&str] = &[
 ];
 
 /// One generic edit of `data`; `other` is another corpus input for splicing.
-pub fn bytes(data: &mut Vec<u8>, other: &[u8], rng: &mut Rng) {
+pub(crate) fn bytes(data: &mut Vec<u8>, other: &[u8], rng: &mut Rng) {
     let len = data.len();
     match rng.below(9) {
         0 if len > 0 => {
@@ -101,18 +101,18 @@ pub fn bytes(data: &mut Vec<u8>, other: &[u8], rng: &mut Rng) {
     }
 }
 
-pub fn put_u32(data: &mut [u8], at: usize, v: u32) {
+pub(crate) fn put_u32(data: &mut [u8], at: usize, v: u32) {
     if let Some(slot) = data.get_mut(at..at + 4) {
         slot.copy_from_slice(&v.to_le_bytes());
     }
 }
 
-pub fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn u32_at(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// A JSON value of a random kind, often hostile (long, deep, control characters, paths).
-pub fn json_value(rng: &mut Rng, depth: usize) -> Value {
+pub(crate) fn json_value(rng: &mut Rng, depth: usize) -> Value {
     match rng.below(if depth > 3 { 6 } else { 9 }) {
         0 => Value::Null,
         1 => Value::Bool(rng.chance(2)),
@@ -153,7 +153,7 @@ pub fn json_value(rng: &mut Rng, depth: usize) -> Value {
 
 /// Structure-aware JSON edit: set a known key (or a nested one) to a random value, drop a
 /// key, or nest the text deeply; falls back to byte edits when the input is not JSON.
-pub fn json(data: &mut Vec<u8>, keys: &[&str], rng: &mut Rng) {
+pub(crate) fn json(data: &mut Vec<u8>, keys: &[&str], rng: &mut Rng) {
     let Ok(mut value) = serde_json::from_slice::<Value>(data) else {
         bytes(data, &[], rng);
         return;

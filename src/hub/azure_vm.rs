@@ -31,16 +31,16 @@ const ARM_RESOURCE: &str = "https://management.azure.com/";
 const ARM_SCOPE: &str = "https://management.azure.com/.default";
 const IMDS_COMPUTE_API: &str = "2021-02-01";
 const IMDS_TOKEN_API: &str = "2018-02-01";
-pub const COMPUTE_API_VERSION: &str = "2024-07-01";
+pub(crate) const COMPUTE_API_VERSION: &str = "2024-07-01";
 /// Lifetime assumed when a token answer does not say.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// Where the VM lives in Azure.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VmIdentity {
-    pub subscription_id: String,
-    pub resource_group: String,
-    pub name: String,
+pub(crate) struct VmIdentity {
+    pub(crate) subscription_id: String,
+    pub(crate) resource_group: String,
+    pub(crate) name: String,
 }
 
 struct CachedToken {
@@ -49,7 +49,7 @@ struct CachedToken {
 }
 
 /// An ARM client for this VM; keeps the VM identity and the token between attempts.
-pub struct AzureVmClient {
+pub(crate) struct AzureVmClient {
     settings: AzureVmSettings,
     authority: String,
     /// For ARM and Entra ID.
@@ -83,7 +83,7 @@ fn arm_segment(field: &str, value: &str) -> Result<String, SignError> {
 
 impl AzureVmClient {
     /// `authority` is the Entra ID base URL (`PERRY_AZURE_AUTHORITY_URL`).
-    pub fn new(
+    pub(crate) fn new(
         settings: AzureVmSettings,
         authority: &str,
         http: reqwest::Client,
@@ -106,7 +106,7 @@ impl AzureVmClient {
     }
 
     /// Asks ARM to deallocate this VM; Ok once ARM accepted the request.
-    pub async fn deallocate(&mut self) -> Result<VmIdentity, SignError> {
+    pub(crate) async fn deallocate(&mut self) -> Result<VmIdentity, SignError> {
         let vm = self.vm_identity().await?;
         let bearer = self.bearer().await?;
         let url = format!(

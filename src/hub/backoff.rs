@@ -7,14 +7,14 @@
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     initial: Duration,
     cap: Duration,
     failures: u32,
 }
 
 impl Backoff {
-    pub fn new(initial: Duration, cap: Duration) -> Self {
+    pub(crate) fn new(initial: Duration, cap: Duration) -> Self {
         Backoff {
             initial,
             cap: cap.max(initial),
@@ -23,13 +23,13 @@ impl Backoff {
     }
 
     /// The current window (upper bound of the next delay).
-    pub fn window(&self) -> Duration {
+    pub(crate) fn window(&self) -> Duration {
         let factor = 1u32.checked_shl(self.failures.min(30)).unwrap_or(u32::MAX);
         self.initial.saturating_mul(factor).min(self.cap)
     }
 
     /// A random delay within the current window; widens the window for next time.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let window = self.window();
         self.failures = self.failures.saturating_add(1);
         let millis = window.as_millis() as u64;
@@ -41,7 +41,7 @@ impl Backoff {
     }
 
     /// Back to the first window (after a healthy connection).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.failures = 0;
     }
 }

@@ -10,21 +10,21 @@ use tokio::sync::mpsc;
 /// synchronous: once [`FrameGate::close`] returns, no frame of the job can enter the
 /// channel any more, not even one whose sender was already waiting for space.
 #[derive(Debug, Default)]
-pub struct FrameGate {
+pub(crate) struct FrameGate {
     closed: Mutex<bool>,
 }
 
 impl FrameGate {
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         *self.closed.lock().unwrap() = true;
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         *self.closed.lock().unwrap()
     }
 
     /// Queues `frame` unless the gate is closed (then it is dropped: `Ok`).
-    pub fn try_send(
+    pub(crate) fn try_send(
         &self,
         out: &mpsc::Sender<WorkerFrame>,
         frame: WorkerFrame,
@@ -38,7 +38,7 @@ impl FrameGate {
 
     /// Waits for channel space, then queues `frame` unless the gate closed meanwhile.
     /// Returns false when the frame was not queued.
-    pub async fn send(&self, out: &mpsc::Sender<WorkerFrame>, frame: WorkerFrame) -> bool {
+    pub(crate) async fn send(&self, out: &mpsc::Sender<WorkerFrame>, frame: WorkerFrame) -> bool {
         if self.is_closed() {
             return false;
         }

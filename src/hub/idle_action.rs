@@ -14,14 +14,14 @@ use std::time::Duration;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Runs the configured idle action; keeps state (Azure token, VM identity) between runs.
-pub struct IdleActor {
+pub(crate) struct IdleActor {
     action: IdleAction,
     azure: Option<AzureVmClient>,
 }
 
 impl IdleActor {
     /// The Azure calls use the signing services' retry rules ([`HttpPolicy::default`]).
-    pub fn new(config: &Config, http: reqwest::Client) -> IdleActor {
+    pub(crate) fn new(config: &Config, http: reqwest::Client) -> IdleActor {
         let action = config.fleet.idle_action.clone();
         let azure = (action == IdleAction::AzureDeallocate).then(|| {
             AzureVmClient::new(
@@ -34,12 +34,12 @@ impl IdleActor {
         IdleActor { action, azure }
     }
 
-    pub fn describe(&self) -> &'static str {
+    pub(crate) fn describe(&self) -> &'static str {
         self.action.as_str()
     }
 
     /// Performs the action once.
-    pub async fn perform(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn perform(&mut self) -> anyhow::Result<()> {
         match &self.action {
             IdleAction::Exit => Ok(()),
             IdleAction::AzureDeallocate => {

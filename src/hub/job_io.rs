@@ -17,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 
 /// The project of a `job_assign`: its tarball, downloaded into the work folder and extracted
 /// into `<work>/project`, with the manifest the assignment carried.
-pub struct HubProject<'a> {
-    pub http: &'a reqwest::Client,
-    pub assign: &'a JobAssign,
-    pub manifest: Manifest,
-    pub config: &'a Config,
+pub(crate) struct HubProject<'a> {
+    pub(crate) http: &'a reqwest::Client,
+    pub(crate) assign: &'a JobAssign,
+    pub(crate) manifest: Manifest,
+    pub(crate) config: &'a Config,
 }
 
 #[async_trait::async_trait]
@@ -72,11 +72,11 @@ impl ProjectInput for HubProject<'_> {
 
 /// Uploads each artifact in turn to the assignment's upload URL; the first failure fails
 /// the job.
-pub struct HubUpload<'a> {
-    pub http: &'a reqwest::Client,
-    pub assign: &'a JobAssign,
-    pub config: &'a Config,
-    pub metrics: &'a WorkerMetrics,
+pub(crate) struct HubUpload<'a> {
+    pub(crate) http: &'a reqwest::Client,
+    pub(crate) assign: &'a JobAssign,
+    pub(crate) config: &'a Config,
+    pub(crate) metrics: &'a WorkerMetrics,
 }
 
 #[async_trait::async_trait]

@@ -35,7 +35,7 @@ const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
 /// The scheduler's handle on a running job.
 #[derive(Clone, Default)]
-pub struct RunControl {
+pub(crate) struct RunControl {
     cancel: CancellationToken,
     gate: Arc<FrameGate>,
     reason: Arc<Mutex<Option<String>>>,
@@ -43,7 +43,7 @@ pub struct RunControl {
 
 impl RunControl {
     /// Stops the job; it reports `error{message: reason}` + `complete{success:false}`.
-    pub fn cancel(&self, reason: &str) {
+    pub(crate) fn cancel(&self, reason: &str) {
         self.reason
             .lock()
             .unwrap()
@@ -54,13 +54,13 @@ impl RunControl {
     /// Stops the job without sending anything more for it (its job id now belongs to a
     /// newer assignment, or the hub dropped it with the link). When this returns, no
     /// further frame of the job can enter the outgoing channel.
-    pub fn silence_and_cancel(&self, reason: &str) {
+    pub(crate) fn silence_and_cancel(&self, reason: &str) {
         self.gate.close();
         self.cancel(reason);
     }
 
     /// The gate every frame of this run passes (see [`FrameGate`]).
-    pub fn gate(&self) -> &FrameGate {
+    pub(crate) fn gate(&self) -> &FrameGate {
         &self.gate
     }
 
@@ -74,13 +74,13 @@ impl RunControl {
 }
 
 /// What the job needs from the worker.
-pub struct JobEnv {
-    pub config: Arc<Config>,
-    pub pipeline: Arc<dyn Pipeline>,
-    pub runner: Arc<dyn Runner>,
-    pub http: reqwest::Client,
-    pub out: mpsc::Sender<WorkerFrame>,
-    pub metrics: Arc<WorkerMetrics>,
+pub(crate) struct JobEnv {
+    pub(crate) config: Arc<Config>,
+    pub(crate) pipeline: Arc<dyn Pipeline>,
+    pub(crate) runner: Arc<dyn Runner>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) out: mpsc::Sender<WorkerFrame>,
+    pub(crate) metrics: Arc<WorkerMetrics>,
 }
 
 impl JobEnv {
@@ -98,13 +98,13 @@ impl JobEnv {
 
 /// How the job ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct JobSummary {
-    pub outcome: Outcome,
-    pub code: Option<ErrorCode>,
+pub(crate) struct JobSummary {
+    pub(crate) outcome: Outcome,
+    pub(crate) code: Option<ErrorCode>,
 }
 
 /// Runs one assignment to its end and reports it.
-pub async fn run_job(
+pub(crate) async fn run_job(
     env: &JobEnv,
     assign: &JobAssign,
     attempt: u32,

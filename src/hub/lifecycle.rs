@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 /// Where the worker is in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Connected (or connecting) and taking jobs.
     Serving,
     /// Pause requested: running and queued jobs finish, no new job is taken.
@@ -31,7 +31,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Phase::Serving => "serving",
             Phase::Pausing => "pausing",
@@ -45,7 +45,7 @@ impl Phase {
 
 /// Why a job assignment is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     #[error("the worker is paused")]
     Paused,
     #[error("the worker is idle-exiting")]
@@ -58,7 +58,7 @@ pub enum Refusal {
 
 /// What the supervisor should do next (decided under the lock, see [`Lifecycle::next_step`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Nothing now; look again when woken or at the deadline (the idle timeout).
     Wait(Option<Instant>),
     /// Every job ended after a pause request: close the link.
@@ -81,17 +81,17 @@ struct State {
 
 /// A point-in-time view for `/healthz` and `/metrics`.
 #[derive(Clone, Copy, Debug)]
-pub struct Snapshot {
-    pub phase: Phase,
-    pub paused: bool,
-    pub idle: Duration,
-    pub jobs_taken: u64,
-    pub max_jobs: Option<u64>,
+pub(crate) struct Snapshot {
+    pub(crate) phase: Phase,
+    pub(crate) paused: bool,
+    pub(crate) idle: Duration,
+    pub(crate) jobs_taken: u64,
+    pub(crate) max_jobs: Option<u64>,
     /// The worker takes new jobs (the link state is not included).
-    pub accepting: bool,
+    pub(crate) accepting: bool,
 }
 
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     state: Mutex<State>,
     wake: Notify,
     idle_timeout: Option<Duration>,
@@ -99,7 +99,7 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn new(idle_timeout: Option<Duration>, max_jobs: Option<u64>) -> Lifecycle {
+    pub(crate) fn new(idle_timeout: Option<Duration>, max_jobs: Option<u64>) -> Lifecycle {
         Lifecycle {
             state: Mutex::new(State {
                 phase: Phase::Serving,
@@ -119,7 +119,7 @@ impl Lifecycle {
     }
 
     /// Takes a job (the worker becomes busy) or says why not.
-    pub fn admit(&self) -> Result<(), Refusal> {
+    pub(crate) fn admit(&self) -> Result<(), Refusal> {
         let mut s = self.state.lock().unwrap();
         let refusal = match s.phase {
             Phase::IdleAction => Some(Refusal::IdleExiting),
@@ -140,7 +140,7 @@ impl Lifecycle {
     }
 
     /// The scheduler says whether any job runs or waits (or an update runs).
-    pub fn set_busy(&self, busy: bool) {
+    pub(crate) fn set_busy(&self, busy: bool) {
         let mut s = self.state.lock().unwrap();
         if s.busy == busy {
             return;
@@ -154,12 +154,12 @@ impl Lifecycle {
     }
 
     /// Asks for a pause; returns the phase after the request.
-    pub fn request_pause(&self) -> Phase {
+    pub(crate) fn request_pause(&self) -> Phase {
         self.set_pause(true)
     }
 
     /// Cancels a pause; returns the phase after the request.
-    pub fn request_resume(&self) -> Phase {
+    pub(crate) fn request_resume(&self) -> Phase {
         self.set_pause(false)
     }
 
@@ -178,14 +178,14 @@ impl Lifecycle {
     }
 
     /// Marks the worker as shutting down (no more admissions).
-    pub fn shutting_down(&self) {
+    pub(crate) fn shutting_down(&self) {
         self.state.lock().unwrap().phase = Phase::ShuttingDown;
         self.wake.notify_one();
     }
 
     /// Back to serving (or paused, if asked meanwhile) after a failed idle action; the idle
     /// timer starts again. Returns the new phase.
-    pub fn idle_action_failed(&self) -> Phase {
+    pub(crate) fn idle_action_failed(&self) -> Phase {
         let mut s = self.state.lock().unwrap();
         if s.phase == Phase::IdleAction {
             s.phase = if s.pause_requested {
@@ -202,12 +202,12 @@ impl Lifecycle {
     }
 
     /// Waits until something changed (admission, busy, pause, resume).
-    pub async fn changed(&self) {
+    pub(crate) async fn changed(&self) {
         self.wake.notified().await;
     }
 
     /// Decides the next step and moves the phase accordingly.
-    pub fn next_step(&self) -> Step {
+    pub(crate) fn next_step(&self) -> Step {
         let mut s = self.state.lock().unwrap();
         let now = Instant::now();
         let phase = s.phase;
@@ -253,7 +253,7 @@ impl Lifecycle {
         }
     }
 
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let s = self.state.lock().unwrap();
         Snapshot {
             phase: s.phase,

@@ -40,10 +40,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sent to the scheduler, in order with the hub frames, when the connection is lost; the
 /// scheduler acknowledges once no frame of the jobs it stopped can be queued any more.
 #[derive(Clone, Debug, Default)]
-pub struct LinkLost(Arc<tokio::sync::Notify>);
+pub(crate) struct LinkLost(Arc<tokio::sync::Notify>);
 
 impl LinkLost {
-    pub fn acknowledge(&self) {
+    pub(crate) fn acknowledge(&self) {
         self.0.notify_one();
     }
 
@@ -53,22 +53,22 @@ impl LinkLost {
 }
 
 /// Everything the link task needs.
-pub struct LinkSetup {
-    pub url: String,
+pub(crate) struct LinkSetup {
+    pub(crate) url: String,
     /// The `worker_hello` to send first; when it changes, the link reconnects to send it.
-    pub hello: tokio::sync::watch::Receiver<WorkerFrame>,
-    pub timings: LinkTimings,
+    pub(crate) hello: tokio::sync::watch::Receiver<WorkerFrame>,
+    pub(crate) timings: LinkTimings,
     /// Frames longer than this are refused unparsed (`PERRY_MAX_ASSIGN_FRAME`).
-    pub max_assign_frame: usize,
-    pub metrics: Arc<WorkerMetrics>,
+    pub(crate) max_assign_frame: usize,
+    pub(crate) metrics: Arc<WorkerMetrics>,
     /// Parsed hub frames for the scheduler.
-    pub incoming: mpsc::Sender<HubFrame>,
+    pub(crate) incoming: mpsc::Sender<HubFrame>,
     /// Frames to send; the link ends cleanly once every sender is gone and it is empty.
-    pub outgoing: mpsc::Receiver<WorkerFrame>,
+    pub(crate) outgoing: mpsc::Receiver<WorkerFrame>,
     /// Hard stop (used when a clean close takes too long).
-    pub stop: CancellationToken,
+    pub(crate) stop: CancellationToken,
     /// Closes the link on purpose and opens it again (pause, idle action).
-    pub hold: LinkHold,
+    pub(crate) hold: LinkHold,
 }
 
 /// Why one connection ended.
@@ -83,7 +83,7 @@ enum ConnectionEnd {
 }
 
 /// Runs the link until the outgoing channel is closed and drained, or `stop` fires.
-pub async fn run_link(mut setup: LinkSetup) {
+pub(crate) async fn run_link(mut setup: LinkSetup) {
     let timings = setup.timings;
     let mut backoff = Backoff::new(timings.backoff_initial, timings.backoff_max);
     // A frame taken from the channel whose send failed: sent first on the next connection.

@@ -5,7 +5,7 @@ use crate::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Safe to call twice (the second call does nothing).
-pub fn init_tracing(config: &Config) {
+pub(crate) fn init_tracing(config: &Config) {
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|e| {
         eprintln!("PERRY_LOG: {e}; using `info`");
         EnvFilter::new("info")

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// State of the hub link as shown by `/healthz`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinkState {
+pub(crate) enum LinkState {
     /// Opening the WebSocket and sending `worker_hello` (the starting state).
     Connecting = 0,
     /// The link is up.
@@ -27,7 +27,7 @@ pub enum LinkState {
 
 impl LinkState {
     /// The state's name in `/healthz`, e.g. `waiting_to_reconnect`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LinkState::Connecting => "connecting",
             LinkState::Connected => "connected",
@@ -49,7 +49,7 @@ impl LinkState {
 
 /// How a job ended, for `perry_jobs_total{outcome}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The job completed and its artifact was delivered.
     Success,
     /// The job failed with an error code.
@@ -78,17 +78,17 @@ struct StageTotals {
 pub struct WorkerMetrics {
     link_state: AtomicU8,
     /// Concurrent job slots (`PERRY_MAX_CONCURRENT_BUILDS`).
-    pub slots_total: usize,
+    pub(crate) slots_total: usize,
     /// Jobs running now.
-    pub running: AtomicUsize,
+    pub(crate) running: AtomicUsize,
     /// Assigned jobs waiting for a slot.
-    pub queued: AtomicUsize,
+    pub(crate) queued: AtomicUsize,
     /// Hub reconnect attempts since start.
-    pub reconnects: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
     /// Artifact bytes uploaded since start.
-    pub upload_bytes: AtomicU64,
+    pub(crate) upload_bytes: AtomicU64,
     /// Job log lines not forwarded (line cap or back-pressure) since start.
-    pub log_lines_dropped: AtomicU64,
+    pub(crate) log_lines_dropped: AtomicU64,
     outcomes: Mutex<BTreeMap<Outcome, u64>>,
     error_codes: Mutex<BTreeMap<&'static str, u64>>,
     stages: Mutex<BTreeMap<&'static str, StageTotals>>,
@@ -115,16 +115,16 @@ impl WorkerMetrics {
     }
 
     /// Records the hub link's new state.
-    pub fn set_link_state(&self, state: LinkState) {
+    pub(crate) fn set_link_state(&self, state: LinkState) {
         self.link_state.store(state as u8, Ordering::Relaxed);
     }
     /// The hub link's current state.
-    pub fn link_state(&self) -> LinkState {
+    pub(crate) fn link_state(&self) -> LinkState {
         LinkState::from_u8(self.link_state.load(Ordering::Relaxed))
     }
 
     /// Counts one ended job, and its error code when it has one.
-    pub fn record_outcome(&self, outcome: Outcome, code: Option<ErrorCode>) {
+    pub(crate) fn record_outcome(&self, outcome: Outcome, code: Option<ErrorCode>) {
         *self.outcomes.lock().unwrap().entry(outcome).or_default() += 1;
         if let Some(code) = code {
             *self
@@ -137,7 +137,7 @@ impl WorkerMetrics {
     }
 
     /// Adds one run of `stage` that took `took` to the stage totals.
-    pub fn record_stage(&self, stage: Stage, took: Duration) {
+    pub(crate) fn record_stage(&self, stage: Stage, took: Duration) {
         let mut stages = self.stages.lock().unwrap();
         let t = stages.entry(stage.as_str()).or_default();
         t.seconds += took.as_secs_f64();
@@ -145,7 +145,7 @@ impl WorkerMetrics {
     }
 
     /// `/healthz` body.
-    pub fn health_json(&self) -> serde_json::Value {
+    pub(crate) fn health_json(&self) -> serde_json::Value {
         let running = self.running.load(Ordering::Relaxed);
         serde_json::json!({
             "status": "ok",

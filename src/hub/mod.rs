@@ -1,15 +1,15 @@
 //! The worker service: the link to the Perry Hub, the wire protocol, and the job scheduler.
 //!
-//! [`run_worker`] wires the pieces: the [`link`] task owns the WebSocket and turns frames
-//! into [`protocol::HubFrame`]s; the [`scheduler`] decides which job runs when; each job runs
-//! through [`job_run`], reporting via a masked, rate-limited [`sink::HubEventSink`] into one
-//! bounded outgoing channel that the link drains. [`status`] optionally serves `/healthz`,
-//! `/readyz`, `/metrics`, `POST /pause` and `POST /resume`. The [`lifecycle`] says whether
-//! the worker takes jobs (pause, idle action, job limit); the [`supervisor`] acts on it
-//! through the link's [`link_switch`] and the [`idle_action`].
+//! [`run_worker`] wires the pieces: the `link` task owns the WebSocket and turns frames
+//! into `protocol::HubFrame`s; the `scheduler` decides which job runs when; each job runs
+//! through `job_run`, reporting via a masked, rate-limited `sink::HubEventSink` into one
+//! bounded outgoing channel that the link drains. `status` optionally serves `/healthz`,
+//! `/readyz`, `/metrics`, `POST /pause` and `POST /resume`. The `lifecycle` says whether
+//! the worker takes jobs (pause, idle action, job limit); the `supervisor` acts on it
+//! through the link's `link_switch` and the `idle_action`.
 //!
 //! The hub's HTTP side is here too: [`transfer`] downloads a job's project tarball and
-//! uploads its artifacts; `job_io` plugs both into [`crate::job::lifecycle`], which runs
+//! uploads its artifacts; `job_io` plugs both into `crate::job::lifecycle`, which runs
 //! the job itself.
 
 pub(crate) mod azure_vm;
@@ -32,7 +32,7 @@ pub(crate) mod supervisor;
 pub mod transfer;
 pub(crate) mod update;
 
-pub use logging::init_tracing;
+pub(crate) use logging::init_tracing;
 
 use crate::config::Config;
 use crate::pipeline::Pipeline;
@@ -66,7 +66,7 @@ pub async fn run_worker(
 }
 
 /// [`run_worker`] with a lifecycle the caller also holds (to pause and resume on signals).
-pub async fn run_worker_with(
+pub(crate) async fn run_worker_with(
     config: Arc<Config>,
     pipeline: Arc<dyn Pipeline>,
     runner: Arc<dyn Runner>,

@@ -12,7 +12,7 @@ const MAX_JOB_ID: usize = 256;
 
 /// The frames that refuse an oversized frame `text` (limit `cap` bytes): `error` and
 /// `complete{success:false}` for its job, or nothing (logged) when it names no job.
-pub fn refusal(text: &str, cap: usize) -> Vec<WorkerFrame> {
+pub(crate) fn refusal(text: &str, cap: usize) -> Vec<WorkerFrame> {
     let size = human_bytes(text.len() as u64);
     let limit = human_bytes(cap as u64);
     let job_id = text
@@ -39,7 +39,7 @@ pub fn refusal(text: &str, cap: usize) -> Vec<WorkerFrame> {
 
 /// The first `"job_id": "<value>"` in `text` whose value is a plain string (no escapes,
 /// no control characters, at most 256 bytes).
-pub fn job_id_in(text: &str) -> Option<String> {
+pub(crate) fn job_id_in(text: &str) -> Option<String> {
     const KEY: &str = "\"job_id\"";
     let mut rest = text;
     while let Some(at) = rest.find(KEY) {

@@ -1,13 +1,13 @@
 //! The Perry Hub wire protocol (hub-protocol.md §2): every frame in both directions.
 //!
-//! Worker → hub frames are built only here ([`WorkerFrame`], [`JobFrames`]) so each one
+//! Worker → hub frames are built only here (`WorkerFrame`, `JobFrames`) so each one
 //! carries its `job_id` and the exact field names. Hub → worker frames are serde types in
-//! [`incoming`], parsed tolerantly by [`parse_hub_frame`]: unknown fields are ignored, and a
-//! malformed or unknown frame is a [`FrameError`] the link logs as a warning, never a crash.
+//! `incoming`, parsed tolerantly by `parse_hub_frame`: unknown fields are ignored, and a
+//! malformed or unknown frame is a `FrameError` the link logs as a warning, never a crash.
 
 mod incoming;
 
-pub use incoming::{parse_hub_frame, FrameError, HubFrame, JobAssign};
+pub(crate) use incoming::{parse_hub_frame, HubFrame, JobAssign};
 
 use crate::error::ErrorCode;
 use crate::events::{LogStream, Stage};
@@ -27,7 +27,7 @@ pub struct ArtifactInfo {
 /// A frame the worker sends. Serialises to one JSON object with a `type` field.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum WorkerFrame {
+pub(crate) enum WorkerFrame {
     /// The first frame of every connection: who the worker is and what it can do.
     WorkerHello {
         /// Display name (`PERRY_WORKER_NAME`).
@@ -118,12 +118,12 @@ pub enum WorkerFrame {
 
 impl WorkerFrame {
     /// The frame as one JSON text.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).expect("worker frames always serialise")
     }
 
     /// The job this frame belongs to (`None` for hello and update_result).
-    pub fn job_id(&self) -> Option<&str> {
+    pub(crate) fn job_id(&self) -> Option<&str> {
         match self {
             WorkerFrame::Stage { job_id, .. }
             | WorkerFrame::Log { job_id, .. }
@@ -137,23 +137,19 @@ impl WorkerFrame {
 
 /// Builds the frames of one job; every frame gets this job's `job_id`.
 #[derive(Clone, Debug)]
-pub struct JobFrames {
+pub(crate) struct JobFrames {
     job_id: String,
 }
 
 impl JobFrames {
     /// Frames for the job `job_id`.
-    pub fn new(job_id: impl Into<String>) -> Self {
+    pub(crate) fn new(job_id: impl Into<String>) -> Self {
         JobFrames {
             job_id: job_id.into(),
         }
     }
-    /// The job these frames belong to.
-    pub fn job_id(&self) -> &str {
-        &self.job_id
-    }
     /// A `stage` frame.
-    pub fn stage(&self, stage: Stage, message: impl Into<String>) -> WorkerFrame {
+    pub(crate) fn stage(&self, stage: Stage, message: impl Into<String>) -> WorkerFrame {
         WorkerFrame::Stage {
             job_id: self.job_id.clone(),
             stage,
@@ -161,7 +157,12 @@ impl JobFrames {
         }
     }
     /// A `log` frame.
-    pub fn log(&self, stage: Stage, stream: LogStream, line: impl Into<String>) -> WorkerFrame {
+    pub(crate) fn log(
+        &self,
+        stage: Stage,
+        stream: LogStream,
+        line: impl Into<String>,
+    ) -> WorkerFrame {
         WorkerFrame::Log {
             job_id: self.job_id.clone(),
             stage,
@@ -170,7 +171,12 @@ impl JobFrames {
         }
     }
     /// A `progress` frame; `percent` is capped at 100.
-    pub fn progress(&self, stage: Stage, percent: u8, message: Option<String>) -> WorkerFrame {
+    pub(crate) fn progress(
+        &self,
+        stage: Stage,
+        percent: u8,
+        message: Option<String>,
+    ) -> WorkerFrame {
         WorkerFrame::Progress {
             job_id: self.job_id.clone(),
             stage,
@@ -179,7 +185,7 @@ impl JobFrames {
         }
     }
     /// An `error` frame.
-    pub fn error(
+    pub(crate) fn error(
         &self,
         code: ErrorCode,
         message: impl Into<String>,
@@ -193,7 +199,7 @@ impl JobFrames {
         }
     }
     /// `complete{success:true}` listing the uploaded artifacts.
-    pub fn complete_success(
+    pub(crate) fn complete_success(
         &self,
         duration_secs: f64,
         artifacts: Vec<ArtifactInfo>,
@@ -208,7 +214,11 @@ impl JobFrames {
         }
     }
     /// `complete{success:false}` carrying `error` (already masked), as the hub stores it.
-    pub fn complete_failure(&self, duration_secs: f64, error: impl Into<String>) -> WorkerFrame {
+    pub(crate) fn complete_failure(
+        &self,
+        duration_secs: f64,
+        error: impl Into<String>,
+    ) -> WorkerFrame {
         WorkerFrame::Complete {
             job_id: self.job_id.clone(),
             success: false,

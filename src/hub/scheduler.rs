@@ -41,7 +41,7 @@ struct Queued {
     attempt: u32,
 }
 
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     env: Arc<JobEnv>,
     slots: usize,
     queue: VecDeque<Queued>,
@@ -65,7 +65,7 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(env: Arc<JobEnv>, hello: watch::Sender<WorkerFrame>) -> Self {
+    pub(crate) fn new(env: Arc<JobEnv>, hello: watch::Sender<WorkerFrame>) -> Self {
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         let (update_done_tx, update_done_rx) = mpsc::unbounded_channel();
         Scheduler {
@@ -90,13 +90,13 @@ impl Scheduler {
     }
 
     /// Takes jobs only when `lifecycle` admits them, and reports busy/idle to it.
-    pub fn with_lifecycle(mut self, lifecycle: Arc<Lifecycle>) -> Self {
+    pub(crate) fn with_lifecycle(mut self, lifecycle: Arc<Lifecycle>) -> Self {
         self.lifecycle = lifecycle;
         self
     }
 
     /// Runs until `shutdown` fired and every job has ended (drained or cancelled).
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         mut incoming: mpsc::Receiver<HubFrame>,
         shutdown: CancellationToken,

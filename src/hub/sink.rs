@@ -38,7 +38,7 @@ struct SinkState {
     last_progress: Option<(Stage, u8, Instant)>,
 }
 
-pub struct HubEventSink {
+pub(crate) struct HubEventSink {
     frames: JobFrames,
     masker: Masker,
     out: mpsc::Sender<WorkerFrame>,
@@ -49,7 +49,7 @@ pub struct HubEventSink {
 }
 
 impl HubEventSink {
-    pub fn new(
+    pub(crate) fn new(
         job_id: &str,
         masker: Masker,
         out: mpsc::Sender<WorkerFrame>,
@@ -74,33 +74,33 @@ impl HubEventSink {
         }
     }
 
-    pub fn frames(&self) -> &JobFrames {
+    pub(crate) fn frames(&self) -> &JobFrames {
         &self.frames
     }
 
     /// `text` without control characters, then masked: what the hub and the log may show.
-    pub fn mask(&self, text: &str) -> String {
+    pub(crate) fn mask(&self, text: &str) -> String {
         self.masker.mask(&strip_controls(text))
     }
 
     /// The stage the job is in (the last stage event), if any.
-    pub fn current_stage(&self) -> Option<Stage> {
+    pub(crate) fn current_stage(&self) -> Option<Stage> {
         self.state.lock().unwrap().current_stage.map(|(s, _)| s)
     }
 
     /// Stops every further frame of this job (an orphaned run that is being replaced).
     #[cfg(test)]
-    pub fn silence(&self) {
+    pub(crate) fn silence(&self) {
         self.gate.close();
     }
 
-    pub fn is_silenced(&self) -> bool {
+    pub(crate) fn is_silenced(&self) -> bool {
         self.gate.is_closed()
     }
 
     /// Sends `error{code,message,stage}` then `complete{success:false, error}` (the
     /// message masked in both), waiting for channel space.
-    pub async fn send_failure(&self, err: &JobError, duration_secs: f64) {
+    pub(crate) async fn send_failure(&self, err: &JobError, duration_secs: f64) {
         let message = self.mask(&err.message);
         self.send_reliably(self.frames.error(err.code, message.clone(), err.stage))
             .await;
@@ -110,7 +110,7 @@ impl HubEventSink {
 
     /// Sends a frame built by the job runner, waiting for channel space. Earlier stage frames
     /// still waiting in the overflow queue go first, so order is kept.
-    pub async fn send_reliably(&self, frame: WorkerFrame) {
+    pub(crate) async fn send_reliably(&self, frame: WorkerFrame) {
         if self.is_silenced() {
             return;
         }
@@ -130,7 +130,7 @@ impl HubEventSink {
 
     /// Ends the job's event stream: records the last stage's duration and reports how many
     /// log lines were dropped, if any.
-    pub async fn finish(&self) {
+    pub(crate) async fn finish(&self) {
         let (dropped, sent, stage) = {
             let mut st = self.state.lock().unwrap();
             let stage = st.current_stage.map_or(Stage::Complete, |(s, _)| s);
@@ -154,7 +154,7 @@ impl HubEventSink {
 
     /// Lines forwarded and dropped so far.
     #[cfg(test)]
-    pub fn line_counts(&self) -> (u64, u64) {
+    pub(crate) fn line_counts(&self) -> (u64, u64) {
         let st = self.state.lock().unwrap();
         (st.lines_sent, st.lines_dropped)
     }

@@ -24,15 +24,15 @@ use tokio_util::sync::CancellationToken;
 
 /// What the status server reads and controls.
 #[derive(Clone)]
-pub struct StatusState {
-    pub metrics: Arc<WorkerMetrics>,
-    pub lifecycle: Arc<Lifecycle>,
+pub(crate) struct StatusState {
+    pub(crate) metrics: Arc<WorkerMetrics>,
+    pub(crate) lifecycle: Arc<Lifecycle>,
     /// Accept `POST /pause` and `/resume` from any client, not only loopback.
-    pub control_allow_remote: bool,
+    pub(crate) control_allow_remote: bool,
 }
 
 /// Binds `addr` and serves until `stop` fires. Returns the bound address.
-pub async fn serve_status(
+pub(crate) async fn serve_status(
     addr: SocketAddr,
     state: StatusState,
     stop: CancellationToken,

@@ -14,18 +14,18 @@ use tokio_util::sync::CancellationToken;
 /// How long the link may take to send its last frames and close.
 const RELEASE_LIMIT: Duration = Duration::from_secs(40);
 
-pub struct Supervisor {
-    pub lifecycle: Arc<Lifecycle>,
-    pub switch: LinkSwitch,
-    pub idle_actor: IdleActor,
-    pub idle_timeout: Option<Duration>,
+pub(crate) struct Supervisor {
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) switch: LinkSwitch,
+    pub(crate) idle_actor: IdleActor,
+    pub(crate) idle_timeout: Option<Duration>,
     /// Cancelled by the supervisor to end the worker; watched to stop supervising.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
 }
 
 impl Supervisor {
     /// Runs until the worker shuts down (for any reason).
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         loop {
             match self.lifecycle.next_step() {
                 Step::Wait(deadline) => {

@@ -22,7 +22,10 @@ const UPDATE_TIMEOUT: Duration = Duration::from_secs(600);
 /// `perry --version` with a leading `perry ` stripped, run through `runner` so it asks the
 /// compiler that builds actually use (inside the toolchain image when Docker is on);
 /// `None` when perry cannot be run.
-pub async fn perry_version<R: Runner + ?Sized>(config: &Config, runner: &R) -> Option<String> {
+pub(crate) async fn perry_version<R: Runner + ?Sized>(
+    config: &Config,
+    runner: &R,
+) -> Option<String> {
     let out = tempfile::tempdir().ok()?;
     let sink = CollectingSink::new();
     let step = Step {
@@ -55,7 +58,7 @@ pub async fn perry_version<R: Runner + ?Sized>(config: &Config, runner: &R) -> O
 
 /// The configured capabilities, without `windows` when perry cannot run (`version` is
 /// `None`): such a worker can still sign bundles but would fail every compile job.
-pub fn advertised_capabilities(config: &Config, version: Option<&str>) -> Vec<String> {
+pub(crate) fn advertised_capabilities(config: &Config, version: Option<&str>) -> Vec<String> {
     config
         .capabilities
         .iter()
@@ -65,7 +68,7 @@ pub fn advertised_capabilities(config: &Config, version: Option<&str>) -> Vec<St
 }
 
 /// The `worker_hello` for a probed perry version; logs when `windows` is left out.
-pub fn worker_hello(config: &Config, perry_version: Option<String>) -> WorkerFrame {
+pub(crate) fn worker_hello(config: &Config, perry_version: Option<String>) -> WorkerFrame {
     let capabilities = advertised_capabilities(config, perry_version.as_deref());
     if capabilities.len() < config.capabilities.len() {
         tracing::warn!(
@@ -85,7 +88,10 @@ pub fn worker_hello(config: &Config, perry_version: Option<String>) -> WorkerFra
 
 /// Runs the update and builds the `update_result` frame; also returns the version that
 /// `perry --version` reports afterwards (for the next hello).
-pub async fn update_perry(config: &Config, runner: &dyn Runner) -> (WorkerFrame, Option<String>) {
+pub(crate) async fn update_perry(
+    config: &Config,
+    runner: &dyn Runner,
+) -> (WorkerFrame, Option<String>) {
     let old_version = perry_version(config, runner).await;
     run_update(config, runner, old_version).await
 }

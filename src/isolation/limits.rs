@@ -12,15 +12,15 @@ use std::time::Duration;
 /// Limits of one job's child process (`PERRY_JOB_MEMORY`, `PERRY_JOB_CPU_TIME`,
 /// `PERRY_JOB_MAX_FILE`, `PERRY_JOB_OPEN_FILES`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct JobProcessLimits {
+pub(crate) struct JobProcessLimits {
     /// Heap and other private memory, in bytes.
-    pub memory_bytes: u64,
+    pub(crate) memory_bytes: u64,
     /// CPU time, all threads together.
-    pub cpu_time: Duration,
+    pub(crate) cpu_time: Duration,
     /// Largest file the child may write, in bytes.
-    pub max_file_bytes: u64,
+    pub(crate) max_file_bytes: u64,
     /// Open file descriptors (Unix).
-    pub open_files: u64,
+    pub(crate) open_files: u64,
 }
 
 impl Default for JobProcessLimits {

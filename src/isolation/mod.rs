@@ -2,17 +2,17 @@
 //! child process, never in the long-lived worker.
 //!
 //! [`IsolatedPipeline`] is the worker's side. It opens the job's signing session (the key
-//! stays here), starts `perry-ship-windows __job` under OS limits ([`limits`]) with an
+//! stays here), starts `perry-ship-windows __job` under OS limits (`limits`) with an
 //! environment that holds no secret, and serves the child over its stdin/stdout
-//! ([`wire`]): it forwards the child's events to the job's sink (control characters
+//! (`wire`): it forwards the child's events to the job's sink (control characters
 //! stripped), runs the tool steps the child asks for in the sandbox (only on the job's own
-//! files), and signs the digests it sends. The child ([`child`]) runs the Windows pipeline
+//! files), and signs the digests it sends. The child (`child`) runs the Windows pipeline
 //! (icons, PE resources, DLL imports, the asset walk, hand-off metadata, NSIS/MSIX/ZIP
-//! inputs, Authenticode digests and embedding) through [`remote`].
+//! inputs, Authenticode digests and embedding) through `remote`.
 //!
 //! Cancel and the job timeout kill the child at once. When it dies (abort, stack overflow,
 //! a limit), the job fails with the code of its stage and a message saying why
-//! ([`death`]); the hub link and every other job go on.
+//! (`death`); the hub link and every other job go on.
 
 mod child;
 mod death;
@@ -22,8 +22,9 @@ pub(crate) mod unpack;
 pub(crate) mod wire;
 
 pub use child::child_main;
-pub use limits::JobProcessLimits;
-pub use unpack::{self_check, unpack_main, UNPACK_SUBCOMMAND};
+pub(crate) use limits::JobProcessLimits;
+pub use unpack::{unpack_main, UNPACK_SUBCOMMAND};
+pub(crate) use unpack::self_check;
 
 use crate::error::{ErrorCode, JobError};
 use crate::events::{JobEvent, Stage};
@@ -40,7 +41,7 @@ use tokio::sync::mpsc;
 use wire::{FromChild, JobSpec, SigningSpec, ToChild, WireOutcome, WireSignResult};
 
 /// The hidden subcommand the child runs.
-pub const CHILD_SUBCOMMAND: &str = "__job";
+pub(crate) const CHILD_SUBCOMMAND: &str = "__job";
 
 /// Environment variables the child keeps (none holds a secret); everything else,
 /// `PERRY_*` settings included, is left out. The settings travel in the job message.
@@ -115,7 +116,7 @@ impl IsolatedPipeline {
     }
 
     /// Children run the binary of this process.
-    pub fn of_this_program() -> std::io::Result<Self> {
+    pub(crate) fn of_this_program() -> std::io::Result<Self> {
         Ok(Self::new(std::env::current_exe()?))
     }
 

@@ -49,8 +49,8 @@ enum Answer {
 /// process that unpacks it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct UnpackLimits {
-    pub archive: ExtractLimits,
-    pub process: JobProcessLimits,
+    pub(crate) archive: ExtractLimits,
+    pub(crate) process: JobProcessLimits,
 }
 
 impl UnpackLimits {

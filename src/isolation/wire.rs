@@ -20,26 +20,26 @@ pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
 /// What the child needs to run the pipeline: everything but credentials.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct JobSpec {
-    pub job_id: String,
-    pub attempt: u32,
-    pub manifest: Manifest,
-    pub project_dir: PathBuf,
-    pub work_dir: PathBuf,
+    pub(crate) job_id: String,
+    pub(crate) attempt: u32,
+    pub(crate) manifest: Manifest,
+    pub(crate) project_dir: PathBuf,
+    pub(crate) work_dir: PathBuf,
     /// The worker's `PERRY_*` settings, secrets left out; the child parses them again.
-    pub config_vars: Vec<(String, String)>,
+    pub(crate) config_vars: Vec<(String, String)>,
     /// The signing certificate and timestamp servers; the key stays with the worker.
-    pub signing: Option<SigningSpec>,
+    pub(crate) signing: Option<SigningSpec>,
 }
 
 /// The public half of the job's signing session.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct SigningSpec {
-    pub method: SigningMethod,
+    pub(crate) method: SigningMethod,
     /// DER certificates, leaf first, as checked when the worker opened the session.
-    pub chain_hex: Vec<String>,
-    pub certificate: crate::sign::certificate::CertificateReport,
+    pub(crate) chain_hex: Vec<String>,
+    pub(crate) certificate: crate::sign::certificate::CertificateReport,
     /// `None`: timestamping is off for this job.
-    pub timestamp_urls: Option<Vec<String>>,
+    pub(crate) timestamp_urls: Option<Vec<String>>,
 }
 
 /// Worker → child.
@@ -141,9 +141,9 @@ pub(crate) enum WireOutcome {
 /// [`Artifact`] on the wire.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WireArtifact {
-    pub path: PathBuf,
-    pub name: String,
-    pub target: String,
+    pub(crate) path: PathBuf,
+    pub(crate) name: String,
+    pub(crate) target: String,
 }
 
 impl From<&Artifact> for WireArtifact {
@@ -159,9 +159,9 @@ impl From<&Artifact> for WireArtifact {
 /// [`JobError`] on the wire.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WireJobError {
-    pub code: ErrorCode,
-    pub stage: Option<Stage>,
-    pub message: String,
+    pub(crate) code: ErrorCode,
+    pub(crate) stage: Option<Stage>,
+    pub(crate) message: String,
 }
 
 impl From<&JobError> for WireJobError {

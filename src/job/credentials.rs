@@ -99,7 +99,7 @@ pub enum SigningMethod {
 
 impl SigningMethod {
     /// The method's name for logs and reports, e.g. `Azure Trusted Signing`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SigningMethod::Pfx => "PFX",
             SigningMethod::Azure => "Azure Trusted Signing",
@@ -156,7 +156,7 @@ pub struct CredentialsError {
     /// The credentials field at fault.
     pub field: String,
     /// The rule it breaks.
-    pub problem: String,
+    pub(crate) problem: String,
 }
 
 fn fail(field: &str, problem: impl Into<String>) -> CredentialsError {
@@ -167,7 +167,7 @@ fn fail(field: &str, problem: impl Into<String>) -> CredentialsError {
 }
 
 /// Keys whose values are public identifiers and are not masked.
-pub const PUBLIC_KEYS: &[&str] = &[
+pub(crate) const PUBLIC_KEYS: &[&str] = &[
     "windows_timestamp_url",
     "azure_signing_endpoint",
     "azure_signing_account",
@@ -267,7 +267,7 @@ impl Credentials {
 
 /// Every string inside `value` (each also trimmed), for masking: the secret values of the
 /// credentials, or the whole credentials object when it does not parse.
-pub fn secret_strings(value: &Value) -> Vec<Secret> {
+pub(crate) fn secret_strings(value: &Value) -> Vec<Secret> {
     let mut out = Vec::new();
     collect_strings(value, &mut out);
     out

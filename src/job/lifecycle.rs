@@ -31,46 +31,46 @@ use tokio_util::sync::CancellationToken;
 
 /// What every job of one process shares: configuration, tools and the HTTP client.
 #[derive(Clone)]
-pub struct JobTools {
+pub(crate) struct JobTools {
     /// The validated `PERRY_*` configuration.
-    pub config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
     /// The stages after extraction (the Windows pipeline, or a test's stand-in).
-    pub pipeline: Arc<dyn Pipeline>,
+    pub(crate) pipeline: Arc<dyn Pipeline>,
     /// Where the pipeline's tools run: Docker containers or host processes.
-    pub runner: Arc<dyn Runner>,
+    pub(crate) runner: Arc<dyn Runner>,
     /// The shared HTTP client (signing services, timestamp servers).
-    pub http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     /// Where jobs record the signing certificate they used (`/metrics`).
-    pub certificates: Arc<CertificateGauges>,
+    pub(crate) certificates: Arc<CertificateGauges>,
 }
 
 /// One job to run.
-pub struct JobRequest {
+pub(crate) struct JobRequest {
     /// The hub's job id, or `local-<uuid>` for a local build.
-    pub job_id: String,
+    pub(crate) job_id: String,
     /// 1 for the first assignment of `job_id`, 2 after a re-queue, ….
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     /// Written into the work folder as its owner (see [`workdir::remove_leftovers`]).
-    pub owner: String,
+    pub(crate) owner: String,
     /// Signing credentials (empty: the build ships unsigned).
-    pub credentials: Credentials,
+    pub(crate) credentials: Credentials,
     /// Where the job's stage, log and progress events go.
-    pub events: SharedSink,
+    pub(crate) events: SharedSink,
     /// Stops the job (hub cancel, drain deadline, timeout, Ctrl-C).
-    pub cancel: CancellationToken,
+    pub(crate) cancel: CancellationToken,
 }
 
 /// The project on disk and its manifest.
-pub struct Project {
+pub(crate) struct Project {
     /// The project folder the pipeline builds.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// What to build and how to package it.
-    pub manifest: Manifest,
+    pub(crate) manifest: Manifest,
 }
 
 /// Where a job's project comes from.
 #[async_trait::async_trait]
-pub trait ProjectInput: Send + Sync {
+pub(crate) trait ProjectInput: Send + Sync {
     /// Puts the project on disk (inside `work` when it must be unpacked) and returns it with
     /// its manifest.
     async fn fetch(
@@ -83,7 +83,7 @@ pub trait ProjectInput: Send + Sync {
 
 /// Where a job's artifacts go.
 #[async_trait::async_trait]
-pub trait Delivery: Send + Sync {
+pub(crate) trait Delivery: Send + Sync {
     /// What a successful delivery reports (hub: the uploaded artifacts; command line: the
     /// copied files).
     type Receipt: Send;
@@ -98,7 +98,7 @@ pub trait Delivery: Send + Sync {
 }
 
 /// Runs one job through prepare → pipeline → deliver.
-pub async fn run_job<D: Delivery>(
+pub(crate) async fn run_job<D: Delivery>(
     tools: &JobTools,
     request: JobRequest,
     input: &dyn ProjectInput,
@@ -155,7 +155,7 @@ pub async fn run_job<D: Delivery>(
 
 /// Extracts the project tarball `archive` into `dest` with the configured limits (in the
 /// unpacking child process), reporting the result as `extracting` events.
-pub async fn unpack_project(
+pub(crate) async fn unpack_project(
     archive: &Path,
     dest: &Path,
     config: &Config,

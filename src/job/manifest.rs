@@ -3,7 +3,7 @@
 mod ascii;
 mod rules;
 
-pub use rules::{parse_relative_path, parse_version};
+pub(crate) use rules::{parse_relative_path, parse_version};
 
 use ascii::ascii_name;
 use rules::{
@@ -37,7 +37,7 @@ pub enum UacLevel {
 
 impl UacLevel {
     /// The value as written in the application manifest, e.g. `asInvoker`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             UacLevel::AsInvoker => "asInvoker",
             UacLevel::HighestAvailable => "highestAvailable",
@@ -92,24 +92,24 @@ impl Manifest {
 pub struct ManifestError {
     /// The manifest field at fault.
     pub field: String,
-    /// The rule it breaks (quoting at most [`PREVIEW_CHARS`] of the value).
+    /// The rule it breaks (quoting at most `PREVIEW_CHARS` of the value).
     pub problem: String,
 }
 
 /// How many characters of a rejected value an error message quotes.
-pub const PREVIEW_CHARS: usize = 60;
+pub(crate) const PREVIEW_CHARS: usize = 60;
 /// Longest accepted `app_name`, in characters.
-pub const MAX_APP_NAME_CHARS: usize = 200;
+pub(crate) const MAX_APP_NAME_CHARS: usize = 200;
 /// Longest accepted `bundle_id`, in bytes (ASCII only).
-pub const MAX_BUNDLE_ID_LEN: usize = 255;
+pub(crate) const MAX_BUNDLE_ID_LEN: usize = 255;
 /// Longest accepted free-text field (`windows_file_description`, …), in characters.
-pub const MAX_FREE_TEXT_CHARS: usize = 1024;
+pub(crate) const MAX_FREE_TEXT_CHARS: usize = 1024;
 /// Longest accepted relative path (`entry`, `icon`), in bytes.
-pub const MAX_PATH_LEN: usize = 1024;
+pub(crate) const MAX_PATH_LEN: usize = 1024;
 /// Most features a manifest may list, and the longest feature name.
-pub const MAX_FEATURES: usize = 64;
+pub(crate) const MAX_FEATURES: usize = 64;
 /// Longest accepted feature name, in bytes.
-pub const MAX_FEATURE_LEN: usize = 64;
+pub(crate) const MAX_FEATURE_LEN: usize = 64;
 
 fn fail(field: &str, problem: impl Into<String>) -> ManifestError {
     ManifestError {

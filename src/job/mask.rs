@@ -13,7 +13,7 @@
 //!   and `universe_domain` (masking the project name would redact it from every log line
 //!   that names the app or its folders), each again in all the forms above.
 //!
-//! Values and derived forms shorter than [`MIN_SECRET_LEN`] characters are ignored: masking
+//! Values and derived forms shorter than `MIN_SECRET_LEN` characters are ignored: masking
 //! every `ab` or `1` in a build log would destroy the log and reveal nothing useful anyway.
 //! Longer forms win over shorter overlapping ones; overlapping matches merge into one
 //! `[redacted]`. [`MaskingStream`] masks text that arrives in chunks, holding back just
@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[redacted]";
 /// Shorter values (in characters) are not masked.
-pub const MIN_SECRET_LEN: usize = 4;
+pub(crate) const MIN_SECRET_LEN: usize = 4;
 /// Top-level fields of a decoded credential JSON that describe it and are not secret.
 const PUBLIC_JSON_FIELDS: [&str; 3] = ["type", "project_id", "universe_domain"];
 
@@ -45,7 +45,7 @@ impl std::fmt::Debug for Masker {
 
 impl Masker {
     /// A masker for `secrets` and their derived forms; values shorter than
-    /// [`MIN_SECRET_LEN`] are skipped.
+    /// `MIN_SECRET_LEN` are skipped.
     pub fn new(secrets: &[Secret]) -> Masker {
         let mut patterns: Vec<Zeroizing<String>> = Vec::new();
         let mut values: Vec<Zeroizing<String>> = Vec::new();
@@ -68,20 +68,13 @@ impl Masker {
         Masker { patterns }
     }
 
-    /// A masker that masks nothing.
-    pub fn empty() -> Masker {
-        Masker {
-            patterns: Vec::new(),
-        }
-    }
-
     /// Whether there is nothing to mask.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
     /// Length in bytes of the longest pattern (0 when empty).
-    pub fn longest_pattern(&self) -> usize {
+    pub(crate) fn longest_pattern(&self) -> usize {
         self.patterns.first().map_or(0, |p| p.len())
     }
 

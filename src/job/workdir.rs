@@ -217,7 +217,7 @@ pub fn ensure_free_disk(path: &Path, min: u64) -> anyhow::Result<()> {
 }
 
 /// `1.5 GiB`, `512 MiB`, `300 B`.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
     let mut unit = 0;

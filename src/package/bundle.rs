@@ -29,14 +29,14 @@ pub struct BundleFile {
     /// Size in bytes.
     pub size: u64,
     /// Modification time written into packages: the source date, not the copy time.
-    pub mtime: SystemTime,
+    pub(crate) mtime: SystemTime,
 }
 
 /// Folders (parents before children) and files, both sorted by relative path.
 #[derive(Clone, Debug, Default)]
 pub struct BundleListing {
     /// Folders, `/`-separated and relative to the bundle root.
-    pub dirs: Vec<String>,
+    pub(crate) dirs: Vec<String>,
     /// Regular files.
     pub files: Vec<BundleFile>,
 }
@@ -182,7 +182,7 @@ pub fn utc_fields(t: SystemTime) -> (u16, u8, u8, u8, u8, u8) {
 }
 
 /// `(time, date)` in MS-DOS format (UTC, 2-second resolution), as ZIP headers store it.
-pub fn dos_time_date(t: SystemTime) -> (u16, u16) {
+pub(crate) fn dos_time_date(t: SystemTime) -> (u16, u16) {
     let (y, mo, d, h, mi, s) = utc_fields(t);
     let time = (u16::from(h) << 11) | (u16::from(mi) << 5) | u16::from(s / 2);
     let date = ((y - 1980) << 9) | (u16::from(mo) << 5) | u16::from(d);

@@ -18,24 +18,24 @@ const SAMPLE_BYTES: u64 = 32 * 1024;
 /// Samples per file, spread evenly from start to end (smaller files are read whole).
 const SAMPLES: u64 = 8;
 /// A file whose samples deflate to at least this fraction of their size is stored.
-pub const STORE_RATIO: f64 = 0.95;
+pub(crate) const STORE_RATIO: f64 = 0.95;
 /// Files at most this large are always compressed (headers would dominate a sample).
 const ALWAYS_COMPRESS_BELOW: u64 = 4096;
 
 /// What the samples of one file showed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// Bytes sampled.
-    pub sampled: u64,
+    pub(crate) sampled: u64,
     /// Their size after level-1 deflate (each sample on its own).
-    pub deflated: u64,
+    pub(crate) deflated: u64,
     /// Sampled bytes that are printable ASCII, tab, CR or LF.
-    pub text_like: u64,
+    pub(crate) text_like: u64,
 }
 
 impl Probe {
     /// Deflated / sampled (1.0 for an empty probe).
-    pub fn ratio(&self) -> f64 {
+    pub(crate) fn ratio(&self) -> f64 {
         if self.sampled == 0 {
             1.0
         } else {
@@ -44,18 +44,18 @@ impl Probe {
     }
 
     /// True when compressing the file is worth its time.
-    pub fn compresses(&self) -> bool {
+    pub(crate) fn compresses(&self) -> bool {
         self.sampled < ALWAYS_COMPRESS_BELOW || self.ratio() < STORE_RATIO
     }
 
     /// True when at least 95 % of the sampled bytes look like text.
-    pub fn is_text(&self) -> bool {
+    pub(crate) fn is_text(&self) -> bool {
         self.sampled > 0 && self.text_like * 100 >= self.sampled * 95
     }
 }
 
 /// Samples `path` (of `size` bytes) and deflates the samples.
-pub fn probe_file(path: &Path, size: u64) -> std::io::Result<Probe> {
+pub(crate) fn probe_file(path: &Path, size: u64) -> std::io::Result<Probe> {
     let mut file = File::open(path)?;
     let mut probe = Probe::default();
     let mut buf = Vec::with_capacity(SAMPLE_BYTES as usize);
@@ -93,7 +93,7 @@ pub fn probe_file(path: &Path, size: u64) -> std::io::Result<Probe> {
 }
 
 /// Probes every `(path, size)` on all cores; results in input order.
-pub fn probe_files(files: &[(&Path, u64)]) -> std::io::Result<Vec<Probe>> {
+pub(crate) fn probe_files(files: &[(&Path, u64)]) -> std::io::Result<Vec<Probe>> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<std::io::Result<Probe>>>> =
         Mutex::new((0..files.len()).map(|_| None).collect());
@@ -121,7 +121,7 @@ pub fn probe_files(files: &[(&Path, u64)]) -> std::io::Result<Vec<Probe>> {
 }
 
 /// Threads for CPU-bound packaging work: every core, at most 8.
-pub fn worker_threads() -> usize {
+pub(crate) fn worker_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)

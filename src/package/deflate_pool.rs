@@ -21,11 +21,11 @@ use std::sync::Mutex;
 /// Deflate level of the ZIP-based packagers for files that compress: zlib-rs' level 4
 /// (short lazy-match chains) is within ~4 % of level 6's size on text and executables at
 /// about twice its speed, and far from level 9's time for < 1 % more.
-pub const BULK_DEFLATE_LEVEL: u32 = 4;
+pub(crate) const BULK_DEFLATE_LEVEL: u32 = 4;
 
 /// How one file's bytes go into the archive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Packing {
+pub(crate) enum Packing {
     /// Copied as is.
     Store,
     /// Deflate at this level (1..=9).
@@ -34,30 +34,30 @@ pub enum Packing {
 
 /// One payload file to pack.
 #[derive(Clone, Copy, Debug)]
-pub struct PackFile<'a> {
+pub(crate) struct PackFile<'a> {
     /// The file to read.
-    pub path: &'a Path,
+    pub(crate) path: &'a Path,
     /// How its bytes are packed.
-    pub packing: Packing,
+    pub(crate) packing: Packing,
 }
 
 /// A packed chunk, delivered in file and chunk order.
 #[derive(Debug)]
-pub struct PackedChunk {
+pub(crate) struct PackedChunk {
     /// Index into the files given to [`pack_files`].
-    pub file: usize,
+    pub(crate) file: usize,
     /// Whether this is the file's first chunk.
-    pub first: bool,
+    pub(crate) first: bool,
     /// Whether this is the file's last chunk.
-    pub last: bool,
+    pub(crate) last: bool,
     /// Uncompressed length of the chunk.
-    pub raw_len: usize,
+    pub(crate) raw_len: usize,
     /// CRC-32 of the uncompressed chunk (combine them for the file's CRC).
-    pub crc: flate2::Crc,
+    pub(crate) crc: flate2::Crc,
     /// SHA-256 of the uncompressed chunk, when asked for and the chunk is not empty.
-    pub sha256: Option<[u8; 32]>,
+    pub(crate) sha256: Option<[u8; 32]>,
     /// The bytes that go into the archive.
-    pub bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
 }
 
 struct Job {
@@ -71,7 +71,7 @@ struct Job {
 /// Reads `files` in `chunk_size` pieces, packs them on all cores and calls `consume` with
 /// each chunk in order (every file yields at least one chunk, empty files one empty last
 /// chunk). With `hash_chunks`, each non-empty chunk also carries its SHA-256.
-pub fn pack_files(
+pub(crate) fn pack_files(
     files: &[PackFile<'_>],
     chunk_size: usize,
     hash_chunks: bool,
@@ -185,7 +185,7 @@ fn pack_chunk(
 
 /// Deflates all of `input` into `out`, ending with `flush` (`Full`: byte-aligned, the
 /// dictionary reset; `Finish`: the stream's final block).
-pub fn deflate_into(
+pub(crate) fn deflate_into(
     c: &mut Compress,
     input: &[u8],
     out: &mut Vec<u8>,

@@ -3,7 +3,7 @@
 //! `perry-precompiled/dlls/` into the bundle.
 //!
 //! Import names come from a file the project made, so each must be a bare file name (no
-//! separators, `..`, drive letters, device names; [`check_dll_name`]) and is looked up only
+//! separators, `..`, drive letters, device names; `check_dll_name`) and is looked up only
 //! as a regular file (never a link) directly inside the job's own output folders.
 
 use super::escape::is_windows_device_name;
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 /// (`ucrtbase`) is part of Windows 10+. Not listed on purpose: the Visual C++ runtime
 /// (`vcruntime140`, `msvcp140`, …) and mingw runtimes (`libgcc_s_seh-1`, `libstdc++-6`,
 /// `libwinpthread-1`), which must travel with the app.
-pub const SYSTEM_DLLS: &[&str] = &[
+pub(crate) const SYSTEM_DLLS: &[&str] = &[
     "advapi32",
     "bcrypt",
     "bcryptprimitives",
@@ -85,7 +85,7 @@ pub const SYSTEM_DLLS: &[&str] = &[
 
 /// True for DLLs Windows provides (see [`SYSTEM_DLLS`]); case-insensitive, with or without
 /// the `.dll`/`.drv` extension.
-pub fn is_system_dll(name: &str) -> bool {
+pub(crate) fn is_system_dll(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     if lower.starts_with("api-ms-win-") || lower.starts_with("ext-ms-") {
         return true;
@@ -202,7 +202,7 @@ const MAX_PE_BYTES: u64 = 1 << 30;
 const MAX_DLL_NAME: usize = 255;
 
 /// `Ok` when `name` is a bare DLL file name; otherwise why not ("is not a bare file name").
-pub fn check_dll_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_dll_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > MAX_DLL_NAME {
         return Err("is empty or longer than 255 bytes");
     }

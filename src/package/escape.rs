@@ -17,14 +17,14 @@ const NSIS_DOLLAR: &str = "${U+24}";
 /// `"` → `$\"`, CR/LF/TAB → `$\r`/`$\n`/`$\t`. Backticks and single quotes are plain
 /// characters inside double quotes; other control characters are refused. The value is
 /// always inside quotes, so a leading `!` or `;` is plain text too.
-pub fn nsis_string(field: &str, value: &str) -> Result<String, PackageError> {
+pub(crate) fn nsis_string(field: &str, value: &str) -> Result<String, PackageError> {
     escape_nsis(field, value, &[NSIS_DOLLAR, NSIS_DOLLAR].concat())
 }
 
 /// Escapes `value` for `VIAddVersionKey`, whose value is a compile-time string: makensis
 /// applies `$\"`/`$\n`-style escapes but keeps `$$` and `$VAR` as written, so `$` is
 /// emitted once, as `${U+24}`.
-pub fn nsis_version_string(field: &str, value: &str) -> Result<String, PackageError> {
+pub(crate) fn nsis_version_string(field: &str, value: &str) -> Result<String, PackageError> {
     escape_nsis(field, value, NSIS_DOLLAR)
 }
 
@@ -51,7 +51,7 @@ fn escape_nsis(field: &str, value: &str, dollar: &str) -> Result<String, Package
 
 /// Escapes `value` for XML character data and attribute values (both quote styles).
 /// Characters that XML 1.0 cannot carry at all (most C0 controls) are refused.
-pub fn xml(field: &str, value: &str) -> Result<String, PackageError> {
+pub(crate) fn xml(field: &str, value: &str) -> Result<String, PackageError> {
     let mut out = String::with_capacity(value.len() + 8);
     for c in value.chars() {
         match c {
@@ -79,7 +79,7 @@ pub fn xml(field: &str, value: &str) -> Result<String, PackageError> {
 /// no quotes, no control characters, nothing Windows refuses in a file name, no device
 /// name (see [`is_windows_device_name`]). Applied on every host: a Linux-built package
 /// must install on Windows.
-pub fn check_file_name(rel: &str) -> Result<(), PackageError> {
+pub(crate) fn check_file_name(rel: &str) -> Result<(), PackageError> {
     for part in rel.split('/') {
         if is_windows_device_name(part) {
             return Err(PackageError::UnsafeBundle(format!(
@@ -109,7 +109,7 @@ pub fn check_file_name(rel: &str) -> Result<(), PackageError> {
 /// `NUL`, `COM1`-`COM9`, `LPT1`-`LPT9` (and their superscript-digit forms), `CONIN$`,
 /// `CONOUT$`, case-insensitive, with any extension and with spaces before the extension
 /// (`nul.txt`, `Com1 .png`, `aux.tar.gz`).
-pub fn is_windows_device_name(name: &str) -> bool {
+pub(crate) fn is_windows_device_name(name: &str) -> bool {
     let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
     let upper = stem.to_uppercase();
     if matches!(

@@ -8,11 +8,11 @@ use std::path::Path;
 /// Sizes written into `app.ico`, smallest first.
 pub const ICO_SIZES: [u32; 7] = [16, 24, 32, 48, 64, 128, 256];
 /// The smallest accepted source (longer side, in pixels).
-pub const MIN_SOURCE_PX: u32 = 256;
+pub(crate) const MIN_SOURCE_PX: u32 = 256;
 
 /// MSIX logos: (path inside the package, width, height). `templates/AppxManifest.xml`
 /// references exactly these.
-pub const MSIX_LOGOS: [(&str, u32, u32); 4] = [
+pub(crate) const MSIX_LOGOS: [(&str, u32, u32); 4] = [
     ("Assets/StoreLogo.png", 50, 50),
     ("Assets/Square44x44Logo.png", 44, 44),
     ("Assets/Square150x150Logo.png", 150, 150),
@@ -21,12 +21,12 @@ pub const MSIX_LOGOS: [(&str, u32, u32); 4] = [
 
 /// Largest image side decoded from an ICO entry (Windows icons are at most 256 px; PNG
 /// entries may be bigger, but not big enough to make decoding a memory bomb).
-pub const MAX_ICO_IMAGE_PX: u32 = 1024;
+pub(crate) const MAX_ICO_IMAGE_PX: u32 = 1024;
 
 /// Checks an ICO file's directory before a decoder copies its entries: the entries must fit
 /// in the file and their data spans must not add up to more than the file (spans that all
 /// point at the whole file would make a small ICO cost gigabytes to read).
-pub fn check_ico_layout(bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn check_ico_layout(bytes: &[u8]) -> Result<(), String> {
     let field = |at: usize| -> Option<u32> {
         Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
     };
@@ -53,7 +53,7 @@ pub fn check_ico_layout(bytes: &[u8]) -> Result<(), String> {
 
 /// Loads the source PNG, refusing anything that is not a PNG of at least 256 px, and pads
 /// a non-square image to a transparent square (centred) so it never gets stretched.
-pub fn load_square_png(png: &Path) -> Result<RgbaImage, PackageError> {
+pub(crate) fn load_square_png(png: &Path) -> Result<RgbaImage, PackageError> {
     let bad = |reason: String| PackageError::BadIcon {
         path: png.to_path_buf(),
         reason,
@@ -119,7 +119,10 @@ pub fn png_to_ico(png: &Path, ico_out: &Path) -> Result<(), PackageError> {
 
 /// Writes the [`MSIX_LOGOS`] under `out_dir` and returns them as (relative path, w, h).
 /// The wide logo centres the square icon on a transparent background.
-pub fn png_logos(png: &Path, out_dir: &Path) -> Result<Vec<(String, u32, u32)>, PackageError> {
+pub(crate) fn png_logos(
+    png: &Path,
+    out_dir: &Path,
+) -> Result<Vec<(String, u32, u32)>, PackageError> {
     let square = load_square_png(png)?;
     let mut written = Vec::new();
     for (rel, w, h) in MSIX_LOGOS {

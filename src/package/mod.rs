@@ -2,14 +2,14 @@
 //!
 //! Pure-Rust work (icons, resources, ZIP and MSIX writing) runs in-process; `makensis` runs
 //! as a [`crate::sandbox::Step`] through whatever runner the pipeline has. Every free-text
-//! value from the manifest is escaped for its target format by [`escape`], and every
-//! template under `templates/` is rendered by [`template`], which refuses unknown placeholders.
+//! value from the manifest is escaped for its target format by `escape`, and every
+//! template under `templates/` is rendered by `template`, which refuses unknown placeholders.
 
 pub mod bundle;
-pub mod compressibility;
-pub mod deflate_pool;
+pub(crate) mod compressibility;
+pub(crate) mod deflate_pool;
 pub mod dlls;
-pub mod escape;
+pub(crate) mod escape;
 pub mod icon;
 pub mod msix;
 pub mod nsis;
@@ -18,10 +18,10 @@ pub mod nsis_plugins;
 pub mod nsis_uninstaller;
 pub mod portable;
 pub mod resources;
-pub mod rsrc_guard;
-pub mod source_date;
-pub mod template;
-pub mod zip_stream;
+pub(crate) mod rsrc_guard;
+pub(crate) mod source_date;
+pub(crate) mod template;
+pub(crate) mod zip_stream;
 
 pub use bundle::Bundle;
 pub use source_date::source_date;
@@ -83,7 +83,7 @@ impl AppInfo {
     }
 
     /// `1.2.3.4`
-    pub fn version_string4(&self) -> String {
+    pub(crate) fn version_string4(&self) -> String {
         let [a, b, c, d] = self.version4;
         format!("{a}.{b}.{c}.{d}")
     }
@@ -181,7 +181,7 @@ pub enum PackageError {
 
 impl PackageError {
     /// `map_err(PackageError::io("writing x"))`
-    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PackageError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PackageError {
         let context = context.into();
         move |source| PackageError::Io { context, source }
     }

@@ -35,7 +35,7 @@ pub fn installer_file_name(app: &AppInfo) -> String {
 }
 
 /// The version for artifact file names: the display version if it is plain, else 4 parts.
-pub fn file_version(app: &AppInfo) -> String {
+pub(crate) fn file_version(app: &AppInfo) -> String {
     let v = &app.version_display;
     if !v.is_empty()
         && v.len() <= 64
@@ -66,7 +66,7 @@ fn win_path(rel: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct StagedPayload {
     /// The files the installer installs.
-    pub listing: BundleListing,
+    pub(crate) listing: BundleListing,
     /// The compressor and the files it stores uncompressed.
     pub compression: CompressionPlan,
 }
@@ -306,7 +306,7 @@ pub struct Makensis<'a> {
 /// the plugin DLLs are exported from the toolchain and signed first (see
 /// [`super::nsis_plugins`]), then pass 1 exports the uninstaller makensis generates, the
 /// host signs it, pass 2 embeds the signed file (see [`super::nsis_uninstaller`]); each
-/// makensis run is its own step. The signed inputs stay in [`SIGNED_INPUTS_DIR`]
+/// makensis run is its own step. The signed inputs stay in `SIGNED_INPUTS_DIR`
 /// (see [`nsis_plugins::signed_inputs`]).
 pub async fn build_installer(
     makensis: &Makensis<'_>,

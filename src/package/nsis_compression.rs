@@ -7,21 +7,21 @@
 //! and already-compressed media and ~0.6 MiB/s on text; bzip2 runs at ~10 MiB/s on all of
 //! them and matches LZMA's size on text (0.95x) but not on executables (1.6x); zlib is
 //! slower than bzip2 and larger on both, so `auto` never picks it. `auto`:
-//! 1. a payload of at most [`SOLID_MAX_BYTES`] is small enough for solid LZMA (a few
+//! 1. a payload of at most `SOLID_MAX_BYTES` is small enough for solid LZMA (a few
 //!    seconds, the smallest installer);
-//! 2. otherwise every file is sampled ([`super::compressibility`]): files that do not
+//! 2. otherwise every file is sampled (`super::compressibility`): files that do not
 //!    compress are stored, and the others go through bzip2 when its predicted installer
 //!    size is within 5 % of LZMA's, else LZMA;
-//! 3. LZMA with less than [`STORE_WORTH_BYTES`] to store stays solid.
+//! 3. LZMA with less than `STORE_WORTH_BYTES` to store stays solid.
 
 use super::bundle::BundleListing;
 use super::compressibility::{probe_files, Probe};
 use super::PackageError;
 
 /// Payloads up to this size always get solid LZMA under `auto`.
-pub const SOLID_MAX_BYTES: u64 = 8 << 20;
+pub(crate) const SOLID_MAX_BYTES: u64 = 8 << 20;
 /// Under `auto`, LZMA goes non-solid only when at least this much can be stored.
-pub const STORE_WORTH_BYTES: u64 = 4 << 20;
+pub(crate) const STORE_WORTH_BYTES: u64 = 4 << 20;
 /// bzip2 is chosen when its predicted size is at most this factor of LZMA's.
 const BZIP2_SIZE_TOLERANCE: f64 = 1.05;
 /// Predicted makensis output per byte of level-1 deflate output (measured on generated
@@ -48,10 +48,10 @@ pub enum NsisCompression {
 
 impl NsisCompression {
     /// The accepted spellings, for error messages and docs.
-    pub const VALUES: &'static str = "auto, lzma-solid, bzip2, zlib, store";
+    pub(crate) const VALUES: &'static str = "auto, lzma-solid, bzip2, zlib, store";
 
     /// Parses a setting (case-insensitive); the error lists the accepted values.
-    pub fn parse(value: &str) -> Result<Self, String> {
+    pub(crate) fn parse(value: &str) -> Result<Self, String> {
         match value.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(NsisCompression::Auto),
             "lzma-solid" => Ok(NsisCompression::LzmaSolid),
@@ -65,7 +65,7 @@ impl NsisCompression {
 
 /// The compressor makensis runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compressor {
+pub(crate) enum Compressor {
     /// Solid LZMA: the whole payload as one stream.
     LzmaSolid,
     /// LZMA per file (so incompressible files can be stored).
@@ -82,14 +82,14 @@ pub enum Compressor {
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompressionPlan {
     /// The compressor makensis runs with.
-    pub compressor: Compressor,
+    pub(crate) compressor: Compressor,
     stored: Vec<bool>,
     stored_bytes: u64,
 }
 
 impl CompressionPlan {
     /// A plan with no per-file decisions.
-    pub fn uniform(compressor: Compressor, files: usize) -> Self {
+    pub(crate) fn uniform(compressor: Compressor, files: usize) -> Self {
         CompressionPlan {
             compressor,
             stored: vec![false; files],
@@ -98,7 +98,7 @@ impl CompressionPlan {
     }
 
     /// The script's compressor directives (replaces the template's `{{compressor}}`).
-    pub fn directives(&self) -> &'static str {
+    pub(crate) fn directives(&self) -> &'static str {
         match self.compressor {
             Compressor::LzmaSolid => "SetCompressor /SOLID lzma",
             Compressor::Lzma => "SetCompressor lzma",
@@ -109,7 +109,7 @@ impl CompressionPlan {
     }
 
     /// True when the `index`-th listing file gets `SetCompress off` around its `File`.
-    pub fn is_stored(&self, index: usize) -> bool {
+    pub(crate) fn is_stored(&self, index: usize) -> bool {
         self.stored.get(index).copied().unwrap_or(false)
     }
 
@@ -135,7 +135,7 @@ impl CompressionPlan {
 }
 
 /// Decides how the installer for `listing` is compressed under `setting`.
-pub fn plan(
+pub(crate) fn plan(
     listing: &BundleListing,
     setting: NsisCompression,
 ) -> Result<CompressionPlan, PackageError> {
@@ -162,7 +162,7 @@ pub fn plan(
 }
 
 /// [`plan`] once the files are sampled (`sizes` and `probes` in listing order).
-pub fn plan_from_probes(
+pub(crate) fn plan_from_probes(
     setting: NsisCompression,
     sizes: &[u64],
     probes: &[Probe],

@@ -45,7 +45,7 @@ pub enum Finalize {
 
 impl Finalize {
     /// The script line for this mode (a comment for [`Finalize::None`]).
-    pub fn directive(self) -> &'static str {
+    pub(crate) fn directive(self) -> &'static str {
         match (self, cfg!(windows)) {
             (Finalize::None, _) => "; uninstaller is not post-processed",
             (Finalize::Export, false) => {

@@ -1,10 +1,10 @@
 //! The portable ZIP `<App>-<version>-portable.zip`: one top folder `<ascii name>/` holding
 //! the bundle (exe, DLLs, asset folders, recursively), every entry dated
-//! [`super::source_date`], so the same bundle gives the same bytes.
+//! [`super::source_date()`], so the same bundle gives the same bytes.
 //!
 //! Files that compress are deflated, the others (media, archives: see
-//! [`super::compressibility`]) are stored. Deflating runs on every core in 512 KiB chunks
-//! ([`super::deflate_pool`]); memory does not grow with the files' sizes.
+//! `super::compressibility`) are stored. Deflating runs on every core in 512 KiB chunks
+//! (`super::deflate_pool`); memory does not grow with the files' sizes.
 
 use super::bundle::{dos_time_date, BundleListing};
 use super::compressibility::probe_files;

@@ -53,7 +53,7 @@ pub fn app_manifest(app: &AppInfo) -> Result<String, PackageError> {
 }
 
 /// The VERSIONINFO strings written for `app` into `exe_file_name`.
-pub fn version_strings(
+pub(crate) fn version_strings(
     app: &AppInfo,
     exe_file_name: &str,
 ) -> Result<BTreeMap<String, String>, PackageError> {

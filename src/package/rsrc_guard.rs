@@ -13,14 +13,14 @@ use object::{FileKind, LittleEndian as LE};
 use std::collections::BTreeSet;
 
 /// Most levels of resource tables accepted (Windows uses 3).
-pub const MAX_DEPTH: usize = 4;
+pub(crate) const MAX_DEPTH: usize = 4;
 /// Most resource entries accepted in one exe.
-pub const MAX_ENTRIES: usize = 65_536;
+pub(crate) const MAX_ENTRIES: usize = 65_536;
 
 /// `Ok` when every section's raw data lies inside the file and the resource tree (if any)
 /// is a finite tree within [`MAX_DEPTH`] and [`MAX_ENTRIES`]; otherwise a sentence saying
 /// what is wrong.
-pub fn check_resource_tree(bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn check_resource_tree(bytes: &[u8]) -> Result<(), String> {
     match FileKind::parse(bytes).map_err(|e| format!("not a PE file: {e}"))? {
         FileKind::Pe64 => walk(&PeFile64::parse(bytes).map_err(|e| e.to_string())?, bytes),
         FileKind::Pe32 => walk(&PeFile32::parse(bytes).map_err(|e| e.to_string())?, bytes),

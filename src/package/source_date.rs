@@ -8,16 +8,16 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The environment variable (<https://reproducible-builds.org/specs/source-date-epoch/>).
-pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+pub(crate) const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 /// 2020-01-01T00:00:00Z: used when `SOURCE_DATE_EPOCH` is not set.
-pub const DEFAULT_SOURCE_DATE: u64 = 1_577_836_800;
+pub(crate) const DEFAULT_SOURCE_DATE: u64 = 1_577_836_800;
 /// The latest time a ZIP (DOS) timestamp and a PE `TimeDateStamp` can both hold.
-pub const MAX_SOURCE_DATE: u64 = u32::MAX as u64;
+pub(crate) const MAX_SOURCE_DATE: u64 = u32::MAX as u64;
 /// The earliest time a ZIP (DOS) timestamp can hold (1980-01-01).
-pub const MIN_SOURCE_DATE: u64 = 315_532_800;
+pub(crate) const MIN_SOURCE_DATE: u64 = 315_532_800;
 
 /// Parses a `SOURCE_DATE_EPOCH` value: whole seconds since 1970, 1980-01-01 … 2106-02-07.
-pub fn parse_source_date(value: &str) -> Result<u64, String> {
+pub(crate) fn parse_source_date(value: &str) -> Result<u64, String> {
     let secs: u64 = value.trim().parse().map_err(|_| {
         format!("{SOURCE_DATE_EPOCH}={value:?} is not a whole number of seconds since 1970")
     })?;
@@ -31,20 +31,20 @@ pub fn parse_source_date(value: &str) -> Result<u64, String> {
 
 /// Seconds since 1970 of the build's source date. An unusable value (rejected at startup by
 /// the configuration check) falls back to the default rather than to the clock.
-pub fn source_date_secs() -> u64 {
+pub(crate) fn source_date_secs() -> u64 {
     std::env::var(SOURCE_DATE_EPOCH)
         .ok()
         .and_then(|v| parse_source_date(&v).ok())
         .unwrap_or(DEFAULT_SOURCE_DATE)
 }
 
-/// [`source_date_secs`] as a `SystemTime`.
+/// `source_date_secs` as a `SystemTime`.
 pub fn source_date() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(source_date_secs())
 }
 
 /// Sets a file's modification time to the source date (makensis records file times).
-pub fn pin_mtime(path: &Path) -> std::io::Result<()> {
+pub(crate) fn pin_mtime(path: &Path) -> std::io::Result<()> {
     OpenOptions::new()
         .write(true)
         .open(path)?
@@ -52,7 +52,7 @@ pub fn pin_mtime(path: &Path) -> std::io::Result<()> {
 }
 
 /// Pins every file under `dir` (recursively) to the source date.
-pub fn pin_tree_mtimes(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn pin_tree_mtimes(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let kind = entry.file_type()?;
@@ -67,7 +67,7 @@ pub fn pin_tree_mtimes(dir: &Path) -> std::io::Result<()> {
 
 /// Writes the source date into a PE file's COFF `TimeDateStamp` and recomputes its checksum
 /// (after resource editing, which leaves both as the linker wrote them).
-pub fn pin_pe_timestamp(path: &Path) -> Result<(), String> {
+pub(crate) fn pin_pe_timestamp(path: &Path) -> Result<(), String> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)

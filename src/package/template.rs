@@ -6,14 +6,14 @@
 use super::PackageError;
 
 /// The NSIS installer script (`templates/installer.nsi`).
-pub const INSTALLER_NSI: &str = include_str!("../../templates/installer.nsi");
+pub(crate) const INSTALLER_NSI: &str = include_str!("../../templates/installer.nsi");
 /// The MSIX package manifest (`templates/AppxManifest.xml`).
-pub const APPX_MANIFEST: &str = include_str!("../../templates/AppxManifest.xml");
+pub(crate) const APPX_MANIFEST: &str = include_str!("../../templates/AppxManifest.xml");
 /// The exe's application manifest (`templates/app.manifest`).
-pub const APP_MANIFEST: &str = include_str!("../../templates/app.manifest");
+pub(crate) const APP_MANIFEST: &str = include_str!("../../templates/app.manifest");
 
 /// Renders `template` (named `name` in errors) with `values`.
-pub fn render(
+pub(crate) fn render(
     name: &'static str,
     template: &str,
     values: &[(&str, &str)],

@@ -9,9 +9,9 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// ZIP compression method 0: stored.
-pub const METHOD_STORED: u16 = 0;
+pub(crate) const METHOD_STORED: u16 = 0;
 /// ZIP compression method 8: deflated.
-pub const METHOD_DEFLATED: u16 = 8;
+pub(crate) const METHOD_DEFLATED: u16 = 8;
 const FLAG_UTF8: u16 = 0x0800;
 const MADE_BY_UNIX: u16 = (3 << 8) | 45;
 /// Files at least this large get a zip64 extra field in their local header.
@@ -40,7 +40,7 @@ struct OpenEntry {
 }
 
 /// A ZIP being written to a file.
-pub struct ZipStream {
+pub(crate) struct ZipStream {
     w: BufWriter<File>,
     pos: u64,
     entries: Vec<CentralEntry>,
@@ -49,7 +49,7 @@ pub struct ZipStream {
 
 impl ZipStream {
     /// Creates (or truncates) the ZIP file at `path`.
-    pub fn create(path: &Path) -> io::Result<Self> {
+    pub(crate) fn create(path: &Path) -> io::Result<Self> {
         Ok(ZipStream {
             w: BufWriter::with_capacity(256 * 1024, File::create(path)?),
             pos: 0,
@@ -59,7 +59,12 @@ impl ZipStream {
     }
 
     /// A folder entry (`name` ends with `/`).
-    pub fn add_directory(&mut self, name: &str, dos: (u16, u16), mode: u32) -> io::Result<()> {
+    pub(crate) fn add_directory(
+        &mut self,
+        name: &str,
+        dos: (u16, u16),
+        mode: u32,
+    ) -> io::Result<()> {
         self.begin_file(name, METHOD_STORED, dos, mode | 0o040000, 0)?;
         self.end_file()?;
         let last = self.entries.last_mut().expect("entry just written");
@@ -69,7 +74,7 @@ impl ZipStream {
 
     /// Starts an entry; `size_hint` (the source file's size) decides whether the local
     /// header needs zip64 fields.
-    pub fn begin_file(
+    pub(crate) fn begin_file(
         &mut self,
         name: &str,
         method: u16,
@@ -126,7 +131,7 @@ impl ZipStream {
     }
 
     /// Appends packed bytes of the open entry: `raw_len` uncompressed bytes with `crc`.
-    pub fn write_chunk(
+    pub(crate) fn write_chunk(
         &mut self,
         bytes: &[u8],
         raw_len: usize,
@@ -142,7 +147,7 @@ impl ZipStream {
     }
 
     /// Finishes the open entry: patches its local header with the CRC and sizes.
-    pub fn end_file(&mut self) -> io::Result<()> {
+    pub(crate) fn end_file(&mut self) -> io::Result<()> {
         let open = self
             .open
             .take()
@@ -176,7 +181,7 @@ impl ZipStream {
     }
 
     /// Writes the central directory and end records and flushes the file.
-    pub fn finish(mut self) -> io::Result<()> {
+    pub(crate) fn finish(mut self) -> io::Result<()> {
         if self.open.is_some() {
             return Err(io::Error::other("last ZIP entry not finished"));
         }

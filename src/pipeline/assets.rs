@@ -8,13 +8,13 @@ use crate::events::Stage;
 use crate::package;
 use std::path::{Path, PathBuf};
 
-pub struct IconSet {
-    pub ico: PathBuf,
+pub(crate) struct IconSet {
+    pub(crate) ico: PathBuf,
     /// A PNG of at least 256 px, source of the MSIX logos.
-    pub png: PathBuf,
+    pub(crate) png: PathBuf,
 }
 
-pub fn generate(job: &JobContext, app: &CompiledApp) -> Result<IconSet, JobError> {
+pub(crate) fn generate(job: &JobContext, app: &CompiledApp) -> Result<IconSet, JobError> {
     let stage = Stage::GeneratingAssets;
     let fail = |e: &dyn std::fmt::Display| {
         JobError::new(ErrorCode::PackageFailed, Some(stage), e.to_string())

@@ -8,22 +8,22 @@ use crate::sandbox::{Step, StepError, StepInput};
 use std::path::{Path, PathBuf};
 
 /// Folders of a project (or bundle) that are shipped next to the exe when present.
-pub const ASSET_FOLDERS: [&str; 4] = ["assets", "logo", "resources", "images"];
+pub(crate) const ASSET_FOLDERS: [&str; 4] = ["assets", "logo", "resources", "images"];
 
 /// What the compile stage hands to the rest of the pipeline.
 #[derive(Debug)]
-pub struct CompiledApp {
-    pub exe: PathBuf,
+pub(crate) struct CompiledApp {
+    pub(crate) exe: PathBuf,
     /// Where the exe's non-system DLLs may be found.
-    pub dll_dirs: Vec<PathBuf>,
+    pub(crate) dll_dirs: Vec<PathBuf>,
     /// Asset folders to ship (each copied under its own name).
-    pub asset_dirs: Vec<PathBuf>,
+    pub(crate) asset_dirs: Vec<PathBuf>,
     /// The root that asset symlinks must stay inside.
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// A ready-made icon (`app.ico` of a precompiled bundle).
-    pub ico: Option<PathBuf>,
+    pub(crate) ico: Option<PathBuf>,
     /// The source PNG icon (from the manifest), when there is one.
-    pub icon_png: Option<PathBuf>,
+    pub(crate) icon_png: Option<PathBuf>,
 }
 
 pub(super) fn existing_asset_dirs(root: &Path) -> Vec<PathBuf> {
@@ -42,7 +42,7 @@ pub(super) fn manifest_icon(job: &JobContext) -> Option<PathBuf> {
 }
 
 /// Runs the compiler for a source project.
-pub async fn compile(job: &JobContext, exe_name: &str) -> Result<CompiledApp, JobError> {
+pub(crate) async fn compile(job: &JobContext, exe_name: &str) -> Result<CompiledApp, JobError> {
     let stage = Stage::Compiling;
     if !job.config.can_compile() {
         return Err(JobError::internal(
@@ -131,7 +131,7 @@ pub async fn compile(job: &JobContext, exe_name: &str) -> Result<CompiledApp, Jo
 }
 
 /// Maps a sandbox failure to the job error of the stage it happened in.
-pub fn step_error(err: StepError, stage: Stage, code: ErrorCode) -> JobError {
+pub(crate) fn step_error(err: StepError, stage: Stage, code: ErrorCode) -> JobError {
     match err {
         StepError::Cancelled { .. } => JobError::cancelled(Some(stage)),
         StepError::TimedOut { step, secs } => JobError::new(

@@ -39,7 +39,7 @@ async fn blocking<T: Send + 'static>(
 
 /// Signs every PE file the bundle ships: the exe, its DLLs and any PE among the assets
 /// (native add-ons, helper exes), whatever its extension; returns the files it signed.
-pub async fn sign_bundle_binaries(
+pub(crate) async fn sign_bundle_binaries(
     job: &JobContext,
     session: &SigningSession,
     bundle: &Bundle,
@@ -62,7 +62,7 @@ pub async fn sign_bundle_binaries(
 
 /// The Windows SDK's independent second check of files we signed and verified ourselves:
 /// `signtool verify /pa /v` must accept each one, or the job fails with `SIGNING_FAILED`.
-pub async fn signtool_check(
+pub(crate) async fn signtool_check(
     job: &JobContext,
     tool: &SignTool,
     files: &[PathBuf],
@@ -84,7 +84,7 @@ pub async fn signtool_check(
 }
 
 /// Builds (and signs) the one artifact the manifest's `windows_distribute` asks for.
-pub async fn package(
+pub(crate) async fn package(
     job: &JobContext,
     bundle: &Bundle,
     app: &AppInfo,

@@ -18,23 +18,23 @@ const MAX_METADATA_BYTES: u64 = 64 * 1024;
 const MAX_SHOWN_CHARS: usize = 120;
 
 /// `perry-precompiled/` of a sign-only job, if this project is one.
-pub fn bundle_dir(project_dir: &Path) -> Option<PathBuf> {
+pub(crate) fn bundle_dir(project_dir: &Path) -> Option<PathBuf> {
     let dir = project_dir.join(BUNDLE_DIR);
     dir.join("metadata.json").is_file().then_some(dir)
 }
 
 /// What `metadata.json` says about where the bundle comes from (all optional strings).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct BundleMetadata {
-    pub perry_version: Option<String>,
-    pub compiled_by: Option<String>,
-    pub compile_timestamp: Option<String>,
+pub(crate) struct BundleMetadata {
+    pub(crate) perry_version: Option<String>,
+    pub(crate) compiled_by: Option<String>,
+    pub(crate) compile_timestamp: Option<String>,
 }
 
 impl BundleMetadata {
     /// Parses `metadata.json`: a JSON object of at most 64 KiB whose known fields, when
     /// present, are strings. Unknown fields are ignored.
-    pub fn read(path: &Path) -> Result<BundleMetadata, String> {
+    pub(crate) fn read(path: &Path) -> Result<BundleMetadata, String> {
         let mut text = String::new();
         std::fs::File::open(path)
             .and_then(|f| f.take(MAX_METADATA_BYTES + 1).read_to_string(&mut text))
@@ -61,7 +61,7 @@ impl BundleMetadata {
 
     /// One log line: `compiled by <who> with perry <version> at <time>`, each value shown
     /// without control characters and cut to a readable length.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let shown = |v: &Option<String>| {
             let clean: String = v
                 .as_deref()
@@ -94,7 +94,7 @@ fn bad_bundle(message: String) -> JobError {
 }
 
 /// Takes the exe and its files from a precompiled hand-off bundle.
-pub fn take(job: &JobContext, dir: &Path) -> Result<CompiledApp, JobError> {
+pub(crate) fn take(job: &JobContext, dir: &Path) -> Result<CompiledApp, JobError> {
     let stage = Stage::Compiling;
     job.events
         .stage(stage, "Precompiled bundle: skipping compilation");

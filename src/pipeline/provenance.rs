@@ -10,7 +10,7 @@ use crate::provenance::{self, inputs};
 use crate::sign::SigningSession;
 
 /// The worker's version, as records name it.
-pub const WORKER_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const WORKER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn record_failed(e: impl std::fmt::Display) -> JobError {
     JobError::new(
@@ -57,7 +57,7 @@ async fn build_inputs(
 }
 
 /// Writes the artifact's record beside it and logs its SHA-256.
-pub async fn write_record(
+pub(crate) async fn write_record(
     job: &JobContext,
     artifact: &Artifact,
     session: Option<&SigningSession>,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// True when `path` starts like a PE image (`MZ`, then `PE\0\0` at `e_lfanew`), whatever its
 /// extension (`.exe`, `.dll`, `.node`, `.sys`, …).
-pub fn is_pe_file(path: &Path) -> bool {
+pub(crate) fn is_pe_file(path: &Path) -> bool {
     let Ok(mut file) = std::fs::File::open(path) else {
         return false;
     };
@@ -30,7 +30,7 @@ pub fn is_pe_file(path: &Path) -> bool {
 }
 
 /// Every PE file of the bundle, as `(path inside the bundle, host path)`.
-pub fn bundle_pe_files(bundle: &Bundle) -> Result<Vec<(String, PathBuf)>, String> {
+pub(crate) fn bundle_pe_files(bundle: &Bundle) -> Result<Vec<(String, PathBuf)>, String> {
     let listing = bundle.list().map_err(|e| e.to_string())?;
     Ok(listing
         .files

@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// The signature state of one PE file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PeSignature {
+pub(crate) enum PeSignature {
     /// No Authenticode signature.
     Unsigned,
     /// Verified: the signer's thumbprint and whether it is timestamped.
@@ -28,16 +28,16 @@ pub enum PeSignature {
 
 /// One PE file of an artifact and its signature.
 #[derive(Clone, Debug)]
-pub struct PeReport {
+pub(crate) struct PeReport {
     /// `Setup.exe`, or the entry name inside an archive.
-    pub name: String,
+    pub(crate) name: String,
     /// Its signature state.
-    pub signature: PeSignature,
+    pub(crate) signature: PeSignature,
 }
 
 /// The package kind, from the artifact's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ArtifactKind {
+pub(crate) enum ArtifactKind {
     /// An NSIS `Setup.exe` (`.exe`).
     Installer,
     /// A portable ZIP (`.zip`).
@@ -48,7 +48,7 @@ pub enum ArtifactKind {
 
 impl ArtifactKind {
     /// The kind of the artifact at `path`, from its extension; an error names an unknown one.
-    pub fn of(path: &Path) -> Result<ArtifactKind, String> {
+    pub(crate) fn of(path: &Path) -> Result<ArtifactKind, String> {
         let ext = path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -65,7 +65,7 @@ impl ArtifactKind {
     }
 
     /// The manifest's `windows_distribute` value that builds this kind.
-    pub fn distribute(self) -> &'static str {
+    pub(crate) fn distribute(self) -> &'static str {
         match self {
             ArtifactKind::Installer => "installer",
             ArtifactKind::Portable => "portable",
@@ -85,7 +85,7 @@ pub fn is_pe(bytes: &[u8]) -> bool {
 }
 
 /// The signature state of a PE file on disk.
-pub fn pe_signature(path: &Path) -> PeSignature {
+pub(crate) fn pe_signature(path: &Path) -> PeSignature {
     let layout = std::fs::File::open(path)
         .map_err(|e| e.to_string())
         .and_then(|mut f| pe::read_layout(&mut f).map_err(|e| e.to_string()));
@@ -103,7 +103,7 @@ pub fn pe_signature(path: &Path) -> PeSignature {
 }
 
 /// Every PE file of the artifact with its signature state.
-pub fn authenticode_reports(artifact: &Path) -> Result<Vec<PeReport>, String> {
+pub(crate) fn authenticode_reports(artifact: &Path) -> Result<Vec<PeReport>, String> {
     let name = artifact
         .file_name()
         .unwrap_or_default()
@@ -138,7 +138,7 @@ pub fn authenticode_reports(artifact: &Path) -> Result<Vec<PeReport>, String> {
 
 /// The state of an MSIX's package signature: the digests of the package as it is must be
 /// the ones `AppxSignature.p7x` signed, and that signature must verify.
-pub fn msix_signature(package: &Path) -> PeSignature {
+pub(crate) fn msix_signature(package: &Path) -> PeSignature {
     let input = match crate::package::msix::read::read_signature_input(package) {
         Ok(input) => input,
         Err(e) => return PeSignature::Invalid(format!("cannot read the package: {e}")),
@@ -261,7 +261,7 @@ pub fn check_record(envelope: &Envelope, artifact: &Path) -> Result<RecordReport
 
 /// Failures of the Authenticode reports: invalid signatures, and a mix of signed and
 /// unsigned PE files (a signed build signs every one).
-pub fn authenticode_problems(reports: &[PeReport]) -> Vec<String> {
+pub(crate) fn authenticode_problems(reports: &[PeReport]) -> Vec<String> {
     let mut problems: Vec<String> = reports
         .iter()
         .filter_map(|r| match &r.signature {

@@ -11,8 +11,8 @@
 //!   here); `AppxManifest.xml` apart from its `Identity Publisher` (a signed package names
 //!   the certificate's subject there); `[Content_Types].xml` apart from the signature's
 //!   content type; `AppxBlockMap.xml` apart from the `<File>` elements of the files that
-//!   differ by a signature (see [`super::compare_msix`]);
-//! - installer: see [`super::compare_installer`].
+//!   differ by a signature (see `super::compare_msix`);
+//! - installer: see `super::compare_installer`.
 //!
 //! An artifact without any signed file must be identical byte for byte.
 
@@ -25,20 +25,25 @@ use std::path::Path;
 
 /// How the files of an artifact matched the rebuild's.
 #[derive(Default, Debug)]
-pub struct Tally {
-    /// Files equal byte for byte.
-    pub identical: usize,
+pub(crate) struct Tally {
+    /// How many files are identical byte for byte.
+    pub(crate) identical: usize,
     /// Names of PE files equal once their signatures are stripped (and that differ).
-    pub stripped: Vec<String>,
+    pub(crate) stripped: Vec<String>,
     /// Names of files that differ otherwise.
-    pub different: Vec<String>,
+    pub(crate) different: Vec<String>,
     /// What was compared by a special rule.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Tally {
     /// One file of both: identical, equal with signatures stripped, or different.
-    pub fn file(&mut self, name: &str, artifact: &[u8], rebuilt: &[u8]) -> Result<(), String> {
+    pub(crate) fn file(
+        &mut self,
+        name: &str,
+        artifact: &[u8],
+        rebuilt: &[u8],
+    ) -> Result<(), String> {
         if artifact == rebuilt {
             self.identical += 1;
         } else if is_pe(artifact)
@@ -54,7 +59,7 @@ impl Tally {
 
     /// `Ok(what was compared)` when nothing differs and a signature explains the bytes
     /// that do.
-    pub fn verdict(self, what: &str) -> Result<String, String> {
+    pub(crate) fn verdict(self, what: &str) -> Result<String, String> {
         if !self.different.is_empty() {
             return Err(format!(
                 "{what}: these differ from the rebuild: {}",

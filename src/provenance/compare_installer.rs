@@ -24,7 +24,7 @@ const NSIS_SIGNATURE: &[u8; 16] = b"\xEF\xBE\xAD\xDENullsoftInst";
 const MAX_STUB: usize = 64 << 20;
 
 /// `Ok(what was compared)` or what differs.
-pub fn compare_installers(artifact: &Path, rebuilt: &Path) -> Result<String, String> {
+pub(crate) fn compare_installers(artifact: &Path, rebuilt: &Path) -> Result<String, String> {
     if stub(artifact)? != stub(rebuilt)? {
         return Err(
             "the installer's program (NSIS stub, resources included) differs from the rebuild's"

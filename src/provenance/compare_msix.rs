@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 /// The MSIX manifest with its `Identity Publisher` value left out: a signed package names
 /// its certificate's subject there, an unsigned one a placeholder.
-pub fn without_identity_publisher(xml: &[u8]) -> Vec<u8> {
+pub(crate) fn without_identity_publisher(xml: &[u8]) -> Vec<u8> {
     let text = String::from_utf8_lossy(xml);
     let Some(identity) = text.find("<Identity ") else {
         return xml.to_vec();
@@ -36,7 +36,7 @@ pub fn without_identity_publisher(xml: &[u8]) -> Vec<u8> {
 
 /// Whether the artifact's content types are the rebuild's, plus the signature's when the
 /// rebuild lacks it.
-pub fn content_types_match(artifact: &[u8], rebuilt: &[u8]) -> Result<bool, String> {
+pub(crate) fn content_types_match(artifact: &[u8], rebuilt: &[u8]) -> Result<bool, String> {
     if artifact == rebuilt {
         return Ok(true);
     }
@@ -83,7 +83,7 @@ fn split_block_map(xml: &[u8]) -> Result<SplitBlockMap<'_>, String> {
 
 /// Whether the block maps match by this module's rule, `signed_parts` being the part names
 /// that differ by signing.
-pub fn block_maps_match(
+pub(crate) fn block_maps_match(
     artifact: &[u8],
     rebuilt: &[u8],
     signed_parts: &BTreeSet<String>,

@@ -15,16 +15,16 @@ use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
 /// The payload type of an in-toto statement.
-pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub(crate) const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
 /// A DSSE envelope: a payload and the signatures over its pre-authentication encoding.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
     /// The payload's type: [`PAYLOAD_TYPE`] for a build record.
-    pub payload_type: String,
+    pub(crate) payload_type: String,
     /// Base64 of the statement's bytes.
-    pub payload: String,
+    pub(crate) payload: String,
     /// The signatures (empty for an unsigned record).
     pub signatures: Vec<EnvelopeSignature>,
 }
@@ -33,15 +33,15 @@ pub struct Envelope {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EnvelopeSignature {
     /// SHA-1 thumbprint of the leaf certificate, as Windows shows it.
-    pub keyid: String,
+    pub(crate) keyid: String,
     /// Base64 signature (RSA PKCS#1 v1.5 or DER ECDSA P-256) over SHA-256 of the PAE.
     pub sig: String,
     /// The certificate chain, PEM, leaf first.
-    pub cert: String,
+    pub(crate) cert: String,
 }
 
 /// `PAE(type, body) = "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = format!(
         "DSSEv1 {} {} {} ",
         payload_type.len(),
@@ -59,7 +59,7 @@ fn b64() -> base64::engine::GeneralPurpose {
 
 impl Envelope {
     /// An envelope with no signature (an unsigned build's record).
-    pub fn unsigned(payload: &[u8]) -> Envelope {
+    pub(crate) fn unsigned(payload: &[u8]) -> Envelope {
         Envelope {
             payload_type: PAYLOAD_TYPE.into(),
             payload: b64().encode(payload),
@@ -68,7 +68,10 @@ impl Envelope {
     }
 
     /// Signs `payload` with the session's key (only the SHA-256 of the PAE leaves the host).
-    pub async fn sign(payload: &[u8], session: &SigningSession) -> Result<Envelope, SignError> {
+    pub(crate) async fn sign(
+        payload: &[u8],
+        session: &SigningSession,
+    ) -> Result<Envelope, SignError> {
         let digest: [u8; 32] = Sha256::digest(pae(PAYLOAD_TYPE, payload)).into();
         let signed = session.sign_detached_digest(&digest).await?;
         let cert = chain_pem(&signed.chain)
@@ -83,7 +86,7 @@ impl Envelope {
     }
 
     /// The decoded payload.
-    pub fn payload_bytes(&self) -> Result<Vec<u8>, String> {
+    pub(crate) fn payload_bytes(&self) -> Result<Vec<u8>, String> {
         b64()
             .decode(&self.payload)
             .map_err(|e| format!("payload is not base64: {e}"))
@@ -91,7 +94,7 @@ impl Envelope {
 
     /// Checks every signature against its own certificate; returns the leaf certificates'
     /// thumbprints. An envelope without signatures passes with an empty list.
-    pub fn verify(&self) -> Result<Vec<String>, String> {
+    pub(crate) fn verify(&self) -> Result<Vec<String>, String> {
         if self.payload_type != PAYLOAD_TYPE {
             return Err(format!("payloadType is {:?}", self.payload_type));
         }

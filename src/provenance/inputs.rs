@@ -2,8 +2,8 @@
 //! normalized manifest, the toolchain image and the Perry version.
 //!
 //! The tarball is deleted once extracted, so whoever downloads or copies it calls
-//! [`remember_archive_digest`] first; the pipeline reads the digest back with
-//! [`project_digest`].
+//! `remember_archive_digest` first; the pipeline reads the digest back with
+//! `project_digest`.
 
 use crate::job::manifest::Manifest;
 use sha2::{Digest, Sha256};
@@ -15,7 +15,7 @@ const ARCHIVE_DIGEST_FILE: &str = "project.tar.gz.sha256";
 /// Input name of an uploaded (or local) project tarball.
 pub const PROJECT_ARCHIVE: &str = "project.tar.gz";
 /// Input name of a local project folder (digest of its file tree).
-pub const PROJECT_TREE: &str = "project-tree";
+pub(crate) const PROJECT_TREE: &str = "project-tree";
 
 /// Hex SHA-256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
@@ -32,14 +32,17 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// Stores the tarball's SHA-256 in `work_dir` for the build record.
-pub fn remember_archive_digest(archive: &Path, work_dir: &Path) -> std::io::Result<()> {
+pub(crate) fn remember_archive_digest(archive: &Path, work_dir: &Path) -> std::io::Result<()> {
     let digest = sha256_file(archive)?;
     std::fs::write(work_dir.join(ARCHIVE_DIGEST_FILE), digest)
 }
 
 /// `(input name, sha256)` of the project: the remembered tarball digest, else the digest of
 /// the project folder's tree ([`tree_sha256`]).
-pub fn project_digest(work_dir: &Path, project_dir: &Path) -> std::io::Result<(String, String)> {
+pub(crate) fn project_digest(
+    work_dir: &Path,
+    project_dir: &Path,
+) -> std::io::Result<(String, String)> {
     match std::fs::read_to_string(work_dir.join(ARCHIVE_DIGEST_FILE)) {
         Ok(digest) => Ok((PROJECT_ARCHIVE.into(), digest.trim().to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -51,7 +54,7 @@ pub fn project_digest(work_dir: &Path, project_dir: &Path) -> std::io::Result<(S
 
 /// SHA-256 over `<relative path>\0<file sha256>\n` of every file, in path order (symbolic
 /// links contribute their target text): independent of file times and folder location.
-pub fn tree_sha256(root: &Path) -> std::io::Result<String> {
+pub(crate) fn tree_sha256(root: &Path) -> std::io::Result<String> {
     let mut lines = Vec::new();
     collect_tree(root, "", &mut lines)?;
     lines.sort();
@@ -81,13 +84,13 @@ fn collect_tree(dir: &Path, prefix: &str, out: &mut Vec<String>) -> std::io::Res
 
 /// SHA-256 of the manifest as the worker understood it (parsed, then serialized with its
 /// fields in a fixed order): the same for any JSON spelling of the same manifest.
-pub fn manifest_sha256(manifest: &Manifest) -> String {
+pub(crate) fn manifest_sha256(manifest: &Manifest) -> String {
     let json = serde_json::to_vec(manifest).expect("a manifest always serializes");
     hex::encode(Sha256::digest(json))
 }
 
 /// The toolchain image's ID (`sha256:…`) as the Docker engine reports it.
-pub async fn image_id(image: &str) -> anyhow::Result<String> {
+pub(crate) async fn image_id(image: &str) -> anyhow::Result<String> {
     use anyhow::Context;
     let docker = bollard::Docker::connect_with_defaults().context("connecting to Docker")?;
     let inspect = docker

@@ -1,20 +1,20 @@
 //! Build records: for each artifact, an in-toto Statement v1 with a SLSA v1 provenance
 //! predicate ([`statement`]) naming the artifact's SHA-256 and its inputs ([`inputs`]),
-//! wrapped in a DSSE envelope ([`dsse`]) signed with the job's signing identity (unsigned
+//! wrapped in a DSSE envelope (`dsse`) signed with the job's signing identity (unsigned
 //! builds get an envelope without signatures). The record is one JSON line in
 //! `<artifact>.intoto.jsonl`. [`check`] verifies artifacts and records (`verify` command);
-//! [`compare`] (with [`compare_msix`] and [`compare_installer`]) matches an artifact with an
-//! unsigned rebuild; [`unpack`] unpacks installers with 7z; [`upload`] orders hub uploads.
+//! [`compare`] (with `compare_msix` and `compare_installer`) matches an artifact with an
+//! unsigned rebuild; `unpack` unpacks installers with 7z; `upload` orders hub uploads.
 
 pub mod check;
 pub mod compare;
-pub mod compare_installer;
-pub mod compare_msix;
-pub mod dsse;
+pub(crate) mod compare_installer;
+pub(crate) mod compare_msix;
+pub(crate) mod dsse;
 pub mod inputs;
 pub mod statement;
-pub mod unpack;
-pub mod upload;
+pub(crate) mod unpack;
+pub(crate) mod upload;
 
 use crate::sign::SigningSession;
 use anyhow::{Context, Result};
@@ -23,7 +23,7 @@ use statement::BuildInputs;
 use std::path::{Path, PathBuf};
 
 /// Appended to the artifact's file name.
-pub const RECORD_SUFFIX: &str = ".intoto.jsonl";
+pub(crate) const RECORD_SUFFIX: &str = ".intoto.jsonl";
 
 /// `<artifact>.intoto.jsonl` beside `artifact`.
 pub fn record_path(artifact: &Path) -> PathBuf {
@@ -32,18 +32,16 @@ pub fn record_path(artifact: &Path) -> PathBuf {
     artifact.with_file_name(name)
 }
 
-/// A written record: where it is and its SHA-256.
+/// A written record: its SHA-256 (it is written at [`record_path`] of the artifact).
 #[derive(Clone, Debug)]
-pub struct WrittenRecord {
-    /// Where the record was written.
-    pub path: PathBuf,
+pub(crate) struct WrittenRecord {
     /// SHA-256 of the record file, lowercase hex.
-    pub sha256: String,
+    pub(crate) sha256: String,
 }
 
 /// Writes the record of `artifact` (whose user-facing name is `name`) beside it, signed by
 /// `session` when there is one.
-pub async fn write_record(
+pub(crate) async fn write_record(
     artifact: &Path,
     name: &str,
     inputs: &BuildInputs,
@@ -65,7 +63,7 @@ pub async fn write_record(
     std::fs::write(&path, &line).with_context(|| format!("writing {}", path.display()))?;
     let sha256 =
         inputs::sha256_file(&path).with_context(|| format!("hashing {}", path.display()))?;
-    Ok(WrittenRecord { path, sha256 })
+    Ok(WrittenRecord { sha256 })
 }
 
 /// Reads the first envelope of a `.intoto.jsonl` file.

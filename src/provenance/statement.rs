@@ -6,16 +6,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The statement's `_type`.
-pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+pub(crate) const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// The predicate type: SLSA provenance v1.
-pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
+pub(crate) const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
 /// The SLSA `buildType` of this worker's builds.
-pub const BUILD_TYPE: &str = "https://perry.dev/perry-ship-windows/build/v1";
+pub(crate) const BUILD_TYPE: &str = "https://perry.dev/perry-ship-windows/build/v1";
 
 /// Full compile + package, or a precompiled bundle that was only packaged and signed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum BuildKind {
+pub(crate) enum BuildKind {
     /// Compiled from source, then packaged and signed.
     Full,
     /// A precompiled bundle, only packaged and signed.
@@ -24,29 +24,29 @@ pub enum BuildKind {
 
 /// Everything a record says about its artifact's inputs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuildInputs {
+pub(crate) struct BuildInputs {
     /// `project.tar.gz` (the uploaded tarball) or `project-tree` (a local folder).
-    pub project_name: String,
+    pub(crate) project_name: String,
     /// SHA-256 of the project tarball or tree, lowercase hex.
-    pub project_sha256: String,
+    pub(crate) project_sha256: String,
     /// SHA-256 of the normalized manifest JSON (see [`super::inputs::manifest_sha256`]).
-    pub manifest_sha256: String,
+    pub(crate) manifest_sha256: String,
     /// `docker:<image>` or `host`.
-    pub toolchain: String,
+    pub(crate) toolchain: String,
     /// The image ID (`sha256:…`) with Docker; empty on the host.
-    pub toolchain_image_id: String,
+    pub(crate) toolchain_image_id: String,
     /// `perry --version` of the compiler used (`unknown` when it could not be read).
-    pub perry_version: String,
+    pub(crate) perry_version: String,
     /// This worker's version.
-    pub worker_version: String,
+    pub(crate) worker_version: String,
     /// Full build or sign-only.
-    pub build_kind: BuildKind,
+    pub(crate) build_kind: BuildKind,
     /// `installer`, `msix` or `portable`.
-    pub distribute: String,
+    pub(crate) distribute: String,
     /// `SOURCE_DATE_EPOCH` the packages were written with, in seconds.
-    pub source_date_epoch: u64,
+    pub(crate) source_date_epoch: u64,
     /// SHA-1 thumbprint of the signing certificate; `None` for an unsigned build.
-    pub signing_thumbprint: Option<String>,
+    pub(crate) signing_thumbprint: Option<String>,
 }
 
 fn digest(sha256: &str) -> Value {
@@ -54,7 +54,7 @@ fn digest(sha256: &str) -> Value {
 }
 
 /// The statement for `artifact_name` with SHA-256 `artifact_sha256`.
-pub fn statement(artifact_name: &str, artifact_sha256: &str, inputs: &BuildInputs) -> Value {
+pub(crate) fn statement(artifact_name: &str, artifact_sha256: &str, inputs: &BuildInputs) -> Value {
     let mut toolchain = json!({ "name": "toolchain", "uri": inputs.toolchain });
     if let Some(id) = inputs.toolchain_image_id.strip_prefix("sha256:") {
         toolchain["digest"] = digest(id);
@@ -93,7 +93,7 @@ pub fn statement(artifact_name: &str, artifact_sha256: &str, inputs: &BuildInput
 }
 
 /// The subject of a statement: `(name, sha256)`.
-pub fn subject(statement: &Value) -> Result<(String, String), String> {
+pub(crate) fn subject(statement: &Value) -> Result<(String, String), String> {
     if statement["_type"] != STATEMENT_TYPE {
         return Err(format!(
             "not an in-toto Statement v1 ({})",

@@ -9,11 +9,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long 7z may take for one installer.
-pub const UNPACK_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const UNPACK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The files of `setup`'s payload, unpacked into `into` (an empty folder): paths relative
 /// to it, sorted. Fails when 7z is missing or cannot unpack the installer.
-pub fn unpack_installer(setup: &Path, into: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn unpack_installer(setup: &Path, into: &Path) -> Result<Vec<PathBuf>, String> {
     let mut child = Command::new("7z")
         .arg("x")
         .arg("-y")

@@ -12,7 +12,7 @@ use crate::pipeline::Artifact;
 
 /// The upload order: with `upload_records`, each artifact's record (when it exists) right
 /// before the artifact; otherwise the artifacts alone.
-pub fn with_records(artifacts: Vec<Artifact>, upload_records: bool) -> Vec<Artifact> {
+pub(crate) fn with_records(artifacts: Vec<Artifact>, upload_records: bool) -> Vec<Artifact> {
     if !upload_records {
         return artifacts;
     }

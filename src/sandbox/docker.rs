@@ -1,6 +1,6 @@
 //! Disposable hardened containers through the Docker Engine API (bollard), one per step.
 //!
-//! Life of a step: create (hardened, labelled, uniquely named; see [`spec`]) → inspect,
+//! Life of a step: create (hardened, labelled, uniquely named; see `spec`) → inspect,
 //! copy inputs and the empty output folders in (streamed tar; see `tar_in`) and attach,
 //! concurrently → refuse to run unless every hardening setting landed → start → stream
 //! stdout/stderr lines → wait (a non-zero exit is an exit code, not an error) → copy
@@ -67,7 +67,7 @@ pub struct DockerRunner {
 
 /// How many created containers [`DockerRunner::created_containers`] and
 /// [`DockerRunner::audit`] remember (the oldest are forgotten first).
-pub const AUDIT_KEEP: usize = 64;
+pub(crate) const AUDIT_KEEP: usize = 64;
 
 /// Appends `item`, forgetting the oldest entries beyond [`AUDIT_KEEP`].
 fn push_bounded<T>(list: &mut Vec<T>, item: T) {
@@ -82,12 +82,8 @@ fn push_bounded<T>(list: &mut Vec<T>, item: T) {
 /// itself is gone after the step). Tests check it for leaked credentials.
 #[derive(Clone, Debug)]
 pub struct AuditRecord {
-    /// The container's id.
-    pub id: String,
     /// The container's name.
     pub name: String,
-    /// The step it ran, e.g. `compile`.
-    pub step: String,
     /// The engine's inspect answer right after create.
     pub inspect: bollard::models::ContainerInspectResponse,
 }
@@ -119,11 +115,6 @@ impl DockerRunner {
         })
     }
 
-    /// The bollard client (for `doctor` and tests).
-    pub fn docker(&self) -> &Docker {
-        &self.docker
-    }
-
     /// The worker name this runner labels its containers with.
     pub fn worker_name(&self) -> &str {
         &self.worker_name
@@ -145,13 +136,13 @@ impl DockerRunner {
         Ok(removed)
     }
 
-    /// Ids of the containers this runner created, in order: the last [`AUDIT_KEEP`] only,
+    /// Ids of the containers this runner created, in order: the last `AUDIT_KEEP` only,
     /// so a long-running worker's bookkeeping stays bounded (audit trail for tests).
     pub fn created_containers(&self) -> Vec<String> {
         self.created.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
-    /// `docker inspect` of the last [`AUDIT_KEEP`] containers this runner created, taken
+    /// `docker inspect` of the last `AUDIT_KEEP` containers this runner created, taken
     /// right after create.
     pub fn audit(&self) -> Vec<AuditRecord> {
         self.audit.lock().map(|a| a.clone()).unwrap_or_default()
@@ -220,9 +211,7 @@ impl DockerRunner {
             push_bounded(
                 &mut audit,
                 AuditRecord {
-                    id: id.clone(),
                     name: spec.name.clone(),
-                    step: step.name.clone(),
                     inspect: inspected.clone(),
                 },
             );

@@ -71,7 +71,7 @@ impl HostRunner {
     }
 
     /// Limits the files and bytes copied into and out of each step (the tarball limits).
-    pub fn with_copy_limits(mut self, limits: ExtractLimits) -> Self {
+    pub(crate) fn with_copy_limits(mut self, limits: ExtractLimits) -> Self {
         self.copy_limits = limits;
         self
     }

@@ -14,15 +14,15 @@
 use std::borrow::Cow;
 
 /// Appended to a line that was cut at the length cap.
-pub const TRUNCATION_MARK: &str = " …[line truncated]";
+pub(crate) const TRUNCATION_MARK: &str = " …[line truncated]";
 
 /// Default cap on a line's length in bytes (matches `LogLimits::max_line_len`).
-pub const DEFAULT_MAX_LINE_BYTES: usize = 4096;
+pub(crate) const DEFAULT_MAX_LINE_BYTES: usize = 4096;
 
 /// `text` without control characters (C0 except tab, DEL, C1: ESC of ANSI/OSC sequences,
 /// BEL, backspace, CR, form feed, …) and without the bidirectional overrides that make text
 /// display in another order than it is written. Borrowed when nothing had to go.
-pub fn strip_controls(text: &str) -> Cow<'_, str> {
+pub(crate) fn strip_controls(text: &str) -> Cow<'_, str> {
     let unwanted = |c: char| {
         (c.is_control() && c != '\t')
             || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
@@ -36,7 +36,7 @@ pub fn strip_controls(text: &str) -> Cow<'_, str> {
 
 /// Splits a byte stream into lines. One assembler per stream.
 #[derive(Debug)]
-pub struct LineAssembler {
+pub(crate) struct LineAssembler {
     pending: Vec<u8>,
     max_line_bytes: usize,
     /// The current line was already emitted (cut); skip bytes until the next `\n`.
@@ -51,7 +51,7 @@ impl Default for LineAssembler {
 
 impl LineAssembler {
     /// `max_line_bytes` is clamped to at least 16.
-    pub fn new(max_line_bytes: usize) -> Self {
+    pub(crate) fn new(max_line_bytes: usize) -> Self {
         LineAssembler {
             pending: Vec::new(),
             max_line_bytes: max_line_bytes.max(16),
@@ -60,7 +60,7 @@ impl LineAssembler {
     }
 
     /// Feeds one chunk; calls `emit` for every line completed by it.
-    pub fn push(&mut self, chunk: &[u8], mut emit: impl FnMut(String)) {
+    pub(crate) fn push(&mut self, chunk: &[u8], mut emit: impl FnMut(String)) {
         let mut rest = chunk;
         while !rest.is_empty() {
             let newline = rest.iter().position(|&b| b == b'\n');
@@ -90,7 +90,7 @@ impl LineAssembler {
     }
 
     /// Emits the unfinished last line, if any (call at end of stream).
-    pub fn finish(&mut self, mut emit: impl FnMut(String)) {
+    pub(crate) fn finish(&mut self, mut emit: impl FnMut(String)) {
         if !self.pending.is_empty() {
             emit(self.take_line());
         }
@@ -99,7 +99,7 @@ impl LineAssembler {
 
     /// For tests: all lines of `chunks`, including the last.
     #[cfg(test)]
-    pub fn split_all<'a>(
+    pub(crate) fn split_all<'a>(
         max_line_bytes: usize,
         chunks: impl IntoIterator<Item = &'a [u8]>,
     ) -> Vec<String> {

@@ -134,9 +134,9 @@ pub trait Runner: Send + Sync {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Toolchain {
     /// `docker:<image>` or `host`.
-    pub name: String,
+    pub(crate) name: String,
     /// The image's ID (`sha256:…`); empty on the host.
-    pub image_id: String,
+    pub(crate) image_id: String,
     /// What `perry --version` printed, when asked for and it answered.
-    pub perry_version: Option<String>,
+    pub(crate) perry_version: Option<String>,
 }

@@ -10,20 +10,20 @@ use std::path::PathBuf;
 
 /// Splits a step-relative path into its components, refusing anything that could leave
 /// the step's work dir. `""` and `"."` mean the work dir itself (no components).
-pub fn step_relative(path: &str) -> Result<Vec<String>> {
+pub(crate) fn step_relative(path: &str) -> Result<Vec<String>> {
     relative_components(path.as_bytes(), PathRule::PORTABLE)
         .map_err(|e| anyhow!("step path {path:?} refused: {e}"))
 }
 
 /// [`step_relative`] as a native relative path (`PathBuf::new()` for the work dir itself).
-pub fn step_relative_path(path: &str) -> Result<PathBuf> {
+pub(crate) fn step_relative_path(path: &str) -> Result<PathBuf> {
     Ok(step_relative(path)?.into_iter().collect())
 }
 
 /// The folders to create before a step runs, so that no tool has to create its output
 /// folder: a folder output (written with a trailing `/`) itself, a file output's parent.
 /// `/`-separated, parents before children, no duplicates, never the work dir itself.
-pub fn output_folders(outputs: &[String]) -> Result<Vec<String>> {
+pub(crate) fn output_folders(outputs: &[String]) -> Result<Vec<String>> {
     let mut folders: Vec<String> = Vec::new();
     for output in outputs {
         let parts = step_relative(output)?;

@@ -8,7 +8,7 @@ use super::invalid::SignatureError;
 const TAGS: [&[u8; 4]; 5] = [b"AXPC", b"AXCD", b"AXCT", b"AXBM", b"AXCI"];
 
 /// Checks the blob's shape: `APPX`, then four or five tagged SHA-256 hashes in order.
-pub fn check_blob(blob: &[u8]) -> Result<(), SignatureError> {
+pub(crate) fn check_blob(blob: &[u8]) -> Result<(), SignatureError> {
     let bad = || -> SignatureError {
         "MSIX digest blob is malformed (expected APPX + AXPC/AXCD/AXCT/AXBM[/AXCI] SHA-256 hashes)"
             .into()
@@ -40,7 +40,7 @@ fn covered_part(tag: &[u8]) -> &'static str {
 /// The parts whose digests differ between the blob a signature signed and the blob of the
 /// package as it is, e.g. `["the central directory (AXCD)"]`; every part when the blobs do
 /// not even have the same shape.
-pub fn changed_parts(signed: &[u8], actual: &[u8]) -> Vec<&'static str> {
+pub(crate) fn changed_parts(signed: &[u8], actual: &[u8]) -> Vec<&'static str> {
     let tagged = |blob: &[u8]| -> Vec<(Vec<u8>, Vec<u8>)> {
         blob.get(4..)
             .unwrap_or_default()

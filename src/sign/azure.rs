@@ -23,7 +23,7 @@ fn fail(message: impl std::fmt::Display) -> SignError {
 }
 
 /// A certificate profile and the chain it signs with.
-pub struct AzureSigner {
+pub(crate) struct AzureSigner {
     client: ProfileClient,
     chain: CertChain,
 }
@@ -56,7 +56,7 @@ fn path_segment(name: &str, value: &str) -> Result<String, SignError> {
 }
 
 impl AzureSigner {
-    pub async fn connect(
+    pub(crate) async fn connect(
         creds: &AzureCredentials,
         http: &reqwest::Client,
         endpoints: &SigningEndpoints,

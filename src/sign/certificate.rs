@@ -16,7 +16,7 @@ use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage};
 use x509_cert::Certificate;
 
 /// A certificate expiring within this window gets a warning in the job log.
-pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 
 const OID_SHA256_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
 const OID_ECDSA_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
@@ -25,17 +25,17 @@ const OID_ECDSA_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct CertificateReport {
     /// Subject as Windows renders it.
-    pub subject: String,
+    pub(crate) subject: String,
     /// Issuer as Windows renders it.
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// SHA-1 of the DER, upper-case hex: what Windows calls the thumbprint.
     pub thumbprint: String,
     /// Start of validity (`notBefore`), as the certificate's time prints.
-    pub not_before: String,
+    pub(crate) not_before: String,
     /// End of validity (`notAfter`), as the certificate's time prints.
-    pub not_after: String,
+    pub(crate) not_after: String,
     /// `notAfter` as Unix seconds.
-    pub not_after_unix: u64,
+    pub(crate) not_after_unix: u64,
     /// Subjects from the leaf up, as far as the carried certificates reach.
     pub chain: Vec<String>,
     /// Lines for the job log (expiry soon, issuer not carried, link not checked).
@@ -58,7 +58,7 @@ pub fn thumbprint(cert: &Certificate) -> String {
 
 /// Fails when `cert` cannot sign code at `now`: dates, code-signing EKU, digitalSignature.
 /// A certificate without a KeyUsage extension may be used for any purpose (RFC 5280 §4.2.1.3).
-pub fn check_leaf(cert: &Certificate, now: SystemTime) -> Result<(), CertificateError> {
+pub(crate) fn check_leaf(cert: &Certificate, now: SystemTime) -> Result<(), CertificateError> {
     check_dates(cert, now, "signing certificate")?;
     let subject = windows_dn(&cert.tbs_certificate.subject);
     let ext = |oid: Oid| {
@@ -122,7 +122,7 @@ fn check_dates(cert: &Certificate, now: SystemTime, what: &str) -> Result<(), Ce
 /// Checks the leaf, orders the carried certificates into a chain leaf → issuer → …, checks
 /// each link, and returns the chain to embed (certificates outside it are dropped) with its
 /// report. `warn_expiry`: false for short-lived certificates renewed by the service.
-pub fn check_chain(
+pub(crate) fn check_chain(
     chain: &CertChain,
     now: SystemTime,
     warn_expiry: bool,

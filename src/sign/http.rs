@@ -8,7 +8,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use std::time::Duration;
 
 /// Sends the request built by `build` (called again for each attempt).
-pub async fn send(
+pub(crate) async fn send(
     method: &'static str,
     step: &str,
     policy: &HttpPolicy,
@@ -90,7 +90,7 @@ fn retry_after(resp: &Response) -> Option<Duration> {
 }
 
 /// Reads a JSON body, mapping failures to a clear message without echoing the body.
-pub async fn json_body(
+pub(crate) async fn json_body(
     method: &'static str,
     step: &str,
     resp: Response,
@@ -106,7 +106,7 @@ pub async fn json_body(
 }
 
 /// A string field of a JSON object, or a clear error naming the field.
-pub fn field<'a>(
+pub(crate) fn field<'a>(
     method: &'static str,
     step: &str,
     json: &'a serde_json::Value,
@@ -118,7 +118,7 @@ pub fn field<'a>(
 }
 
 /// `application/x-www-form-urlencoded` body.
-pub fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         s.append_pair(k, v);
@@ -128,7 +128,7 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
 
 /// POSTs a form to an OAuth token endpoint (with the shared retry rules) and returns its
 /// `access_token` (zeroed on drop) and `expires_in`, when given.
-pub async fn fetch_access_token(
+pub(crate) async fn fetch_access_token(
     method: &'static str,
     step: &str,
     policy: &HttpPolicy,

@@ -22,7 +22,7 @@ pub enum SignatureError {
 
 /// A PFX that cannot be opened, or whose key or certificates are unusable.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PfxError {
+pub(crate) enum PfxError {
     /// The certificate in the PFX is unusable.
     #[error(transparent)]
     Certificate(#[from] CertificateError),

@@ -22,7 +22,7 @@ fn fail(message: impl std::fmt::Display) -> SignError {
 }
 
 /// A KMS key version plus an access token and the configured certificate chain.
-pub struct KmsSigner {
+pub(crate) struct KmsSigner {
     http: reqwest::Client,
     policy: HttpPolicy,
     sign_url: String,
@@ -31,7 +31,7 @@ pub struct KmsSigner {
 }
 
 impl KmsSigner {
-    pub async fn connect(
+    pub(crate) async fn connect(
         creds: &KmsCredentials,
         http: &reqwest::Client,
         endpoints: &SigningEndpoints,

@@ -8,10 +8,10 @@
 //! and checked by our own verifier before the call returns. Only a 32-byte digest ever
 //! leaves the host for the cloud methods.
 //!
-//! Module map: [`pe`] (digest, embedding, checksum), [`pkcs7`] (SignedData), [`signer`] (the
-//! [`signer::DigestSigner`] seam, certificates), [`certificate`] (up-front checks),
-//! [`pfx`], [`kms`], [`azure`], [`timestamp`] + [`timestamp_servers`], [`appx`], [`verify`],
-//! [`summary`] (job-log summary, `/metrics` gauges), [`signtool`] (the Windows SDK's second
+//! Module map: [`pe`] (digest, embedding, checksum), `pkcs7` (SignedData), `signer` (the
+//! `signer::DigestSigner` seam, certificates), [`certificate`] (up-front checks),
+//! `pfx`, `kms`, `azure`, `timestamp` + [`timestamp_servers`], `appx`, [`verify`],
+//! `summary` (job-log summary, `/metrics` gauges), `signtool` (the Windows SDK's second
 //! opinion on Windows hosts).
 
 pub(crate) mod appx;
@@ -24,7 +24,7 @@ pub mod pe;
 pub(crate) mod pfx;
 pub(crate) mod pkcs7;
 pub(crate) mod signer;
-pub mod signtool;
+pub(crate) mod signtool;
 pub(crate) mod summary;
 pub(crate) mod timestamp;
 pub mod timestamp_servers;
@@ -40,7 +40,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use timestamp_servers::{TimestampChoice, TimestampServers};
 
-pub use invalid::{CertificateError, PfxError, SignatureError};
 pub use verify::{verify_pe, VerifiedSignature};
 
 /// A signing failure. `message` names the step and HTTP status; it never holds a secret.
@@ -55,7 +54,7 @@ pub struct SignError {
 
 impl SignError {
     /// A failure of `method` described by `message`.
-    pub fn new(method: &'static str, message: impl std::fmt::Display) -> Self {
+    pub(crate) fn new(method: &'static str, message: impl std::fmt::Display) -> Self {
         SignError {
             method,
             message: message.to_string(),
@@ -317,7 +316,7 @@ impl SigningSession {
 
     /// Signs a SHA-256 digest that is not Authenticode (the build record's DSSE envelope)
     /// with the job's key, and checks the signature against the chain it comes with.
-    pub async fn sign_detached_digest(
+    pub(crate) async fn sign_detached_digest(
         &self,
         digest: &[u8; 32],
     ) -> Result<signer::DigestSignature, SignError> {
@@ -351,7 +350,7 @@ impl SigningSession {
     }
 
     /// The certificate chain checked when the session opened.
-    pub fn chain(&self) -> &CertChain {
+    pub(crate) fn chain(&self) -> &CertChain {
         &self.chain
     }
 }

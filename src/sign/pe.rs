@@ -26,23 +26,23 @@ const MAX_CERT_TABLE: u64 = 16 << 20;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeLayout {
     /// Length of the whole file, in bytes.
-    pub file_len: u64,
+    pub(crate) file_len: u64,
     /// File offset of the optional header's `CheckSum` field.
-    pub checksum_offset: u64,
+    pub(crate) checksum_offset: u64,
     /// File offset of the security (certificate table) data directory entry.
-    pub security_dir_offset: u64,
+    pub(crate) security_dir_offset: u64,
     /// The existing certificate table `(offset, size)`, if the file is already signed.
-    pub cert_table: Option<(u64, u64)>,
+    pub(crate) cert_table: Option<(u64, u64)>,
 }
 
 impl PeLayout {
     /// Length of the content that is hashed (the file without its certificate table).
-    pub fn content_len(&self) -> u64 {
+    pub(crate) fn content_len(&self) -> u64 {
         self.cert_table.map_or(self.file_len, |(offset, _)| offset)
     }
 
     /// Zero bytes appended after the content so the certificate table starts 8-aligned.
-    pub fn padding(&self) -> u64 {
+    pub(crate) fn padding(&self) -> u64 {
         (8 - self.content_len() % 8) % 8
     }
 }
@@ -186,11 +186,11 @@ fn stream_excluding(
 /// The PE checksum accumulator: little-endian 16-bit words summed by file position, so
 /// pieces can be added in any order; fields being rewritten are simply left out.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct WordSum(u64);
+pub(crate) struct WordSum(u64);
 
 impl WordSum {
     /// Adds `bytes` found at file position `offset`.
-    pub fn add(&mut self, offset: u64, bytes: &[u8]) {
+    pub(crate) fn add(&mut self, offset: u64, bytes: &[u8]) {
         let mut bytes = bytes;
         if offset % 2 == 1 {
             if let Some((&high, rest)) = bytes.split_first() {
@@ -208,7 +208,7 @@ impl WordSum {
     }
 
     /// Folds the carries and adds the file length.
-    pub fn finish(self, file_len: u64) -> u32 {
+    pub(crate) fn finish(self, file_len: u64) -> u32 {
         let mut sum = self.0;
         while sum > 0xffff {
             sum = (sum & 0xffff) + (sum >> 16);
@@ -220,9 +220,9 @@ impl WordSum {
 /// One read of the content: its Authenticode digest (with the alignment padding) and the
 /// checksum word sum of the same bytes (checksum field and security entry left out).
 #[derive(Clone, Copy, Debug)]
-pub struct ContentScan {
+pub(crate) struct ContentScan {
     /// Authenticode SHA-256 digest of the content.
-    pub digest: [u8; 32],
+    pub(crate) digest: [u8; 32],
     sum: WordSum,
 }
 
@@ -237,7 +237,7 @@ fn skipped_fields(layout: &PeLayout) -> [(u64, u64); 2] {
 }
 
 /// Reads the content once for the digest and the checksum sum.
-pub fn scan_content(file: &mut File, layout: &PeLayout) -> std::io::Result<ContentScan> {
+pub(crate) fn scan_content(file: &mut File, layout: &PeLayout) -> std::io::Result<ContentScan> {
     let mut hasher = Sha256::new();
     let mut sum = WordSum::default();
     stream_excluding(
@@ -262,7 +262,7 @@ pub fn authenticode_digest(file: &mut File, layout: &PeLayout) -> std::io::Resul
 }
 
 /// The PE checksum of the whole file (checksum field read as zero), in one pass.
-pub fn pe_checksum(file: &mut File, checksum_offset: u64) -> std::io::Result<u32> {
+pub(crate) fn pe_checksum(file: &mut File, checksum_offset: u64) -> std::io::Result<u32> {
     let len = file.metadata()?.len();
     let mut sum = WordSum::default();
     stream_excluding(
@@ -274,38 +274,10 @@ pub fn pe_checksum(file: &mut File, checksum_offset: u64) -> std::io::Result<u32
     Ok(sum.finish(len))
 }
 
-/// For verification: one pass over a signed file giving the content digest and the PE
-/// checksum of the whole file.
-pub fn scan_signed(file: &mut File, layout: &PeLayout) -> std::io::Result<([u8; 32], u32)> {
-    let content_len = layout.content_len();
-    let (sec_start, sec_end) = (layout.security_dir_offset, layout.security_dir_offset + 8);
-    let mut hasher = Sha256::new();
-    let mut sum = WordSum::default();
-    let skip = [(layout.checksum_offset, layout.checksum_offset + 4)];
-    stream_excluding(file, layout.file_len, &skip, |offset, b| {
-        sum.add(offset, b);
-        let end = offset + b.len() as u64;
-        // hash the part below content_len, minus the security directory entry
-        let hashed_end = end.min(content_len);
-        let mut from = offset;
-        if sec_start < hashed_end && sec_end > from {
-            if sec_start > from {
-                hasher.update(&b[..(sec_start - offset) as usize]);
-            }
-            from = sec_end.min(hashed_end);
-        }
-        if from < hashed_end {
-            hasher.update(&b[(from - offset) as usize..(hashed_end - offset) as usize]);
-        }
-    })?;
-    hasher.update(&[0u8; 8][..layout.padding() as usize]);
-    Ok((hasher.finalize().into(), sum.finish(layout.file_len)))
-}
-
 /// Replaces any certificate table with `pkcs7` (a DER ContentInfo) wrapped in a
 /// `WIN_CERTIFICATE`, points the security directory at it and fixes the checksum.
 /// `scan` is the [`scan_content`] of the same file, so the checksum needs no second read.
-pub fn embed_signature(
+pub(crate) fn embed_signature(
     path: &Path,
     layout: &PeLayout,
     scan: &ContentScan,
@@ -347,7 +319,7 @@ pub fn embed_signature(
 }
 
 /// Reads the PKCS#7 blob of the (first) `WIN_CERTIFICATE` of a signed file.
-pub fn read_signature(file: &mut File, layout: &PeLayout) -> Result<Vec<u8>, PeError> {
+pub(crate) fn read_signature(file: &mut File, layout: &PeLayout) -> Result<Vec<u8>, PeError> {
     let Some((offset, size)) = layout.cert_table else {
         return Err(PeError::Unsigned);
     };
@@ -372,7 +344,7 @@ pub fn read_signature(file: &mut File, layout: &PeLayout) -> Result<Vec<u8>, PeE
 }
 
 /// The checksum stored in the header.
-pub fn stored_checksum(file: &mut File, layout: &PeLayout) -> std::io::Result<u32> {
+pub(crate) fn stored_checksum(file: &mut File, layout: &PeLayout) -> std::io::Result<u32> {
     let mut b = [0u8; 4];
     file.seek(SeekFrom::Start(layout.checksum_offset))?;
     file.read_exact(&mut b)?;

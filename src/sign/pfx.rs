@@ -19,7 +19,7 @@ enum LocalKey {
 }
 
 /// A private key and certificate chain loaded from a PFX.
-pub struct PfxSigner {
+pub(crate) struct PfxSigner {
     key: LocalKey,
     chain: CertChain,
 }
@@ -44,7 +44,7 @@ pub(crate) fn decode_base64(text: &str) -> Option<Zeroizing<Vec<u8>>> {
 
 impl PfxSigner {
     /// Parses the PFX; errors are sentences for the job's error message.
-    pub fn load(creds: &PfxCredentials) -> Result<PfxSigner, PfxError> {
+    pub(crate) fn load(creds: &PfxCredentials) -> Result<PfxSigner, PfxError> {
         let der = decode_base64(creds.pfx_base64.expose())
             .ok_or("windows_pfx_base64 is not valid base64")?;
         let archive = p12_keystore::Pkcs12Archive::from_pkcs12(&der, creds.password.expose())

@@ -18,18 +18,18 @@ use sha2::{Digest, Sha256};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::{Attribute, Attributes};
 
-pub const OID_SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
-pub const OID_SPC_INDIRECT_DATA: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.4");
+pub(crate) const OID_SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+pub(crate) const OID_SPC_INDIRECT_DATA: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.4");
 const OID_SPC_PE_IMAGE_DATA: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.15");
 const OID_SPC_SIP_INFO: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.30");
 const OID_SPC_SP_OPUS_INFO: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.12");
 const OID_SPC_STATEMENT_TYPE: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.11");
 const OID_SPC_INDIVIDUAL_SP_KEY_PURPOSE: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.21");
-pub const OID_CONTENT_TYPE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.3");
-pub const OID_MESSAGE_DIGEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.4");
-pub const OID_SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
+pub(crate) const OID_CONTENT_TYPE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.3");
+pub(crate) const OID_MESSAGE_DIGEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.4");
+pub(crate) const OID_SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
 /// Unsigned attribute holding an RFC 3161 TimeStampToken (`SPC_RFC3161_OBJID`).
-pub const OID_RFC3161_TIMESTAMP: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.3.3.1");
+pub(crate) const OID_RFC3161_TIMESTAMP: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.3.3.1");
 
 /// `SpcSipInfo` class id of APPX/MSIX packages (4BDFC50A-07CE-E24D-B76E-23C839A09FD1, bytes as
 /// stored).
@@ -38,7 +38,7 @@ const APPX_SIP_UUID: [u8; 16] = [
 ];
 const APPX_SIP_VERSION: u32 = 0x0101_0000;
 
-pub type Result<T> = std::result::Result<T, der::Error>;
+pub(crate) type Result<T> = std::result::Result<T, der::Error>;
 
 fn sha256_alg() -> AlgorithmIdentifierOwned {
     AlgorithmIdentifierOwned {
@@ -92,13 +92,13 @@ fn indirect_data(value_type: Oid, value_der: &[u8], digest: &[u8]) -> Result<Any
 }
 
 /// The signed content for a PE image with the given Authenticode digest.
-pub fn pe_indirect_data(digest: &[u8; 32]) -> Result<Any> {
+pub(crate) fn pe_indirect_data(digest: &[u8; 32]) -> Result<Any> {
     indirect_data(OID_SPC_PE_IMAGE_DATA, &pe_image_data(), digest)
 }
 
 /// The signed content for an MSIX package: the digest field holds the whole
 /// `"APPX"+"AXPC"+…` blob (as osslsigncode and signtool write it), algorithm SHA-256.
-pub fn appx_indirect_data(blob: &[u8]) -> Result<Any> {
+pub(crate) fn appx_indirect_data(blob: &[u8]) -> Result<Any> {
     indirect_data(OID_SPC_SIP_INFO, &appx_sip_info()?, blob)
 }
 
@@ -109,7 +109,7 @@ fn attribute(oid: Oid, value: Any) -> Result<Attribute> {
 }
 
 /// contentType, messageDigest, an empty SpcSpOpusInfo and SpcStatementType = individual.
-pub fn signed_attributes(content: &Any) -> Result<Attributes> {
+pub(crate) fn signed_attributes(content: &Any) -> Result<Attributes> {
     let content_digest = Sha256::digest(content.value());
     let mut statement = Vec::new();
     statement.extend(OID_SPC_INDIVIDUAL_SP_KEY_PURPOSE.to_der()?);
@@ -134,7 +134,7 @@ pub fn signed_attributes(content: &Any) -> Result<Attributes> {
 }
 
 /// What the signer signs: SHA-256 over the DER `SET OF` signed attributes.
-pub fn signed_attributes_digest(attrs: &Attributes) -> Result<[u8; 32]> {
+pub(crate) fn signed_attributes_digest(attrs: &Attributes) -> Result<[u8; 32]> {
     Ok(Sha256::digest(attrs.to_der()?).into())
 }
 
@@ -152,18 +152,18 @@ fn signature_alg(alg: SignatureAlgorithm) -> AlgorithmIdentifierOwned {
 }
 
 /// Everything needed for the final ContentInfo.
-pub struct SignedParts<'a> {
-    pub content: Any,
-    pub signed_attrs: Attributes,
-    pub signature: Vec<u8>,
-    pub algorithm: SignatureAlgorithm,
-    pub chain: &'a CertChain,
+pub(crate) struct SignedParts<'a> {
+    pub(crate) content: Any,
+    pub(crate) signed_attrs: Attributes,
+    pub(crate) signature: Vec<u8>,
+    pub(crate) algorithm: SignatureAlgorithm,
+    pub(crate) chain: &'a CertChain,
     /// DER of an RFC 3161 TimeStampToken (a ContentInfo).
-    pub timestamp_token: Option<Vec<u8>>,
+    pub(crate) timestamp_token: Option<Vec<u8>>,
 }
 
 /// SignedData v1 wrapped in a ContentInfo, DER-encoded.
-pub fn assemble(parts: SignedParts<'_>) -> Result<Vec<u8>> {
+pub(crate) fn assemble(parts: SignedParts<'_>) -> Result<Vec<u8>> {
     let leaf = &parts.chain.leaf;
     let unsigned_attrs = match parts.timestamp_token {
         Some(token) => {

@@ -9,15 +9,15 @@ use const_oid::ObjectIdentifier as Oid;
 use der::{Decode, Encode, Tag, Tagged};
 use x509_cert::Certificate;
 
-pub const OID_RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
-pub const OID_EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
-pub const OID_SECP256R1: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
-pub const OID_ECDSA_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
+pub(crate) const OID_RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+pub(crate) const OID_EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+pub(crate) const OID_SECP256R1: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
+pub(crate) const OID_ECDSA_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
 const OID_SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
 
 /// Signature schemes we produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SignatureAlgorithm {
+pub(crate) enum SignatureAlgorithm {
     /// RSA PKCS#1 v1.5 over SHA-256.
     RsaPkcs1Sha256,
     /// ECDSA P-256 over SHA-256, DER-encoded `Ecdsa-Sig-Value`.
@@ -26,7 +26,7 @@ pub enum SignatureAlgorithm {
 
 impl SignatureAlgorithm {
     /// The key type of a certificate's public key.
-    pub fn for_certificate(cert: &Certificate) -> Result<Self, CertificateError> {
+    pub(crate) fn for_certificate(cert: &Certificate) -> Result<Self, CertificateError> {
         let spki = &cert.tbs_certificate.subject_public_key_info;
         if spki.algorithm.oid == OID_RSA_ENCRYPTION {
             return Ok(SignatureAlgorithm::RsaPkcs1Sha256);
@@ -52,14 +52,14 @@ impl SignatureAlgorithm {
 
 /// The signer's certificate and any intermediates to embed.
 #[derive(Clone, Debug)]
-pub struct CertChain {
-    pub leaf: Certificate,
-    pub intermediates: Vec<Certificate>,
+pub(crate) struct CertChain {
+    pub(crate) leaf: Certificate,
+    pub(crate) intermediates: Vec<Certificate>,
 }
 
 impl CertChain {
     /// Picks the leaf out of an unordered set: the certificate that issued no other one.
-    pub fn from_unordered(certs: Vec<Certificate>) -> Result<Self, CertificateError> {
+    pub(crate) fn from_unordered(certs: Vec<Certificate>) -> Result<Self, CertificateError> {
         if certs.is_empty() {
             return Err("no certificate found".into());
         }
@@ -82,24 +82,24 @@ impl CertChain {
         })
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Certificate> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Certificate> {
         std::iter::once(&self.leaf).chain(self.intermediates.iter())
     }
 
-    pub fn algorithm(&self) -> Result<SignatureAlgorithm, CertificateError> {
+    pub(crate) fn algorithm(&self) -> Result<SignatureAlgorithm, CertificateError> {
         SignatureAlgorithm::for_certificate(&self.leaf)
     }
 }
 
 /// A signature over a digest, with the chain that verifies it.
-pub struct DigestSignature {
-    pub signature: Vec<u8>,
-    pub chain: CertChain,
+pub(crate) struct DigestSignature {
+    pub(crate) signature: Vec<u8>,
+    pub(crate) chain: CertChain,
 }
 
 /// Something that turns a SHA-256 digest into a signature. Only the digest leaves the host.
 #[async_trait::async_trait]
-pub trait DigestSigner: Send + Sync {
+pub(crate) trait DigestSigner: Send + Sync {
     /// The chain known before signing (Trusted Signing may return a newer one per signature).
     fn chain(&self) -> &CertChain;
     async fn sign_digest(&self, digest: &[u8; 32]) -> Result<DigestSignature, SignError>;
@@ -107,7 +107,7 @@ pub trait DigestSigner: Send + Sync {
 
 /// Parses certificates from DER (one or several concatenated), PEM (`CERTIFICATE` and
 /// `PKCS7` blocks) or a DER PKCS#7 certs-only bundle.
-pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, CertificateError> {
+pub(crate) fn parse_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, CertificateError> {
     let trimmed = bytes.trim_ascii_start();
     if trimmed.starts_with(b"-----BEGIN") {
         let text = std::str::from_utf8(trimmed).map_err(|_| "PEM is not valid text")?;
@@ -182,7 +182,7 @@ fn parse_der_certificates(bytes: &[u8]) -> Result<Vec<Certificate>, CertificateE
 
 /// A subject as Windows renders it (`CN=…, O=…, C=…`): RDNs in reverse order, values with
 /// special characters in double quotes. This is what an MSIX `Publisher` must equal.
-pub fn windows_dn(name: &x509_cert::name::Name) -> String {
+pub(crate) fn windows_dn(name: &x509_cert::name::Name) -> String {
     let mut parts = Vec::new();
     for rdn in name.0.iter().rev() {
         for atv in rdn.0.iter() {
@@ -236,7 +236,7 @@ fn quote_dn_value(v: &str) -> String {
 }
 
 /// Checks that a certificate's public key matches the given SubjectPublicKeyInfo DER.
-pub fn same_public_key(cert: &Certificate, spki_der: &[u8]) -> bool {
+pub(crate) fn same_public_key(cert: &Certificate, spki_der: &[u8]) -> bool {
     cert.tbs_certificate
         .subject_public_key_info
         .to_der()

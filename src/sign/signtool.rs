@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where the Windows 10/11 SDK installs by default.
-pub const DEFAULT_SDK_ROOT: &str = r"C:\Program Files (x86)\Windows Kits\10";
+pub(crate) const DEFAULT_SDK_ROOT: &str = r"C:\Program Files (x86)\Windows Kits\10";
 /// Longest a single `signtool verify` may take.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Lines of signtool's output kept in an error message.
@@ -18,14 +18,14 @@ const ERROR_TAIL_LINES: usize = 6;
 
 /// A located `signtool.exe`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SignTool {
+pub(crate) struct SignTool {
     exe: PathBuf,
 }
 
 impl SignTool {
     /// The signtool this host uses for the second check: on Windows, found under `sdk_path`
     /// (or [`DEFAULT_SDK_ROOT`] when unset); never on other hosts.
-    pub fn for_host(sdk_path: Option<&Path>) -> Option<SignTool> {
+    pub(crate) fn for_host(sdk_path: Option<&Path>) -> Option<SignTool> {
         if cfg!(windows) {
             SignTool::locate(sdk_path.unwrap_or(Path::new(DEFAULT_SDK_ROOT)))
         } else {
@@ -36,7 +36,7 @@ impl SignTool {
     /// Finds `signtool.exe` given the exe itself, a folder holding it, a folder with an
     /// `x64` sub-folder holding it, or an SDK root (`bin\<version>\x64\signtool.exe`, the
     /// highest version wins).
-    pub fn locate(sdk: &Path) -> Option<SignTool> {
+    pub(crate) fn locate(sdk: &Path) -> Option<SignTool> {
         if sdk.is_file() {
             return Some(SignTool {
                 exe: sdk.to_path_buf(),
@@ -63,13 +63,13 @@ impl SignTool {
     }
 
     /// Path of `signtool.exe`.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.exe
     }
 
     /// The tool's version: its VERSIONINFO file version, else the SDK `bin\<version>`
     /// folder it sits in.
-    pub fn version(&self) -> Option<String> {
+    pub(crate) fn version(&self) -> Option<String> {
         if let Ok(report) = crate::package::resources::read_resources(&self.exe) {
             if let Some([a, b, c, d]) = report.file_version {
                 return Some(format!("{a}.{b}.{c}.{d}"));
@@ -84,7 +84,7 @@ impl SignTool {
 
     /// Runs `signtool verify /pa /v <file>`; an error when it does not accept the file
     /// (with the end of its output), cannot run, or takes longer than two minutes.
-    pub async fn verify(&self, file: &Path) -> Result<(), SignToolError> {
+    pub(crate) async fn verify(&self, file: &Path) -> Result<(), SignToolError> {
         let run = tokio::process::Command::new(&self.exe)
             .args(["verify", "/pa", "/v"])
             .arg(file)
@@ -120,7 +120,7 @@ impl SignTool {
 
 /// Why `signtool verify /pa` did not accept a file.
 #[derive(Debug, thiserror::Error)]
-pub enum SignToolError {
+pub(crate) enum SignToolError {
     /// The tool did not finish in time and was stopped.
     #[error("signtool verify took longer than {VERIFY_TIMEOUT:?}")]
     TimedOut,

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// Lines describing a certificate (for the job log and `doctor --credentials`).
-pub fn certificate_lines(report: &CertificateReport) -> Vec<String> {
+pub(crate) fn certificate_lines(report: &CertificateReport) -> Vec<String> {
     let mut lines = vec![
         format!("certificate subject: {}", report.subject),
         format!("certificate thumbprint: {}", report.thumbprint),
@@ -26,7 +26,7 @@ pub fn certificate_lines(report: &CertificateReport) -> Vec<String> {
 }
 
 /// The signing summary for the job log, once the artifact is done.
-pub fn summary_lines(session: &SigningSession) -> Vec<String> {
+pub(crate) fn summary_lines(session: &SigningSession) -> Vec<String> {
     let cert = session.certificate();
     let timestamp = match session.timestamp_servers() {
         None => "none (timestamping turned off by windows_timestamp_url: none)".to_string(),
@@ -53,7 +53,7 @@ pub fn summary_lines(session: &SigningSession) -> Vec<String> {
 }
 
 /// Short label value of a method for metrics.
-pub fn method_label(method: SigningMethod) -> &'static str {
+pub(crate) fn method_label(method: SigningMethod) -> &'static str {
     match method {
         SigningMethod::Pfx => "pfx",
         SigningMethod::Azure => "azure",
@@ -68,7 +68,7 @@ pub struct CertificateGauges {
 }
 
 impl CertificateGauges {
-    pub fn record(&self, method: SigningMethod, report: &CertificateReport) {
+    pub(crate) fn record(&self, method: SigningMethod, report: &CertificateReport) {
         self.last.lock().unwrap().insert(
             method_label(method),
             (report.thumbprint.clone(), report.not_after_unix),
@@ -76,7 +76,7 @@ impl CertificateGauges {
     }
 
     /// `(method, thumbprint, notAfter)` of each method used so far.
-    pub fn snapshot(&self) -> Vec<(&'static str, String, u64)> {
+    pub(crate) fn snapshot(&self) -> Vec<(&'static str, String, u64)> {
         self.last
             .lock()
             .unwrap()
@@ -86,7 +86,7 @@ impl CertificateGauges {
     }
 
     /// Prometheus text: the expiry as a timestamp and as seconds left at `now`.
-    pub fn prometheus_text(&self, now: SystemTime) -> String {
+    pub(crate) fn prometheus_text(&self, now: SystemTime) -> String {
         let now = now
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()

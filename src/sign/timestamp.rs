@@ -14,14 +14,14 @@ use spki::AlgorithmIdentifierOwned;
 use x509_tsp::{MessageImprint, TimeStampReq, TimeStampResp, TspVersion, TstInfo};
 
 /// Talks to one timestamp server.
-pub struct TimestampClient {
+pub(crate) struct TimestampClient {
     http: reqwest::Client,
     url: String,
     policy: HttpPolicy,
 }
 
 impl TimestampClient {
-    pub fn new(http: reqwest::Client, url: &str, policy: HttpPolicy) -> Self {
+    pub(crate) fn new(http: reqwest::Client, url: &str, policy: HttpPolicy) -> Self {
         TimestampClient {
             http,
             url: url.to_string(),
@@ -30,7 +30,7 @@ impl TimestampClient {
     }
 
     /// Timestamps `signature` (the SignerInfo signature octets); returns the token DER.
-    pub async fn stamp(
+    pub(crate) async fn stamp(
         &self,
         method: &'static str,
         signature: &[u8],
@@ -84,7 +84,7 @@ fn random_nonce() -> der::Result<Int> {
 }
 
 /// Checks a `TimeStampResp` and extracts the token.
-pub fn token_from_response(
+pub(crate) fn token_from_response(
     body: &[u8],
     imprint: &[u8; 32],
     nonce: &Int,
@@ -109,7 +109,7 @@ pub fn token_from_response(
 }
 
 /// The `TSTInfo` inside a token (a SignedData whose eContent is an OCTET STRING).
-pub fn tst_info(token: &cms::content_info::ContentInfo) -> Result<TstInfo, SignatureError> {
+pub(crate) fn tst_info(token: &cms::content_info::ContentInfo) -> Result<TstInfo, SignatureError> {
     let sd: cms::signed_data::SignedData = token
         .content
         .decode_as()

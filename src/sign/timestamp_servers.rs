@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Well-known public RFC 3161 servers: the default of `PERRY_TIMESTAMP_URLS`.
-pub const DEFAULT_FALLBACKS: &[&str] = &[
+pub(crate) const DEFAULT_FALLBACKS: &[&str] = &[
     "http://timestamp.digicert.com",
     "http://timestamp.sectigo.com",
     "http://timestamp.globalsign.com/tsa/r6advanced1",
@@ -18,7 +18,7 @@ pub const DEFAULT_FALLBACKS: &[&str] = &[
 ];
 
 /// The value that turns timestamping off on purpose (offline hosts).
-pub const NO_TIMESTAMP: &str = "none";
+pub(crate) const NO_TIMESTAMP: &str = "none";
 
 /// What a `windows_timestamp_url` value asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,13 +35,13 @@ pub enum TimestampChoice {
 #[error(
     "entry {position} is not an http or https URL with a host (or use \"{NO_TIMESTAMP}\" alone)"
 )]
-pub struct TimestampUrlError {
+pub(crate) struct TimestampUrlError {
     /// 1-based position of the entry in the list.
-    pub position: usize,
+    pub(crate) position: usize,
 }
 
 /// Parses a list of http(s) URLs separated by commas and/or whitespace, or `none`.
-pub fn parse_url_list(text: &str) -> Result<TimestampChoice, TimestampUrlError> {
+pub(crate) fn parse_url_list(text: &str) -> Result<TimestampChoice, TimestampUrlError> {
     let entries: Vec<&str> = text
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|e| !e.is_empty())
@@ -65,7 +65,7 @@ pub fn parse_url_list(text: &str) -> Result<TimestampChoice, TimestampUrlError> 
 }
 
 /// A URL as it may appear in a log line or error: without user info, query or fragment.
-pub fn display_url(raw: &str) -> String {
+pub(crate) fn display_url(raw: &str) -> String {
     match url::Url::parse(raw) {
         Ok(mut u) => {
             let _ = u.set_username("");
@@ -80,7 +80,7 @@ pub fn display_url(raw: &str) -> String {
 
 /// The ordered server list of one job: the job's own servers, then the fallbacks not
 /// already listed.
-pub fn job_servers(job: &[String], fallbacks: &[String]) -> Vec<String> {
+pub(crate) fn job_servers(job: &[String], fallbacks: &[String]) -> Vec<String> {
     let mut all: Vec<String> = job.to_vec();
     for f in fallbacks {
         if !all.contains(f) {
@@ -91,7 +91,7 @@ pub fn job_servers(job: &[String], fallbacks: &[String]) -> Vec<String> {
 }
 
 /// Timestamps with failover over an ordered list of servers.
-pub struct TimestampServers {
+pub(crate) struct TimestampServers {
     clients: Vec<(String, TimestampClient)>,
     /// Index of the server that answered last; tried first.
     preferred: AtomicUsize,
@@ -101,7 +101,7 @@ pub struct TimestampServers {
 
 impl TimestampServers {
     /// Clients for the RFC 3161 servers `urls`, tried in order under `policy`.
-    pub fn new(http: &reqwest::Client, urls: &[String], policy: &HttpPolicy) -> Self {
+    pub(crate) fn new(http: &reqwest::Client, urls: &[String], policy: &HttpPolicy) -> Self {
         TimestampServers {
             clients: urls
                 .iter()
@@ -118,17 +118,17 @@ impl TimestampServers {
     }
 
     /// The servers in the order they are tried, for the job log.
-    pub fn urls(&self) -> Vec<String> {
+    pub(crate) fn urls(&self) -> Vec<String> {
         self.clients.iter().map(|(u, _)| display_url(u)).collect()
     }
 
     /// Servers that issued a token so far.
-    pub fn used(&self) -> Vec<String> {
+    pub(crate) fn used(&self) -> Vec<String> {
         self.used.lock().unwrap().iter().cloned().collect()
     }
 
     /// Timestamps `signature`, trying each server in turn from the preferred one.
-    pub async fn stamp(
+    pub(crate) async fn stamp(
         &self,
         method: &'static str,
         signature: &[u8],

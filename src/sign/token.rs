@@ -12,28 +12,28 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 /// Renew a token this long before it expires.
-pub const RENEW_MARGIN: Duration = Duration::from_secs(300);
+pub(crate) const RENEW_MARGIN: Duration = Duration::from_secs(300);
 /// Lifetime assumed when the token endpoint does not say (`expires_in` missing).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// The form fields of one token request (values may be secrets, hence zeroed on drop).
-pub type TokenForm = Vec<(&'static str, Zeroizing<String>)>;
+pub(crate) type TokenForm = Vec<(&'static str, Zeroizing<String>)>;
 
 /// Builds the form of a token request; called for the first token and each renewal.
-pub type FormBuilder = Box<dyn Fn() -> Result<TokenForm, SignError> + Send + Sync>;
+pub(crate) type FormBuilder = Box<dyn Fn() -> Result<TokenForm, SignError> + Send + Sync>;
 
 /// Where and how to get a token.
-pub struct TokenRequest {
+pub(crate) struct TokenRequest {
     /// Signing method, for error messages (`Azure Trusted Signing`, …).
-    pub method: &'static str,
+    pub(crate) method: &'static str,
     /// Step name, for error messages (`Entra ID token request`, …).
-    pub step: &'static str,
-    pub token_url: String,
-    pub form: FormBuilder,
+    pub(crate) step: &'static str,
+    pub(crate) token_url: String,
+    pub(crate) form: FormBuilder,
 }
 
 /// A bearer token that renews itself; see the module docs.
-pub struct RenewingToken {
+pub(crate) struct RenewingToken {
     request: TokenRequest,
     http: reqwest::Client,
     policy: HttpPolicy,
@@ -47,7 +47,7 @@ struct Issued {
 
 impl RenewingToken {
     /// Gets the first token now, so bad credentials fail when the session opens.
-    pub async fn fetch(
+    pub(crate) async fn fetch(
         request: TokenRequest,
         http: &reqwest::Client,
         policy: &HttpPolicy,
@@ -62,7 +62,7 @@ impl RenewingToken {
     }
 
     /// The token to send now, renewed first when it is due.
-    pub async fn bearer(&self) -> Result<Zeroizing<String>, SignError> {
+    pub(crate) async fn bearer(&self) -> Result<Zeroizing<String>, SignError> {
         let mut current = self.current.lock().await;
         if Instant::now() >= current.renew_at {
             tracing::info!(method = self.request.method, "renewing the access token");

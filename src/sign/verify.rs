@@ -28,7 +28,7 @@ pub struct VerifiedSignature {
     /// The signer certificate subject, Windows style.
     pub signer_subject: String,
     /// The signer certificate's thumbprint (SHA-1, upper-case hex).
-    pub signer_thumbprint: String,
+    pub(crate) signer_thumbprint: String,
     /// Whether the signature carries an RFC 3161 timestamp.
     pub timestamped: bool,
     /// The token's genTime, when timestamped.
@@ -103,7 +103,7 @@ pub fn verify_pkcs7(
 
 /// The digest an Authenticode PKCS#7 says it signed (its `SpcIndirectDataContent` digest),
 /// read without verifying anything: for naming what changed when it differs.
-pub fn signed_digest(der: &[u8]) -> Result<Vec<u8>, SignatureError> {
+pub(crate) fn signed_digest(der: &[u8]) -> Result<Vec<u8>, SignatureError> {
     let sd = authenticode_signed_data(der)?;
     Ok(indirect_data(&sd)?
         .message_digest
@@ -200,7 +200,7 @@ fn verify_signer<'a>(
 }
 
 /// Checks a signature over a SHA-256 digest with the certificate's public key.
-pub fn check_digest_signature(
+pub(crate) fn check_digest_signature(
     cert: &Certificate,
     algorithm: SignatureAlgorithm,
     digest: &[u8; 32],

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Why a walk stopped early.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum BudgetError {
+pub(crate) enum BudgetError {
     /// More files and folders than allowed.
     #[error("{what} holds more than {limit} files and folders (PERRY_MAX_TARBALL_ENTRIES)")]
     TooManyEntries {
@@ -35,7 +35,7 @@ pub enum BudgetError {
 
 /// Entries and bytes left for one walk, and the job's cancel token.
 #[derive(Debug, Clone)]
-pub struct Budget {
+pub(crate) struct Budget {
     what: String,
     limits: ExtractLimits,
     entries: u64,
@@ -45,7 +45,11 @@ pub struct Budget {
 
 impl Budget {
     /// A fresh budget for `what` (named in errors: "the assets", "step output \"out\"").
-    pub fn new(what: impl Into<String>, limits: ExtractLimits, cancel: CancellationToken) -> Self {
+    pub(crate) fn new(
+        what: impl Into<String>,
+        limits: ExtractLimits,
+        cancel: CancellationToken,
+    ) -> Self {
         Budget {
             what: what.into(),
             limits,
@@ -56,7 +60,7 @@ impl Budget {
     }
 
     /// Counts one file, folder or link; fails past the entry limit or once cancelled.
-    pub fn take_entry(&mut self) -> Result<(), BudgetError> {
+    pub(crate) fn take_entry(&mut self) -> Result<(), BudgetError> {
         if self.cancel.is_cancelled() {
             return Err(BudgetError::Cancelled);
         }
@@ -71,7 +75,7 @@ impl Budget {
     }
 
     /// Counts `n` bytes about to be written; fails when they would pass the byte limit.
-    pub fn take_bytes(&mut self, n: u64) -> Result<(), BudgetError> {
+    pub(crate) fn take_bytes(&mut self, n: u64) -> Result<(), BudgetError> {
         let total = self.bytes.saturating_add(n);
         if total > self.limits.max_unpacked_bytes {
             return Err(BudgetError::TooManyBytes {
@@ -84,7 +88,7 @@ impl Budget {
     }
 
     /// Whether the job's cancel token has fired.
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }
 }

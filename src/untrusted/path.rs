@@ -6,33 +6,33 @@
 //! refused.
 
 /// Longest accepted path, in bytes.
-pub const MAX_PATH_BYTES: usize = 4096;
+pub(crate) const MAX_PATH_BYTES: usize = 4096;
 /// Most components a path may have.
-pub const MAX_DEPTH: usize = 256;
+pub(crate) const MAX_DEPTH: usize = 256;
 /// Characters of a path quoted in an error message.
 const PREVIEW_CHARS: usize = 120;
 
 /// How a path is read and which names are refused besides the rules that always hold
 /// (relative, no `..`, no `:`, no control characters, UTF-8, length and depth limits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PathRule {
+pub(crate) struct PathRule {
     /// `\` separates components (a project written on Windows); otherwise it is refused.
-    pub backslash_separates: bool,
+    pub(crate) backslash_separates: bool,
     /// Refuse the names Windows treats specially: devices (`CON`, `nul.txt`, `COM1`, …)
     /// and names ending in a dot or a space (Windows drops those, so two names collide).
-    pub refuse_windows_names: bool,
+    pub(crate) refuse_windows_names: bool,
 }
 
 impl PathRule {
     /// Project tarballs: `\` is a separator; Windows' special names are refused on Windows
     /// hosts, where they would open a device or collide.
-    pub const PROJECT: PathRule = PathRule {
+    pub(crate) const PROJECT: PathRule = PathRule {
         backslash_separates: true,
         refuse_windows_names: cfg!(windows),
     };
     /// Paths we or a tool wrote for the worker (step paths, container outputs):
     /// `/`-separated only.
-    pub const PORTABLE: PathRule = PathRule {
+    pub(crate) const PORTABLE: PathRule = PathRule {
         backslash_separates: false,
         refuse_windows_names: false,
     };
@@ -40,7 +40,7 @@ impl PathRule {
 
 /// Why a path was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     /// A path starting with `/` (or `\` where backslashes separate).
     #[error("absolute paths are not allowed")]
     Absolute,
@@ -85,7 +85,7 @@ pub enum PathError {
 
 impl PathError {
     /// The rule broken, as a fixed text (for errors that carry a `&'static str` reason).
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             PathError::Absolute => "absolute paths are not allowed",
             PathError::ParentDir => "`..` components are not allowed",
@@ -102,7 +102,7 @@ impl PathError {
 }
 
 /// `path` for an error message: lossy UTF-8, escaped, cut to a readable length.
-pub fn preview(path: &[u8]) -> String {
+pub(crate) fn preview(path: &[u8]) -> String {
     let lossy = String::from_utf8_lossy(path);
     let mut cut: String = lossy.chars().take(PREVIEW_CHARS).collect();
     if cut.len() < lossy.len() {
@@ -112,7 +112,7 @@ pub fn preview(path: &[u8]) -> String {
 }
 
 /// Checks a relative path; returns its plain components (none for `""`, `.` or `./`).
-pub fn relative_components(raw: &[u8], rule: PathRule) -> Result<Vec<String>, PathError> {
+pub(crate) fn relative_components(raw: &[u8], rule: PathRule) -> Result<Vec<String>, PathError> {
     let mut components = Vec::new();
     for component in split(raw, rule)? {
         match component {
@@ -135,7 +135,7 @@ pub fn relative_components(raw: &[u8], rule: PathRule) -> Result<Vec<String>, Pa
 
 /// Splits a relative path into raw components (`""`, `.` and `..` included), after the
 /// checks on the whole path: length, UTF-8, not absolute, `\` as the rule says.
-pub fn split(raw: &[u8], rule: PathRule) -> Result<Vec<&str>, PathError> {
+pub(crate) fn split(raw: &[u8], rule: PathRule) -> Result<Vec<&str>, PathError> {
     if raw.len() > MAX_PATH_BYTES {
         return Err(PathError::TooLong {
             len: raw.len(),
@@ -153,7 +153,7 @@ pub fn split(raw: &[u8], rule: PathRule) -> Result<Vec<&str>, PathError> {
 }
 
 /// Checks one plain component (not `""`, `.` or `..`).
-pub fn check_component(c: &str, rule: PathRule) -> Result<(), PathError> {
+pub(crate) fn check_component(c: &str, rule: PathRule) -> Result<(), PathError> {
     if c.contains(':') {
         return Err(PathError::Colon);
     }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// What a symbolic link in the tree becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LinkPolicy<'a> {
+pub(crate) enum LinkPolicy<'a> {
     /// Copied as a link with its target unchanged; never followed.
     Preserve,
     /// An error naming the link.
@@ -34,19 +34,19 @@ pub enum LinkPolicy<'a> {
 
 /// The rules for one tree copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CopyPolicy<'a> {
+pub(crate) struct CopyPolicy<'a> {
     /// What symbolic links in the tree become.
-    pub links: LinkPolicy<'a>,
+    pub(crate) links: LinkPolicy<'a>,
     /// Deepest folder nesting copied.
-    pub max_depth: usize,
+    pub(crate) max_depth: usize,
     /// Keep each file's permissions and modification time (tools such as makensis record
     /// file times); otherwise copies get default permissions and the current time.
-    pub keep_file_attributes: bool,
+    pub(crate) keep_file_attributes: bool,
 }
 
 impl<'a> CopyPolicy<'a> {
     /// The project's asset folders into the bundle: links followed inside the project.
-    pub fn project_assets(project_root: &'a Path) -> CopyPolicy<'a> {
+    pub(crate) fn project_assets(project_root: &'a Path) -> CopyPolicy<'a> {
         CopyPolicy {
             links: LinkPolicy::FollowInsideProject { root: project_root },
             max_depth: 64,
@@ -55,7 +55,7 @@ impl<'a> CopyPolicy<'a> {
     }
 
     /// A host step's input into its work folder: links stay links.
-    pub fn step_input() -> CopyPolicy<'static> {
+    pub(crate) fn step_input() -> CopyPolicy<'static> {
         CopyPolicy {
             links: LinkPolicy::Preserve,
             max_depth: 128,
@@ -65,7 +65,7 @@ impl<'a> CopyPolicy<'a> {
 
     /// A host step's output out of its work folder: a tool's link could point anywhere on
     /// the host, so links are refused.
-    pub fn step_output() -> CopyPolicy<'static> {
+    pub(crate) fn step_output() -> CopyPolicy<'static> {
         CopyPolicy {
             links: LinkPolicy::Refuse,
             max_depth: 128,
@@ -77,7 +77,12 @@ impl<'a> CopyPolicy<'a> {
 /// Copies the file or folder `from` to `to` (parents created, files overwritten) under
 /// `policy`, within `budget`. Returns the number of files copied. A [`BudgetError`] is in
 /// the error chain when the budget ran out or the job was cancelled.
-pub fn copy_tree(from: &Path, to: &Path, policy: CopyPolicy, budget: &mut Budget) -> Result<u64> {
+pub(crate) fn copy_tree(
+    from: &Path,
+    to: &Path,
+    policy: CopyPolicy,
+    budget: &mut Budget,
+) -> Result<u64> {
     let root = match policy.links {
         LinkPolicy::FollowInsideProject { root } => Some(
             root.canonicalize()

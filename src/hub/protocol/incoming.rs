@@ -13,24 +13,24 @@ use serde_json::{Map, Value};
 
 /// A `job_assign` with every required field present.
 #[derive(Clone, Debug)]
-pub struct JobAssign {
+pub(crate) struct JobAssign {
     /// The job's id; every frame the worker sends for it carries it.
-    pub job_id: String,
+    pub(crate) job_id: String,
     /// Bearer token for this job's downloads and uploads; revoked by `complete`.
-    pub auth_token: String,
+    pub(crate) auth_token: String,
     /// The build manifest (read by `job::manifest`).
-    pub manifest: Value,
+    pub(crate) manifest: Value,
     /// The signing credentials, `{}` when none; opaque here.
-    pub credentials: Value,
+    pub(crate) credentials: Value,
     /// Where the project tarball (or precompiled bundle) is downloaded from.
-    pub tarball_url: String,
+    pub(crate) tarball_url: String,
     /// Where artifacts are uploaded to.
-    pub artifact_upload_url: String,
+    pub(crate) artifact_upload_url: String,
 }
 
 /// A frame the hub sends.
 #[derive(Clone, Debug)]
-pub enum HubFrame {
+pub(crate) enum HubFrame {
     /// Run a job.
     JobAssign(Box<JobAssign>),
     /// Stop this job now and report it failed.
@@ -63,7 +63,7 @@ pub enum HubFrame {
 
 /// Why a hub frame could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     /// Not JSON, or JSON but not an object; carries the parser's message.
     #[error("frame is not a JSON object ({0})")]
     NotJson(String),
@@ -149,7 +149,7 @@ fn required<T>(
 }
 
 /// Parses one text frame from the hub.
-pub fn parse_hub_frame(text: &str) -> Result<HubFrame, FrameError> {
+pub(crate) fn parse_hub_frame(text: &str) -> Result<HubFrame, FrameError> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
     let kind = match &value {

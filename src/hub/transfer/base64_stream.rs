@@ -8,7 +8,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 
 /// Raw bytes read from disk per upload chunk (a multiple of 3, encodes to 64 KiB of text).
-pub const ENCODE_CHUNK: usize = 48 * 1024;
+pub(crate) const ENCODE_CHUNK: usize = 48 * 1024;
 
 /// Standard alphabet; trailing padding may be present or missing.
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
@@ -17,13 +17,13 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Length of the padded standard base64 text for `n` raw bytes.
-pub fn encoded_len(n: u64) -> u64 {
+pub(crate) fn encoded_len(n: u64) -> u64 {
     n.div_ceil(3) * 4
 }
 
 /// Encodes one chunk; only the last chunk of a stream may have a length that is not a
 /// multiple of three.
-pub fn encode_chunk(raw: &[u8]) -> String {
+pub(crate) fn encode_chunk(raw: &[u8]) -> String {
     STANDARD.encode(raw)
 }
 

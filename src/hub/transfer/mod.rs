@@ -21,22 +21,22 @@ mod download;
 mod origin;
 mod upload;
 
-pub use base64_stream::{encoded_len, StreamDecoder};
+pub use base64_stream::StreamDecoder;
 pub use download::download_tarball;
-pub use origin::{check_transfer_url, hub_origin, parse_origin_list};
+pub(crate) use origin::{check_transfer_url, hub_origin, parse_origin_list};
 pub use upload::upload_artifact;
 
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// `User-Agent` of every request.
-pub const USER_AGENT: &str = concat!("perry-ship-windows/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("perry-ship-windows/", env!("CARGO_PKG_VERSION"));
 /// Longest wait for a TCP/TLS connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait for response bytes, or for upload progress.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest decoded tarball accepted (the unpacked limit applies separately).
-pub const MAX_TARBALL_BYTES: u64 = 4 << 30;
+pub(crate) const MAX_TARBALL_BYTES: u64 = 4 << 30;
 
 /// Redirects followed per request at most.
 const MAX_REDIRECTS: usize = 10;
@@ -51,7 +51,7 @@ pub fn http_client() -> reqwest::Client {
 
 /// [`http_client`] that also follows redirects into the `allowed` origins (the transfer
 /// origins of the configuration).
-pub fn http_client_allowing(allowed: Vec<url::Origin>) -> reqwest::Client {
+pub(crate) fn http_client_allowing(allowed: Vec<url::Origin>) -> reqwest::Client {
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         let first = attempt.previous().first().cloned();
         if attempt.previous().len() > MAX_REDIRECTS {
@@ -128,7 +128,7 @@ pub struct RetryPolicy {
     pub first_delay: Duration,
     /// Longest wait between tries.
     pub max_delay: Duration,
-    /// See [`READ_TIMEOUT`].
+    /// See `READ_TIMEOUT`.
     pub read_timeout: Duration,
 }
 

@@ -8,7 +8,7 @@ use super::{url_path, TransferError};
 use url::{Origin, Url};
 
 /// The HTTP origin of the hub: `wss://h:p/ws` → `https://h:p`, `ws://h` → `http://h:80`.
-pub fn hub_origin(hub_url: &str) -> Result<Origin, String> {
+pub(crate) fn hub_origin(hub_url: &str) -> Result<Origin, String> {
     let mut url = Url::parse(hub_url).map_err(|e| format!("{hub_url:?} is not a URL ({e})"))?;
     let scheme = match url.scheme() {
         "ws" => "http",
@@ -22,7 +22,7 @@ pub fn hub_origin(hub_url: &str) -> Result<Origin, String> {
 
 /// Parses a comma-separated list of `http(s)://host[:port]` origins (a trailing `/` is
 /// fine; a path, query, fragment or user name is not).
-pub fn parse_origin_list(list: &str) -> Result<Vec<Origin>, String> {
+pub(crate) fn parse_origin_list(list: &str) -> Result<Vec<Origin>, String> {
     let mut out = Vec::new();
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let url = Url::parse(item).map_err(|e| format!("{item:?} is not a URL ({e})"))?;
@@ -46,7 +46,11 @@ pub fn parse_origin_list(list: &str) -> Result<Vec<Origin>, String> {
 
 /// `Ok` when `url` is an http(s) URL whose origin is one of `allowed`; otherwise an error
 /// naming the field (`tarball_url`, …) and the origin, never the path or query.
-pub fn check_transfer_url(field: &str, url: &str, allowed: &[Origin]) -> Result<(), TransferError> {
+pub(crate) fn check_transfer_url(
+    field: &str,
+    url: &str,
+    allowed: &[Origin],
+) -> Result<(), TransferError> {
     let parsed = Url::parse(url).map_err(|_| TransferError::ForeignOrigin {
         field: field.to_string(),
         origin: "(not a URL)".into(),
@@ -63,7 +67,7 @@ pub fn check_transfer_url(field: &str, url: &str, allowed: &[Origin]) -> Result<
 }
 
 /// True when a redirect from `from` to `to` may be followed: same origin, or `to` is allowed.
-pub fn redirect_allowed(from: &Url, to: &Url, allowed: &[Origin]) -> bool {
+pub(crate) fn redirect_allowed(from: &Url, to: &Url, allowed: &[Origin]) -> bool {
     from.origin() == to.origin() || allowed.contains(&to.origin())
 }
 

@@ -62,7 +62,7 @@ pub(super) fn parse_bundle_id(raw: &str) -> Result<String, ManifestError> {
 }
 
 /// `1`, `1.2`, `1.2.3`, `1.2.3.4` with each part ≤ 65535, padded with zeros to four parts.
-pub fn parse_version(field: &str, v: &str) -> Result<[u16; 4], ManifestError> {
+pub(crate) fn parse_version(field: &str, v: &str) -> Result<[u16; 4], ManifestError> {
     let parts: Vec<&str> = v.split('.').collect();
     if v.is_empty() || parts.len() > 4 {
         return Err(fail(
@@ -101,7 +101,7 @@ fn too_big(field: &str, v: &str) -> ManifestError {
 
 /// A project-relative path: `\` becomes `/`; no empty, `.` or `..` segments, no absolute,
 /// drive (`C:`), UNC or device paths, no control characters.
-pub fn parse_relative_path(field: &str, raw: &str) -> Result<String, ManifestError> {
+pub(crate) fn parse_relative_path(field: &str, raw: &str) -> Result<String, ManifestError> {
     let path = raw.trim_matches(' ').replace('\\', "/");
     if path.is_empty() {
         return Err(fail(field, "must not be empty"));

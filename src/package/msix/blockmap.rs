@@ -24,17 +24,17 @@ pub const BLOCK_SIZE: usize = 64 * 1024;
 
 /// One `<File>` of the block map.
 #[derive(Clone, Debug)]
-pub struct BlockMapFile {
+pub(crate) struct BlockMapFile {
     /// Windows path (`assets\img\logo.png`), unescaped.
-    pub name: String,
-    pub size: u64,
-    pub lfh_size: u64,
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) lfh_size: u64,
     /// SHA-256 of each uncompressed block, and its compressed size when deflated.
-    pub blocks: Vec<([u8; 32], Option<u64>)>,
+    pub(crate) blocks: Vec<([u8; 32], Option<u64>)>,
 }
 
 /// Renders `AppxBlockMap.xml`.
-pub fn render_block_map(files: &[BlockMapFile]) -> Result<String, PackageError> {
+pub(crate) fn render_block_map(files: &[BlockMapFile]) -> Result<String, PackageError> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut s = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\r\n<BlockMap xmlns=\"http://schemas.microsoft.com/appx/2010/blockmap\" HashMethod=\"http://www.w3.org/2001/04/xmlenc#sha256\">",
@@ -63,7 +63,7 @@ pub fn render_block_map(files: &[BlockMapFile]) -> Result<String, PackageError> 
 
 /// Writes one entry (local header, data, zip64 data descriptor) from `src`, 64 KiB at a
 /// time; never holds more than one block (and its compressed form) in memory.
-pub fn write_blocked_entry<W: Write, R: Read>(
+pub(crate) fn write_blocked_entry<W: Write, R: Read>(
     w: &mut W,
     offset: u64,
     part_name: &str,
@@ -161,7 +161,7 @@ fn read_block<R: Read>(src: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// A payload entry written from chunks packed by [`crate::package::deflate_pool`] (one
 /// chunk per 64 KiB block, in order).
-pub struct ChunkedEntry {
+pub(crate) struct ChunkedEntry {
     record: EntryRecord,
     file: BlockMapFile,
     crc: flate2::Crc,
@@ -169,7 +169,7 @@ pub struct ChunkedEntry {
 
 impl ChunkedEntry {
     /// Writes the local header of `part_name` at `offset`.
-    pub fn begin<W: Write>(
+    pub(crate) fn begin<W: Write>(
         w: &mut W,
         offset: u64,
         part_name: &str,
@@ -205,7 +205,7 @@ impl ChunkedEntry {
     }
 
     /// Writes one block's bytes and records its hash (and compressed size when deflated).
-    pub fn add<W: Write>(&mut self, w: &mut W, chunk: &PackedChunk) -> std::io::Result<()> {
+    pub(crate) fn add<W: Write>(&mut self, w: &mut W, chunk: &PackedChunk) -> std::io::Result<()> {
         w.write_all(&chunk.bytes)?;
         self.crc.combine(&chunk.crc);
         self.record.compressed += chunk.bytes.len() as u64;
@@ -219,7 +219,10 @@ impl ChunkedEntry {
 
     /// Writes the data descriptor; returns the central-directory record and the block-map
     /// entry (its `name` still to be set).
-    pub fn finish<W: Write>(mut self, w: &mut W) -> std::io::Result<(EntryRecord, BlockMapFile)> {
+    pub(crate) fn finish<W: Write>(
+        mut self,
+        w: &mut W,
+    ) -> std::io::Result<(EntryRecord, BlockMapFile)> {
         self.record.crc32 = self.crc.sum();
         write_data_descriptor(
             w,

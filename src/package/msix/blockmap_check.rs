@@ -32,7 +32,7 @@ struct ListedFile {
 }
 
 /// The part name of a block map `Name` (XML-escaped, `\`-separated), by the writer's rule.
-pub fn part_of_block_map_name(escaped: &str) -> String {
+pub(crate) fn part_of_block_map_name(escaped: &str) -> String {
     let mut name = escaped.to_string();
     for (entity, c) in [
         ("&quot;", "\""),
@@ -96,7 +96,7 @@ fn parse(xml: &str) -> Result<BTreeMap<String, ListedFile>, String> {
 
 /// `Ok(())` when the block map describes every part of `package`, else the first mismatch
 /// (e.g. `Hello%20Perry.exe: block 2 does not match AppxBlockMap.xml`).
-pub fn check_block_map(package: &Path) -> Result<(), String> {
+pub(crate) fn check_block_map(package: &Path) -> Result<(), String> {
     let mut pkg = open_package(package)?;
     let map_entry = pkg
         .entries

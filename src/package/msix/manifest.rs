@@ -13,7 +13,7 @@ pub const UNSIGNED_PUBLISHER: &str = "CN=Perry Unsigned";
 
 /// MSIX Identity/@Name: 3–50 characters from `A-Z a-z 0-9 . -`; the bundle id's `_`
 /// become `-`, anything else is refused.
-pub fn identity_name(bundle_id: &str) -> Result<String, PackageError> {
+pub(crate) fn identity_name(bundle_id: &str) -> Result<String, PackageError> {
     let name: String = bundle_id
         .chars()
         .map(|c| if c == '_' { '-' } else { c })
@@ -114,13 +114,13 @@ fn content_type_for(ext: &str) -> &'static str {
 
 /// The `[Content_Types].xml` entry of the signature part, last before `</Types>` in a
 /// package written to be signed.
-pub const SIGNATURE_CONTENT_TYPE: &str =
+pub(crate) const SIGNATURE_CONTENT_TYPE: &str =
     "<Override PartName=\"/AppxSignature.p7x\" ContentType=\"application/vnd.ms-appx.signature\"/>";
 
 /// Renders `[Content_Types].xml` for the payload part names (percent-encoded, `/`-separated,
 /// without the leading `/`): a Default per extension, an Override for extension-less
 /// parts, the manifest and the block map, and the signature when one will be added.
-pub fn content_types(payload_part_names: &[String], will_sign: bool) -> String {
+pub(crate) fn content_types(payload_part_names: &[String], will_sign: bool) -> String {
     let mut defaults = BTreeMap::new();
     let mut overrides = Vec::new();
     for part in payload_part_names {
@@ -160,7 +160,7 @@ pub fn content_types(payload_part_names: &[String], will_sign: bool) -> String {
 
 /// OPC part name of a bundle-relative path: each segment percent-encoded except for
 /// RFC 3986 unreserved and sub-delim characters and `@`.
-pub fn part_name(rel: &str) -> String {
+pub(crate) fn part_name(rel: &str) -> String {
     let mut out = String::with_capacity(rel.len());
     for b in rel.bytes() {
         let keep = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=@/".contains(&b);

@@ -5,14 +5,14 @@
 //! [`write_msix`] writes everything up to the central directory and returns a
 //! [`PendingMsix`] holding the four package digests the signer needs; the caller then
 //! either finishes it unsigned or hands in the PKCS#7 made over [`AppxDigests::to_blob`].
-//! The read side (`verify`): [`read`] computes the same digests back from a finished
-//! package (and returns its signature); [`blockmap_check`] holds its block map against its
+//! The read side (`verify`): `read` computes the same digests back from a finished
+//! package (and returns its signature); `blockmap_check` holds its block map against its
 //! files.
 
 mod blockmap;
-pub mod blockmap_check;
+pub(crate) mod blockmap_check;
 pub mod manifest;
-pub mod read;
+pub(crate) mod read;
 #[cfg(test)]
 mod test_package;
 mod zip64;
@@ -36,16 +36,16 @@ use zip64::{central_directory, write_plain_stored, EntryRecord, HashingWriter};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppxDigests {
     /// Every local record (header, data, descriptor) before the signature entry.
-    pub axpc: [u8; 32],
+    pub(crate) axpc: [u8; 32],
     /// The central directory and end records as they are without the signature entry.
-    pub axcd: [u8; 32],
+    pub(crate) axcd: [u8; 32],
     /// Uncompressed `[Content_Types].xml`.
-    pub axct: [u8; 32],
+    pub(crate) axct: [u8; 32],
     /// Uncompressed `AppxBlockMap.xml`.
-    pub axbm: [u8; 32],
+    pub(crate) axbm: [u8; 32],
     /// Uncompressed `AppxMetadata/CodeIntegrity.cat`, when the package has one (ours never
     /// do; the reader finds it in packages made elsewhere).
-    pub axci: Option<[u8; 32]>,
+    pub(crate) axci: Option<[u8; 32]>,
 }
 
 impl AppxDigests {
@@ -62,7 +62,7 @@ impl AppxDigests {
     }
 
     /// The digests in blob order with their tags.
-    pub fn tagged(&self) -> Vec<(&'static [u8; 4], &[u8; 32])> {
+    pub(crate) fn tagged(&self) -> Vec<(&'static [u8; 4], &[u8; 32])> {
         let mut parts = vec![
             (b"AXPC", &self.axpc),
             (b"AXCD", &self.axcd),

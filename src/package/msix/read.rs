@@ -33,11 +33,11 @@ const CODE_INTEGRITY_PART: &str = "AppxMetadata/CodeIntegrity.cat";
 
 /// What a package's signature check needs.
 #[derive(Clone, Debug)]
-pub struct PackageSignatureInput {
+pub(crate) struct PackageSignatureInput {
     /// The digests of the package as it is (what a valid signature must have signed).
-    pub digests: AppxDigests,
+    pub(crate) digests: AppxDigests,
     /// The DER PKCS#7 of `AppxSignature.p7x`; `None` for an unsigned package.
-    pub pkcs7_der: Option<Vec<u8>>,
+    pub(crate) pkcs7_der: Option<Vec<u8>>,
 }
 
 /// One central-directory entry.
@@ -54,7 +54,7 @@ pub(super) struct CentralEntry {
 }
 
 /// Reads `path`'s package digests and signature. Errors name what is malformed.
-pub fn read_signature_input(path: &Path) -> Result<PackageSignatureInput, String> {
+pub(crate) fn read_signature_input(path: &Path) -> Result<PackageSignatureInput, String> {
     let PackageFile {
         mut file,
         cd,

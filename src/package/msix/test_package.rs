@@ -21,7 +21,7 @@ fn app() -> AppInfo {
 }
 
 /// A package of a small bundle, written up to its central directory.
-pub fn pending(dir: &Path, will_sign: bool) -> PendingMsix {
+pub(crate) fn pending(dir: &Path, will_sign: bool) -> PendingMsix {
     let root = dir.join("bundle");
     std::fs::create_dir_all(root.join("assets")).unwrap();
     std::fs::write(root.join("Demo.exe"), b"MZ not really a program").unwrap();

@@ -11,32 +11,32 @@ use std::io::{self, Write};
 
 const VERSION: u16 = 45; // zip64
 const FLAG_DATA_DESCRIPTOR: u16 = 0x0008;
-pub const METHOD_STORED: u16 = 0;
-pub const METHOD_DEFLATED: u16 = 8;
+pub(crate) const METHOD_STORED: u16 = 0;
+pub(crate) const METHOD_DEFLATED: u16 = 8;
 
 /// What the central directory needs to know about one written entry.
 #[derive(Clone, Debug)]
-pub struct EntryRecord {
-    pub name: String,
-    pub method: u16,
-    pub flags: u16,
-    pub dos_time: u16,
-    pub dos_date: u16,
-    pub crc32: u32,
-    pub compressed: u64,
-    pub uncompressed: u64,
-    pub offset: u64,
+pub(crate) struct EntryRecord {
+    pub(crate) name: String,
+    pub(crate) method: u16,
+    pub(crate) flags: u16,
+    pub(crate) dos_time: u16,
+    pub(crate) dos_date: u16,
+    pub(crate) crc32: u32,
+    pub(crate) compressed: u64,
+    pub(crate) uncompressed: u64,
+    pub(crate) offset: u64,
 }
 
 /// A writer that counts bytes and hashes them (for the AXPC digest).
-pub struct HashingWriter<W: Write> {
+pub(crate) struct HashingWriter<W: Write> {
     inner: W,
-    pub written: u64,
+    pub(crate) written: u64,
     hasher: Sha256,
 }
 
 impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         HashingWriter {
             inner,
             written: 0,
@@ -44,10 +44,10 @@ impl<W: Write> HashingWriter<W> {
         }
     }
     /// Digest of everything written so far (the hasher keeps running).
-    pub fn digest(&self) -> [u8; 32] {
+    pub(crate) fn digest(&self) -> [u8; 32] {
         self.hasher.clone().finalize().into()
     }
-    pub fn into_inner(self) -> W {
+    pub(crate) fn into_inner(self) -> W {
         self.inner
     }
 }
@@ -66,7 +66,7 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// Local header for an entry whose CRC and sizes follow in a data descriptor.
 /// Returns its length (the block map's `LfhSize`).
-pub fn write_local_header<W: Write>(
+pub(crate) fn write_local_header<W: Write>(
     w: &mut W,
     name: &str,
     method: u16,
@@ -90,7 +90,7 @@ pub fn write_local_header<W: Write>(
 }
 
 /// Zip64 data descriptor: signature, CRC, 8-byte compressed and uncompressed sizes.
-pub fn write_data_descriptor<W: Write>(
+pub(crate) fn write_data_descriptor<W: Write>(
     w: &mut W,
     crc32: u32,
     compressed: u64,
@@ -105,7 +105,7 @@ pub fn write_data_descriptor<W: Write>(
 }
 
 /// A complete stored entry without data descriptor (used for `AppxSignature.p7x`).
-pub fn write_plain_stored<W: Write>(
+pub(crate) fn write_plain_stored<W: Write>(
     w: &mut W,
     name: &str,
     data: &[u8],
@@ -146,7 +146,7 @@ pub fn write_plain_stored<W: Write>(
 
 /// Central directory for `entries` starting at `cd_offset`, followed by the zip64 end
 /// record, its locator and the end record (sizes/offsets deferred to zip64).
-pub fn central_directory(entries: &[EntryRecord], cd_offset: u64) -> Vec<u8> {
+pub(crate) fn central_directory(entries: &[EntryRecord], cd_offset: u64) -> Vec<u8> {
     let mut cd = Vec::new();
     for e in entries {
         let n = e.name.as_bytes();
@@ -182,7 +182,7 @@ pub fn central_directory(entries: &[EntryRecord], cd_offset: u64) -> Vec<u8> {
 /// The end of a central directory of `count` entries, `cd_size` bytes at `cd_offset`: the
 /// zip64 end record, its locator and the classic end record (all its fields deferred to
 /// zip64). Also what the package reader appends when it recomputes the AXCD digest.
-pub fn end_records(count: u64, cd_size: u64, cd_offset: u64) -> Vec<u8> {
+pub(crate) fn end_records(count: u64, cd_size: u64, cd_offset: u64) -> Vec<u8> {
     let mut cd = Vec::with_capacity(56 + 20 + 22);
     let eocd64_offset = cd_offset + cd_size;
     cd.extend_from_slice(b"PK\x06\x06");

@@ -16,12 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Deadline for one kill request (cancel must take effect within 2 s).
-pub const KILL_DEADLINE: Duration = Duration::from_millis(1500);
+pub(crate) const KILL_DEADLINE: Duration = Duration::from_millis(1500);
 /// Deadline for one force-remove request (zombie containers can make `rm -f` hang).
-pub const REMOVE_DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const REMOVE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// SIGKILL the container; "not running" and "no such container" count as done.
-pub async fn kill(docker: &Docker, id: &str) -> Result<()> {
+pub(crate) async fn kill(docker: &Docker, id: &str) -> Result<()> {
     let options = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
     match tokio::time::timeout(KILL_DEADLINE, docker.kill_container(id, Some(options))).await {
         Err(_) => anyhow::bail!("kill of container {id} did not answer within {KILL_DEADLINE:?}"),
@@ -32,7 +32,7 @@ pub async fn kill(docker: &Docker, id: &str) -> Result<()> {
 }
 
 /// Force-removes the container and its anonymous volumes; "no such container" is success.
-pub async fn remove(docker: &Docker, id: &str) -> Result<()> {
+pub(crate) async fn remove(docker: &Docker, id: &str) -> Result<()> {
     let options = RemoveContainerOptionsBuilder::new()
         .force(true)
         .v(true)
@@ -64,7 +64,7 @@ fn is_gone_or_stopped(err: &bollard::errors::Error) -> bool {
 
 /// Removes every container labelled with `worker` (running or not, with volumes).
 /// Returns how many were removed.
-pub async fn reap(docker: &Docker, worker: &str) -> Result<usize> {
+pub(crate) async fn reap(docker: &Docker, worker: &str) -> Result<usize> {
     let filters = HashMap::from([("label", vec![format!("{LABEL_WORKER}={worker}")])]);
     let options = ListContainersOptionsBuilder::new()
         .all(true)
@@ -99,10 +99,10 @@ pub async fn reap(docker: &Docker, worker: &str) -> Result<usize> {
 /// so they disappear as soon as the engine answers again, without waiting for the next
 /// start's reaper.
 #[derive(Clone, Default)]
-pub struct Leftovers(Arc<Mutex<Vec<String>>>);
+pub(crate) struct Leftovers(Arc<Mutex<Vec<String>>>);
 
 impl Leftovers {
-    pub fn add(&self, id: String) {
+    pub(crate) fn add(&self, id: String) {
         if let Ok(mut ids) = self.0.lock() {
             if !ids.contains(&id) {
                 ids.push(id);
@@ -111,12 +111,12 @@ impl Leftovers {
     }
 
     /// Nothing is waiting for removal.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.lock().map_or(true, |ids| ids.is_empty())
     }
 
     /// Tries to remove every pending container once; keeps the ones that still fail.
-    pub async fn retry(&self, docker: &Docker) {
+    pub(crate) async fn retry(&self, docker: &Docker) {
         let pending = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
         for id in pending {
             let _ = kill(docker, &id).await;
@@ -136,7 +136,7 @@ impl Leftovers {
 /// Removes the container when dropped unless it was removed successfully first. Removal
 /// runs on a spawned task (Drop cannot await); a container that cannot be removed then
 /// goes to the [`Leftovers`]; if no runtime is left, the next start's reaper removes it.
-pub struct ContainerGuard {
+pub(crate) struct ContainerGuard {
     docker: Docker,
     id: String,
     armed: bool,
@@ -144,7 +144,7 @@ pub struct ContainerGuard {
 }
 
 impl ContainerGuard {
-    pub fn new(docker: Docker, id: String, leftovers: Leftovers) -> Self {
+    pub(crate) fn new(docker: Docker, id: String, leftovers: Leftovers) -> Self {
         ContainerGuard {
             docker,
             id,
@@ -154,7 +154,7 @@ impl ContainerGuard {
     }
 
     /// Kills and removes now; the guard is disarmed only when removal succeeded.
-    pub async fn kill_and_remove(mut self) -> Result<()> {
+    pub(crate) async fn kill_and_remove(mut self) -> Result<()> {
         let _ = kill(&self.docker, &self.id).await;
         remove(&self.docker, &self.id).await?;
         self.armed = false;
@@ -162,7 +162,7 @@ impl ContainerGuard {
     }
 
     /// Removes now (force, with volumes); disarmed only on success.
-    pub async fn remove(mut self) -> Result<()> {
+    pub(crate) async fn remove(mut self) -> Result<()> {
         remove(&self.docker, &self.id).await?;
         self.armed = false;
         Ok(())

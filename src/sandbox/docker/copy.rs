@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Streams `inputs` and the empty output `folders` as one tar archive into the
 /// container's work dir.
-pub async fn copy_in(
+pub(crate) async fn copy_in(
     docker: &Docker,
     os: TargetOs,
     id: &str,
@@ -52,7 +52,7 @@ pub async fn copy_in(
 /// Streams `/work/<output>` straight into the checked unpacker (on a blocking thread):
 /// nothing is spooled, and the download stops as soon as the unpacker refuses an entry or
 /// the entry/byte limits are reached.
-pub async fn copy_out(
+pub(crate) async fn copy_out(
     docker: &Docker,
     os: TargetOs,
     limits: UnpackLimits,

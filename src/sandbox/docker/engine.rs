@@ -7,25 +7,25 @@ use bollard::Docker;
 use std::time::Duration;
 
 /// Deadline for the small engine calls (version, inspect).
-pub const QUICK_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const QUICK_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What `check` found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineInfo {
     /// Where the engine was reached (`DOCKER_HOST` or the platform default).
-    pub endpoint: String,
-    pub engine_version: String,
+    pub(crate) endpoint: String,
+    pub(crate) engine_version: String,
     pub api_version: String,
     /// `linux` or `windows`.
     pub os: String,
-    pub image: String,
-    pub image_id: String,
+    pub(crate) image: String,
+    pub(crate) image_id: String,
     /// The image's `User` (empty = root).
     pub image_user: String,
 }
 
 /// The endpoint bollard's `connect_with_defaults` uses, for messages.
-pub fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     match std::env::var("DOCKER_HOST") {
         Ok(host) if !host.trim().is_empty() => host,
         _ if cfg!(windows) => "npipe:////./pipe/docker_engine".into(),
@@ -34,7 +34,7 @@ pub fn endpoint() -> String {
 }
 
 /// Engine reachable (within [`QUICK_DEADLINE`]), its API version, and `image` present.
-pub async fn check(docker: &Docker, image: &str) -> Result<EngineInfo> {
+pub(crate) async fn check(docker: &Docker, image: &str) -> Result<EngineInfo> {
     let endpoint = endpoint();
     let version = tokio::time::timeout(QUICK_DEADLINE, docker.version())
         .await
@@ -58,7 +58,11 @@ pub async fn check(docker: &Docker, image: &str) -> Result<EngineInfo> {
 }
 
 /// A missing image is the common case: say how to build it.
-pub fn image_error(image: &str, endpoint: &str, err: bollard::errors::Error) -> anyhow::Error {
+pub(crate) fn image_error(
+    image: &str,
+    endpoint: &str,
+    err: bollard::errors::Error,
+) -> anyhow::Error {
     match &err {
         bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
@@ -73,7 +77,11 @@ pub fn image_error(image: &str, endpoint: &str, err: bollard::errors::Error) -> 
 }
 
 /// Wraps any engine error with the endpoint, and the image for 404s on create.
-pub fn engine_error(what: &str, image: Option<&str>, err: bollard::errors::Error) -> anyhow::Error {
+pub(crate) fn engine_error(
+    what: &str,
+    image: Option<&str>,
+    err: bollard::errors::Error,
+) -> anyhow::Error {
     let endpoint = endpoint();
     match (image, &err) {
         (

@@ -20,22 +20,22 @@ use std::collections::HashMap;
 /// Container label: the worker that created it (to remove a crashed run's leftovers).
 pub const LABEL_WORKER: &str = "perry-ship.worker";
 /// Container label: the job it runs for.
-pub const LABEL_JOB: &str = "perry-ship.job";
+pub(crate) const LABEL_JOB: &str = "perry-ship.job";
 /// Container label: the step's name.
-pub const LABEL_STEP: &str = "perry-ship.step";
+pub(crate) const LABEL_STEP: &str = "perry-ship.step";
 /// Container label: the job's attempt number.
-pub const LABEL_ATTEMPT: &str = "perry-ship.attempt";
+pub(crate) const LABEL_ATTEMPT: &str = "perry-ship.attempt";
 
 /// Operating system of the containers (Linux here; Windows containers on Windows hosts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TargetOs {
+pub(crate) enum TargetOs {
     Linux,
     Windows,
 }
 
 impl TargetOs {
     /// The OS this worker was built for (Windows hosts run Windows containers).
-    pub fn host() -> Self {
+    pub(crate) fn host() -> Self {
         if cfg!(windows) {
             TargetOs::Windows
         } else {
@@ -44,7 +44,7 @@ impl TargetOs {
     }
 
     /// The step work dir inside the container (an anonymous volume).
-    pub fn work_dir(self) -> &'static str {
+    pub(crate) fn work_dir(self) -> &'static str {
         match self {
             TargetOs::Linux => "/work",
             TargetOs::Windows => "C:\\work",
@@ -52,7 +52,7 @@ impl TargetOs {
     }
 
     /// `rel` (already checked by [`step_relative`]) inside the work dir, in this OS's syntax.
-    pub fn container_path(self, rel: &str) -> Result<String> {
+    pub(crate) fn container_path(self, rel: &str) -> Result<String> {
         let parts = step_relative(rel)?;
         let sep = match self {
             TargetOs::Linux => "/",
@@ -69,18 +69,18 @@ impl TargetOs {
 
 /// Resource limits and isolation applied to every container.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Hardening {
-    pub memory_bytes: i64,
-    pub pids_limit: i64,
-    pub nano_cpus: i64,
-    pub isolation: Isolation,
+pub(crate) struct Hardening {
+    pub(crate) memory_bytes: i64,
+    pub(crate) pids_limit: i64,
+    pub(crate) nano_cpus: i64,
+    pub(crate) isolation: Isolation,
     /// Largest file a step may write (`PERRY_DOCKER_DISK`, as `RLIMIT_FSIZE` in the
     /// container); `None`: no limit. Linux only: Windows containers have no ulimits.
-    pub work_disk_bytes: Option<u64>,
+    pub(crate) work_disk_bytes: Option<u64>,
 }
 
 impl Hardening {
-    pub fn from_config(docker: &DockerConfig) -> Self {
+    pub(crate) fn from_config(docker: &DockerConfig) -> Self {
         Hardening {
             memory_bytes: docker.memory_bytes,
             pids_limit: docker.pids_limit,
@@ -93,21 +93,21 @@ impl Hardening {
 
 /// Everything needed to create one step's container.
 #[derive(Clone, Debug)]
-pub struct ContainerSpec {
-    pub name: String,
-    pub body: ContainerCreateBody,
+pub(crate) struct ContainerSpec {
+    pub(crate) name: String,
+    pub(crate) body: ContainerCreateBody,
 }
 
 /// Who asks for the container (labels and name).
 #[derive(Clone, Debug)]
-pub struct Owner<'a> {
-    pub worker: &'a str,
-    pub job_id: &'a str,
-    pub attempt: u32,
+pub(crate) struct Owner<'a> {
+    pub(crate) worker: &'a str,
+    pub(crate) job_id: &'a str,
+    pub(crate) attempt: u32,
 }
 
 impl ContainerSpec {
-    pub fn new(
+    pub(crate) fn new(
         step: &Step,
         owner: &Owner<'_>,
         hardening: &Hardening,
@@ -207,7 +207,7 @@ fn file_size_limit(size: u64) -> Vec<ResourcesUlimits> {
 
 /// argv as the container's Cmd. Windows cannot start `.cmd`/`.bat` files directly, so only
 /// those are wrapped in `cmd /c`; everything else runs as given, never through a shell.
-pub fn command_line(argv: &[String], os: TargetOs) -> Vec<String> {
+pub(crate) fn command_line(argv: &[String], os: TargetOs) -> Vec<String> {
     let is_batch = |p: &str| {
         let lower = p.to_ascii_lowercase();
         lower.ends_with(".cmd") || lower.ends_with(".bat")
@@ -223,7 +223,7 @@ pub fn command_line(argv: &[String], os: TargetOs) -> Vec<String> {
 }
 
 /// `perry-<job>-a<attempt>-<step>-<8 hex>`, restricted to the characters Docker allows.
-pub fn container_name(owner: &Owner<'_>, step: &str) -> String {
+pub(crate) fn container_name(owner: &Owner<'_>, step: &str) -> String {
     let clean = |s: &str, max: usize| -> String {
         let mut out: String = s
             .chars()
@@ -252,7 +252,7 @@ pub fn container_name(owner: &Owner<'_>, step: &str) -> String {
 }
 
 /// Refuses a container whose inspected settings differ from `spec`'s hardening.
-pub fn verify_hardening(
+pub(crate) fn verify_hardening(
     spec: &ContainerSpec,
     inspected: &ContainerInspectResponse,
     os: TargetOs,

@@ -26,7 +26,7 @@ const CHANNEL_CHUNKS: usize = 8;
 /// The tar stream of `inputs` and the empty `folders` (for `bollard::body_try_stream`)
 /// and the task producing it, which reports the first error (missing input, special file,
 /// …) when joined.
-pub fn input_tar_stream(
+pub(crate) fn input_tar_stream(
     inputs: &[StepInput],
     folders: &[String],
 ) -> (
@@ -57,7 +57,11 @@ pub fn input_tar_stream(
 
 /// Writes the tar of `inputs` (paths relative to the work dir), then of the empty
 /// `folders` (the step's output folders, parents listed first), into `out`.
-pub fn write_inputs_tar(inputs: &[StepInput], folders: &[String], out: impl Write) -> Result<()> {
+pub(crate) fn write_inputs_tar(
+    inputs: &[StepInput],
+    folders: &[String],
+    out: impl Write,
+) -> Result<()> {
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     let mut dirs_written = HashSet::new();

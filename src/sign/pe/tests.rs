@@ -57,10 +57,6 @@ fn embed_then_read_back_and_resign_replaces_table() {
     assert_eq!(authenticode_digest(&mut f, &signed).unwrap(), scan.digest);
     let full_checksum = pe_checksum(&mut f, signed.checksum_offset).unwrap();
     assert_eq!(stored_checksum(&mut f, &signed).unwrap(), full_checksum);
-    assert_eq!(
-        scan_signed(&mut f, &signed).unwrap(),
-        (scan.digest, full_checksum)
-    );
     // signing again replaces the table instead of stacking a second one
     let rescan = scan_content(&mut f, &signed).unwrap();
     assert_eq!(rescan.digest, scan.digest);

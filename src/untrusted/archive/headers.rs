@@ -11,19 +11,19 @@ const MAX_PAX_BYTES: u64 = 1 << 20;
 
 /// GNU long-name/long-link and PAX headers that apply to the next real entry.
 #[derive(Default)]
-pub struct Extensions {
-    pub path: Option<Vec<u8>>,
-    pub link: Option<Vec<u8>>,
-    pub size: Option<u64>,
+pub(crate) struct Extensions {
+    pub(crate) path: Option<Vec<u8>>,
+    pub(crate) link: Option<Vec<u8>>,
+    pub(crate) size: Option<u64>,
 }
 
 impl Extensions {
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.path.is_some() || self.link.is_some() || self.size.is_some()
     }
 
     /// Consumes `entry` when it is an extension header; `Ok(false)` for a real entry.
-    pub fn absorb<R: Read>(
+    pub(crate) fn absorb<R: Read>(
         &mut self,
         kind: EntryType,
         entry: &mut tar::Entry<'_, R>,

@@ -5,7 +5,7 @@ use super::UnpackError;
 use crate::untrusted::path::{self, preview, PathError, PathRule};
 
 /// Checks an entry name under `rule`; returns its components (possibly none, for `./`).
-pub fn entry_components(raw: &[u8], rule: PathRule) -> Result<Vec<String>, UnpackError> {
+pub(crate) fn entry_components(raw: &[u8], rule: PathRule) -> Result<Vec<String>, UnpackError> {
     path::relative_components(raw, rule).map_err(|e| name_error(raw, e))
 }
 
@@ -31,7 +31,7 @@ fn name_error(raw: &[u8], e: PathError) -> UnpackError {
 /// below the destination). Returns the target rewritten as `../`s up to the destination
 /// followed by plain components, so it can only walk up through real folders this unpacking
 /// created and never above the destination, whatever other links point to.
-pub fn symlink_target(
+pub(crate) fn symlink_target(
     entry: &[u8],
     link_parent: &[String],
     raw_target: &[u8],

@@ -3,9 +3,9 @@
 //! differs between uses is spelled out in an [`UnpackPolicy`].
 //!
 //! [`unpack`] reads any [`std::io::Read`] carrying a plain tar stream (wrap gzip input in
-//! [`gunzip`]), so it can run on a blocking thread or in a child process reading its stdin.
+//! `gunzip`), so it can run on a blocking thread or in a child process reading its stdin.
 //! Nothing is ever written outside the destination. Refused, each with an error naming the
-//! entry and the reason: names the [`PathRule`](crate::untrusted::path::PathRule) refuses
+//! entry and the reason: names the `PathRule` refuses
 //! (absolute, `..`, `:`, control characters, non-UTF-8, over 4096 bytes or 256 levels),
 //! entries outside the policy's top folder, symlinks whose target leaves the destination,
 //! anything that would be written through a symlink, hard links to anything but an earlier
@@ -44,7 +44,7 @@ pub struct UnpackStats {
 }
 
 /// A gzip (or concatenated gzip) stream read as the plain tar it holds.
-pub fn gunzip<R: Read>(reader: R) -> impl Read {
+pub(crate) fn gunzip<R: Read>(reader: R) -> impl Read {
     flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(64 * 1024, reader))
 }
 

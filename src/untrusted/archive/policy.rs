@@ -45,21 +45,21 @@ pub enum Existing {
 #[derive(Clone, Debug)]
 pub struct UnpackPolicy {
     /// How entry names (and symlink targets) are read and which names are refused.
-    pub names: PathRule,
+    pub(crate) names: PathRule,
     /// When set, every entry (and hard link target) must lie under this first component.
-    pub top_folder: Option<String>,
+    pub(crate) top_folder: Option<String>,
     /// What symbolic link entries become.
-    pub symlinks: Symlinks,
+    pub(crate) symlinks: Symlinks,
     /// What hard link entries become.
-    pub hard_links: HardLinks,
+    pub(crate) hard_links: HardLinks,
     /// What happens when an entry's path already exists in the destination.
-    pub existing: Existing,
+    pub(crate) existing: Existing,
     /// Most entries (`max_entries`) and bytes of file data (`max_unpacked_bytes`, counted
     /// as they are written, so a gzip bomb stops early).
-    pub limits: ExtractLimits,
+    pub(crate) limits: ExtractLimits,
     /// Checked before every entry and every chunk written; a cancelled unpacking stops
     /// with [`super::UnpackError::Cancelled`].
-    pub cancel: CancellationToken,
+    pub(crate) cancel: CancellationToken,
 }
 
 impl UnpackPolicy {
@@ -81,7 +81,7 @@ impl UnpackPolicy {
     /// A step output copied out of a container: the archive holds exactly the downloaded
     /// path `top` (its basename), names are `/`-separated, links stay inside the output
     /// folder, and what the output replaces (a file or link left there before) is unlinked.
-    pub fn container_output(
+    pub(crate) fn container_output(
         top: &str,
         limits: ExtractLimits,
         cancel: CancellationToken,

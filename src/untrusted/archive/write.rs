@@ -16,10 +16,10 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 /// The byte budget shared by all files of one unpacking, and the job's cancel.
-pub struct ByteBudget {
-    pub used: u64,
-    pub limit: u64,
-    pub cancel: CancellationToken,
+pub(crate) struct ByteBudget {
+    pub(crate) used: u64,
+    pub(crate) limit: u64,
+    pub(crate) cancel: CancellationToken,
 }
 
 impl ByteBudget {
@@ -40,25 +40,29 @@ impl ByteBudget {
 
 /// Header facts of a regular file.
 #[derive(Clone, Copy, Debug)]
-pub struct FileMeta {
-    pub declared_size: u64,
+pub(crate) struct FileMeta {
+    pub(crate) declared_size: u64,
     /// Tar mode; only its execute bits matter.
-    pub mode: u32,
+    pub(crate) mode: u32,
     /// Seconds since the Unix epoch.
-    pub mtime: u64,
+    pub(crate) mtime: u64,
 }
 
 /// Writes entries below `root` (an existing, canonical folder).
-pub struct Writer {
-    pub root: PathBuf,
+pub(crate) struct Writer {
+    pub(crate) root: PathBuf,
     /// What happens to an existing file or link where a new entry goes.
-    pub existing: Existing,
+    pub(crate) existing: Existing,
 }
 
 impl Writer {
     /// Makes sure every folder of `components[..len]` exists as a real folder (creating
     /// missing ones), and returns the joined path.
-    pub fn ensure_dirs(&self, entry: &[u8], components: &[String]) -> Result<PathBuf, UnpackError> {
+    pub(crate) fn ensure_dirs(
+        &self,
+        entry: &[u8],
+        components: &[String],
+    ) -> Result<PathBuf, UnpackError> {
         let mut path = self.root.clone();
         for component in components {
             path.push(component);
@@ -106,7 +110,7 @@ impl Writer {
     }
 
     /// A regular file with the data of `reader`, counted against `budget` as it is written.
-    pub fn file(
+    pub(crate) fn file(
         &self,
         entry: &[u8],
         components: &[String],
@@ -147,13 +151,13 @@ impl Writer {
     }
 
     /// A folder entry; an existing real folder is fine.
-    pub fn dir(&self, entry: &[u8], components: &[String]) -> Result<(), UnpackError> {
+    pub(crate) fn dir(&self, entry: &[u8], components: &[String]) -> Result<(), UnpackError> {
         self.ensure_dirs(entry, components).map(|_| ())
     }
 
     /// A symbolic link whose target was already checked and rewritten by
     /// [`super::links::symlink_target`].
-    pub fn symlink(
+    pub(crate) fn symlink(
         &self,
         entry: &[u8],
         components: &[String],
@@ -175,7 +179,7 @@ impl Writer {
     }
 
     /// A hard link to an earlier regular file of the same tarball, extracted as a copy.
-    pub fn hardlink_copy(
+    pub(crate) fn hardlink_copy(
         &self,
         entry: &[u8],
         components: &[String],
