@@ -154,21 +154,11 @@ fn the_worker_process_runs_with_core_dumps_off() {
     );
 }
 
-/// A tarball of the example project whose `assets/` fan out: each level links twice to
-/// the one below, so a naive copy writes 2^20 files from a few hundred bytes of links.
+/// A tarball of the example project whose `assets/` fan out.
 fn fan_out_tarball(path: &Path) {
     let staging = path.parent().unwrap().join("fan-out-project");
     example_project::copy_dir(&example_project::example_dir(), &staging);
-    let assets = staging.join("assets");
-    std::fs::create_dir_all(assets.join("d0")).unwrap();
-    std::fs::write(assets.join("d0/f.txt"), "x").unwrap();
-    for level in 1..=20 {
-        let d = assets.join(format!("d{level}"));
-        std::fs::create_dir_all(&d).unwrap();
-        for link in ["a", "b"] {
-            std::os::unix::fs::symlink(format!("../d{}", level - 1), d.join(link)).unwrap();
-        }
-    }
+    perry_test_support::hostile_projects::fan_out_assets(&staging);
     std::fs::write(path, example_project::tarball_of(&staging)).unwrap();
 }
 

@@ -8,10 +8,11 @@
 
 use base64::Engine;
 use perry_test_support::example_project;
+use perry_test_support::fleet_support::BinWorker;
+use perry_test_support::hostile_projects::icon_bomb;
 use perry_test_support::sign_fixtures as fixtures;
 use perry_test_support::testhub::TestHub;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,93 +32,23 @@ fn can_build() -> bool {
     fixtures::require_tools(&["x86_64-w64-mingw32-gcc"])
 }
 
-/// A valid, fully transparent `side`×`side` RGBA PNG of a few hundred KiB that takes
-/// `side² × 4` bytes to decode.
-fn huge_png(path: &Path, side: u32) {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let mut crc = flate2::Crc::new();
-        crc.update(kind);
-        crc.update(data);
-        out.extend_from_slice(&crc.sum().to_be_bytes());
-    }
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&side.to_be_bytes());
-    ihdr.extend_from_slice(&side.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
-    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-    let row = vec![0u8; 1 + side as usize * 4];
-    for _ in 0..side {
-        zlib.write_all(&row).unwrap();
-    }
-    let idat = zlib.finish().unwrap();
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut png, b"IHDR", &ihdr);
-    chunk(&mut png, b"IDAT", &idat);
-    chunk(&mut png, b"IEND", &[]);
-    std::fs::write(path, png).unwrap();
-}
-
 /// The example project at `to` with an 8000 px icon (256 MB decoded).
 fn icon_bomb_project(to: &Path) -> PathBuf {
     example_project::copy_dir(&example_project::example_dir(), to);
-    huge_png(&to.join("icon.png"), 8000);
+    icon_bomb(to);
     to.to_path_buf()
 }
 
-/// The worker binary serving `hub` with host processes and a small job-process memory
-/// limit; its output goes to `<dir>/worker.log`.
-fn start_worker(hub: &TestHub, dir: &Path, extra: &[(&str, &str)]) -> tokio::process::Child {
-    let log = std::fs::File::create(dir.join("worker.log")).unwrap();
-    std::fs::create_dir_all(dir.join("work")).unwrap();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_perry-ship-windows"))
-        .arg("run")
-        .env("PERRY_HUB_URL", hub.ws_url())
-        .env("PERRY_HUB_WORKER_SECRET", "isolation-hub-secret")
-        .env("PERRY_WORK_DIR", dir.join("work"))
-        .env("PERRY_MIN_FREE_DISK", "1m")
-        .env("PERRY_BUILD_PERRY_BINARY", standin_perry())
-        .env("PERRY_JOB_MEMORY", JOB_MEMORY)
-        .env("PERRY_JOB_OPEN_FILES", "200")
-        .envs(extra.iter().copied())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the worker binary starts")
-}
-
-/// Job processes (`__job` children) of the process `parent`.
-fn job_processes(parent: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let ppid = status
-            .lines()
-            .find_map(|l| l.strip_prefix("PPid:"))
-            .and_then(|v| v.trim().parse::<u32>().ok());
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == Some(parent) && cmdline.split(|&b| b == 0).any(|a| a == b"__job") {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Peak resident memory of `pid` in bytes (`VmHWM`).
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib * 1024
+/// The worker binary serving `hub` with the building stand-in compiler and a small
+/// job-process memory limit.
+fn start_worker(hub: &TestHub) -> BinWorker {
+    BinWorker::start_building(
+        hub,
+        &[
+            ("PERRY_JOB_MEMORY", JOB_MEMORY),
+            ("PERRY_JOB_OPEN_FILES", "200"),
+        ],
+    )
 }
 
 fn error_frame(hub: &TestHub, job_id: &str) -> Value {
@@ -146,8 +77,7 @@ async fn a_job_over_its_memory_limit_fails_alone_and_the_worker_builds_the_next(
     }
     let dir = tempfile::tempdir().unwrap();
     let hub = TestHub::start().await.unwrap();
-    let mut worker = start_worker(&hub, dir.path(), &[]);
-    let worker_pid = worker.id().unwrap();
+    let mut worker = start_worker(&hub);
     hub.wait_for_hello(1, Duration::from_secs(20))
         .await
         .unwrap();
@@ -167,8 +97,7 @@ async fn a_job_over_its_memory_limit_fails_alone_and_the_worker_builds_the_next(
         .wait_for_complete("bomb", Duration::from_secs(60))
         .await
         .unwrap();
-    let log = || std::fs::read_to_string(dir.path().join("worker.log")).unwrap_or_default();
-    assert_eq!(complete.json["success"], false, "{}", log());
+    assert_eq!(complete.json["success"], false, "{}", worker.log());
     let error = error_frame(&hub, "bomb");
     assert_eq!(error["code"], "PACKAGE_FAILED", "{error}");
     assert_eq!(error["stage"], "generating_assets", "{error}");
@@ -190,21 +119,21 @@ async fn a_job_over_its_memory_limit_fails_alone_and_the_worker_builds_the_next(
         .wait_for_complete("good", Duration::from_secs(60))
         .await
         .unwrap();
-    assert_eq!(complete.json["success"], true, "{}", log());
+    assert_eq!(complete.json["success"], true, "{}", worker.log());
     assert!(hub
         .upload_path("good", "Hello Perry-1.2.0-portable.zip")
         .is_file());
 
     assert!(
-        worker.try_wait().unwrap().is_none(),
+        worker.child.try_wait().unwrap().is_none(),
         "the worker still runs"
     );
-    let peak = peak_rss(worker_pid);
+    let peak = worker.peak_rss();
     assert!(
         peak < 200 << 20,
         "the worker itself never decoded the icon: peak RSS {peak} bytes"
     );
-    let work = dir.path().join("work");
+    let work = worker.work_dir();
     assert!(
         wait_until(Duration::from_secs(5), || std::fs::read_dir(&work)
             .unwrap()
@@ -213,10 +142,7 @@ async fn a_job_over_its_memory_limit_fails_alone_and_the_worker_builds_the_next(
         .await,
         "no job folder is left"
     );
-    assert!(
-        job_processes(worker_pid).is_empty(),
-        "no job process is left"
-    );
+    assert!(worker.job_processes().is_empty(), "no job process is left");
 }
 
 #[tokio::test]
@@ -234,8 +160,7 @@ async fn the_job_process_has_its_limits_no_secret_and_dies_with_a_cancel() {
         "windows_timestamp_url": "none",
     });
     let hub = TestHub::start().await.unwrap();
-    let _worker = start_worker(&hub, dir.path(), &[]);
-    let worker_pid = _worker.id().unwrap();
+    let worker = start_worker(&hub);
     hub.wait_for_hello(1, Duration::from_secs(20))
         .await
         .unwrap();
@@ -253,7 +178,7 @@ async fn the_job_process_has_its_limits_no_secret_and_dies_with_a_cancel() {
     let mut child = None;
     assert!(
         wait_until(Duration::from_secs(20), || {
-            child = job_processes(worker_pid).first().copied();
+            child = worker.job_processes().first().copied();
             child.is_some()
         })
         .await,
@@ -263,7 +188,7 @@ async fn the_job_process_has_its_limits_no_secret_and_dies_with_a_cancel() {
 
     let environ = std::fs::read(format!("/proc/{child}/environ")).unwrap();
     let environ = String::from_utf8_lossy(&environ);
-    for secret in [password, "isolation-hub-secret", "token-slow", "PERRY_"] {
+    for secret in [password, "fleet-hub-secret", "token-slow", "PERRY_"] {
         assert!(!environ.contains(secret), "{secret:?} in {environ:?}");
     }
     let limits = std::fs::read_to_string(format!("/proc/{child}/limits")).unwrap();

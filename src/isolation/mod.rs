@@ -23,8 +23,8 @@ pub(crate) mod wire;
 
 pub use child::child_main;
 pub(crate) use limits::JobProcessLimits;
-pub use unpack::{unpack_main, UNPACK_SUBCOMMAND};
 pub(crate) use unpack::self_check;
+pub use unpack::{unpack_main, UNPACK_SUBCOMMAND};
 
 use crate::error::{ErrorCode, JobError};
 use crate::events::{JobEvent, Stage};

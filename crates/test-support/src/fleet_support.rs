@@ -4,6 +4,7 @@
 use crate::testhub::TestHub;
 use crate::worker_binary;
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,23 @@ impl BinWorker {
         )
         .unwrap();
         std::fs::set_permissions(&perry, std::fs::Permissions::from_mode(0o755)).unwrap();
+        BinWorker::spawn(hub, args, env, &perry, dir)
+    }
+
+    /// The worker with the repository's stand-in compiler, which builds real exes (it
+    /// needs mingw: check with [`crate::gate::require_tools`]), and host processes.
+    pub fn start_building(hub: &TestHub, env: &[(&str, &str)]) -> BinWorker {
+        let perry = crate::repo_root().join("images/linux/standin/perry");
+        BinWorker::spawn(hub, &[], env, &perry, tempfile::tempdir().unwrap())
+    }
+
+    fn spawn(
+        hub: &TestHub,
+        args: &[&str],
+        env: &[(&str, &str)],
+        perry: &Path,
+        dir: tempfile::TempDir,
+    ) -> BinWorker {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
         let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
@@ -37,7 +55,7 @@ impl BinWorker {
             .env("PERRY_WORK_DIR", &work)
             .env("PERRY_MIN_FREE_DISK", "1m")
             .env("PERRY_WORKER_NAME", "fleet-worker")
-            .env("PERRY_BUILD_PERRY_BINARY", &perry)
+            .env("PERRY_BUILD_PERRY_BINARY", perry)
             .env("PERRY_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -47,6 +65,42 @@ impl BinWorker {
             .spawn()
             .expect("the worker binary starts");
         BinWorker { child, dir }
+    }
+
+    /// Where the worker keeps its job folders.
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// The worker's job processes (`__job` children) right now.
+    pub fn job_processes(&self) -> Vec<u32> {
+        let parent = self.pid().to_string();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let ppid = status.lines().find_map(|l| l.strip_prefix("PPid:"));
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if ppid.map(str::trim) == Some(parent.as_str())
+                && cmdline.split(|&b| b == 0).any(|a| a == b"__job")
+            {
+                found.push(pid);
+            }
+        }
+        found
+    }
+
+    /// Peak resident memory of the worker process in bytes (`VmHWM`).
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status");
+        kib * 1024
     }
 
     pub fn pid(&self) -> i32 {

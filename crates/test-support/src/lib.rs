@@ -11,7 +11,8 @@
 //! - [`hub_support`]: the stand-in pipeline and runners of the hub tests, project tarballs and
 //!   frame assertions; [`fleet_support`]: the worker binary as a child process.
 //! - [`e2e`]: a Docker-backed worker running the real pipeline, and protocol assertions.
-//! - [`example_project`]: `examples/hello` as a manifest and a tarball.
+//! - [`example_project`]: `examples/hello` as a manifest and a tarball;
+//!   [`hostile_projects`]: hostile changes to a copy of it (link fan-out, an icon bomb).
 //! - [`sign_fixtures`], [`sign_servers`]: a throwaway PKI, PE inputs, and local TSA / cloud
 //!   signing stand-ins.
 //! - [`sandbox_support`], [`job_support`], [`package_support`]: fixtures of those test groups.
@@ -26,6 +27,7 @@ pub mod example_project;
 #[cfg(unix)]
 pub mod fleet_support;
 pub mod gate;
+pub mod hostile_projects;
 pub mod hub_support;
 pub mod job_support;
 pub mod measure;
