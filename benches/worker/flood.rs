@@ -6,9 +6,7 @@
 
 use crate::support::{self, mib, BenchEnv, Worker};
 use perry_ship_windows::config::LogLimits;
-use perry_ship_windows::isolation::IsolatedPipeline;
 use perry_test_support::bench_report::Report;
-use std::sync::Arc;
 
 const LINES: u64 = 1_000_000;
 const TARGET_GROWTH_MIB: f64 = 64.0;
@@ -21,14 +19,7 @@ pub async fn run(env: &BenchEnv, report: &mut Report) {
         &tmp.path().join("project"),
         &format!("perry-standin: flood {LINES}"),
     );
-    let worker = Worker::start(
-        env,
-        Arc::new(IsolatedPipeline::new(
-            env!("CARGO_BIN_EXE_perry-ship-windows").into(),
-        )),
-        &[],
-    )
-    .await;
+    let worker = Worker::start(env, support::production_pipeline(), &[]).await;
     let job = "flood";
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let idle = support::status_kib("VmRSS");

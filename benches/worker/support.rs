@@ -70,6 +70,14 @@ fn write_private(path: &Path, data: &[u8]) {
     f.write_all(data).unwrap();
 }
 
+/// The pipeline as the worker binary runs it: the Windows pipeline in a child process per
+/// job.
+pub fn production_pipeline() -> Arc<dyn Pipeline> {
+    Arc::new(perry_ship_windows::isolation::IsolatedPipeline::new(
+        env!("CARGO_BIN_EXE_perry-ship-windows").into(),
+    ))
+}
+
 /// A worker (Docker runner) connected to its own in-process test hub.
 pub struct Worker {
     pub hub: TestHub,

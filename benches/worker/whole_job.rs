@@ -21,7 +21,6 @@
 //! container, and it has no download, extract, resource embedding or upload.
 
 use crate::support::{self, median, BenchEnv, Worker};
-use perry_ship_windows::isolation::IsolatedPipeline;
 use perry_ship_windows::job::manifest::Manifest;
 use perry_ship_windows::package::nsis_compression::NsisCompression;
 use perry_ship_windows::package::nsis_uninstaller::{
@@ -31,7 +30,6 @@ use perry_ship_windows::package::{icon, nsis, AppInfo, Bundle};
 use perry_test_support::bench_report::Report;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const EXE_NAME: &str = "Hello Perry.exe";
@@ -53,14 +51,7 @@ pub async fn run(env: &BenchEnv, report: &mut Report) {
         .unwrap_or(5)
         .max(1);
     println!("== whole job: examples/hello installer + PFX signing, worker vs direct tools ({runs} runs each, interleaved, 1 warm-up)");
-    let worker = Worker::start(
-        env,
-        Arc::new(IsolatedPipeline::new(
-            env!("CARGO_BIN_EXE_perry-ship-windows").into(),
-        )),
-        &[],
-    )
-    .await;
+    let worker = Worker::start(env, support::production_pipeline(), &[]).await;
     let tarball = support::tarball_of(&support::example_dir());
     let manifest_json = support::example_manifest("installer");
     let manifest = Manifest::from_json(&manifest_json).expect("example manifest");
