@@ -91,6 +91,54 @@ async fn a_signed_job_uploads_its_record_first_and_verify_rebuilds_it_in_docker(
     let def = &checked.statement["predicate"]["buildDefinition"];
     assert_eq!(def["externalParameters"]["buildKind"], "full");
     assert_eq!(def["internalParameters"]["perryVersion"], "0.5.3-standin");
+
+    // A second job on the same image: its record has the same perry version, which was not
+    // asked again (one `perry --version` per image ID, not per job).
+    let version_probes = || {
+        worker
+            .runner
+            .audit()
+            .iter()
+            .filter(|record| record.name.contains("perry-version"))
+            .count()
+    };
+    let probes_after_first = version_probes();
+    assert!(probes_after_first >= 1);
+    let unsigned = run_job(
+        &worker,
+        "e2e-provenance-2",
+        tarball.clone(),
+        manifest.clone(),
+        json!({}),
+    )
+    .await;
+    assert_eq!(unsigned.json["success"], json!(true), "{}", unsigned.raw);
+    let second_dir = tempfile::tempdir().unwrap();
+    let (second_zip, second_record) = (
+        second_dir.path().join(zip_name),
+        second_dir.path().join(&record_name),
+    );
+    std::fs::copy(
+        worker.hub.upload_path("e2e-provenance-2", zip_name),
+        &second_zip,
+    )
+    .unwrap();
+    std::fs::copy(
+        worker.hub.upload_path("e2e-provenance-2", &record_name),
+        &second_record,
+    )
+    .unwrap();
+    let envelope = perry_ship_windows::provenance::read_record(&second_record).unwrap();
+    let second = check::check_record(&envelope, &second_zip).unwrap();
+    assert_eq!(
+        second.statement["predicate"]["buildDefinition"]["internalParameters"]["perryVersion"],
+        "0.5.3-standin"
+    );
+    assert_eq!(
+        version_probes(),
+        probes_after_first,
+        "perry --version ran again"
+    );
     worker.stop().await;
 
     // verify: signatures, record, and a Docker rebuild that matches entry by entry.

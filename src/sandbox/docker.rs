@@ -18,6 +18,7 @@ mod copy;
 pub(crate) mod engine;
 pub(crate) mod spec;
 mod tar_in;
+mod toolchain;
 
 /// The container label naming the worker that owns a container (orphan removal, audits).
 pub use self::spec::LABEL_WORKER;
@@ -27,7 +28,7 @@ use self::engine::{engine_error, EngineInfo, QUICK_DEADLINE};
 use self::spec::{verify_hardening, ContainerSpec, Hardening, Owner, TargetOs};
 use super::lines::{LineAssembler, DEFAULT_MAX_LINE_BYTES};
 use super::paths::output_folders;
-use super::{Runner, Step, StepContext, StepError, StepOutcome};
+use super::{Runner, Step, StepContext, StepError, StepOutcome, Toolchain};
 use crate::config::Config;
 use crate::events::LogStream;
 use crate::isolation::unpack::UnpackLimits;
@@ -63,6 +64,7 @@ pub struct DockerRunner {
     created: Arc<Mutex<Vec<String>>>,
     audit: Arc<Mutex<Vec<AuditRecord>>>,
     leftovers: Leftovers,
+    perry_versions: Arc<toolchain::PerryVersions>,
 }
 
 /// How many created containers [`DockerRunner::created_containers`] and
@@ -112,6 +114,7 @@ impl DockerRunner {
             created: Arc::new(Mutex::new(Vec::new())),
             audit: Arc::new(Mutex::new(Vec::new())),
             leftovers: Leftovers::default(),
+            perry_versions: Default::default(),
         })
     }
 
@@ -359,6 +362,33 @@ impl Runner for DockerRunner {
             engine::endpoint(),
             self.default_image
         )
+    }
+
+    async fn toolchain(&self, config: &Config, perry_version: bool) -> Result<Toolchain> {
+        let image = &config.docker.image;
+        let image_id = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(|e| engine_error(&format!("inspecting the image {image}"), None, e))?
+            .id
+            .with_context(|| format!("the engine reports no ID for {image}"))?;
+        let perry_version = match (perry_version, self.perry_versions.get(&image_id)) {
+            (false, _) => None,
+            (true, Some(known)) => Some(known),
+            (true, None) => {
+                let asked = crate::hub::update::perry_version(config, self).await;
+                if let Some(version) = &asked {
+                    self.perry_versions.put(&image_id, version);
+                }
+                asked
+            }
+        };
+        Ok(Toolchain {
+            name: format!("docker:{image}"),
+            image_id,
+            perry_version,
+        })
     }
 }
 
