@@ -170,10 +170,11 @@ fn render_with_listing(
         "; no app icon: NSIS default installer icon".to_string()
     };
     let estimated_kib = listing.total_size().div_ceil(1024);
-    // Signed builds (the two-pass ones) take the signed plugin copies.
+    // Signed builds: pass 1 exports the built-in plugins, pass 2 takes their signed copies.
     let plugin_dir = match finalize {
         Finalize::None => "; built-in NSIS plugins (unsigned build)".to_string(),
-        Finalize::Export | Finalize::Import => nsis_plugins::plugin_dir_directive(),
+        Finalize::Export => nsis_plugins::export_lines(),
+        Finalize::Import => nsis_plugins::plugin_dir_directive(),
     };
     let app_name = q("app_name", &app.app_name)?;
     render(
@@ -303,10 +304,9 @@ pub struct Makensis<'a> {
 
 /// Builds `<ascii>-<version>-Setup.exe` into `ctx.output_dir` with makensis as a runner
 /// step and returns its path. With a `signer`, every PE makensis adds is Authenticode-signed:
-/// the plugin DLLs are exported from the toolchain and signed first (see
-/// [`super::nsis_plugins`]), then pass 1 exports the uninstaller makensis generates, the
-/// host signs it, pass 2 embeds the signed file (see [`super::nsis_uninstaller`]); each
-/// makensis run is its own step. The signed inputs stay in `SIGNED_INPUTS_DIR`
+/// pass 1 exports the uninstaller makensis generates and the toolchain's plugin DLLs (see
+/// [`super::nsis_plugins`]), the host signs them, pass 2 embeds the signed files (see
+/// [`super::nsis_uninstaller`]); each makensis run is its own step. The signed inputs stay in `SIGNED_INPUTS_DIR`
 /// (see [`nsis_plugins::signed_inputs`]).
 pub async fn build_installer(
     makensis: &Makensis<'_>,
@@ -338,31 +338,33 @@ pub async fn build_installer(
         )?;
         ctx.events.info(ctx.stage, &staged.compression.describe());
         match signer {
-            None => mk.run(ctx, Finalize::None, &[], &out_name).await?,
+            None => {
+                mk.run(ctx, Finalize::None, &[], std::slice::from_ref(&out_name))
+                    .await?
+            }
             Some(signer) => {
                 let signed_dir = scratch.join(SIGNED_INPUTS_DIR);
                 fresh_dir(&signed_dir)?;
-                let plugins = signed_dir.join(nsis_plugins::PLUGIN_DIR);
-                mk.export_plugins(ctx, &plugins).await?;
-                for dll in INSTALLER_PLUGINS {
-                    signer.sign_uninstaller(&plugins.join(dll)).await?;
-                }
-                crate::package::source_date::pin_tree_mtimes(&plugins)
-                    .map_err(PackageError::io("pinning the signed plugins' times"))?;
-                let plugin_input = [nsis_plugins::plugin_input(&plugins)];
                 let pass1_out = scratch.join("nsis-uninstaller");
                 fresh_dir(&pass1_out)?;
                 let pass1_ctx = StepContext {
                     output_dir: pass1_out.clone(),
                     ..ctx.clone()
                 };
-                mk.run(
-                    &pass1_ctx,
-                    Finalize::Export,
-                    &plugin_input,
-                    UNSIGNED_UNINSTALLER,
-                )
-                .await?;
+                let mut pass1_outputs = vec![UNSIGNED_UNINSTALLER.to_string()];
+                pass1_outputs.extend(INSTALLER_PLUGINS.iter().map(|dll| dll.to_string()));
+                mk.run(&pass1_ctx, Finalize::Export, &[], &pass1_outputs)
+                    .await?;
+                let plugins = signed_dir.join(nsis_plugins::PLUGIN_DIR);
+                fresh_dir(&plugins)?;
+                for dll in INSTALLER_PLUGINS {
+                    let signed = plugins.join(dll);
+                    std::fs::rename(pass1_out.join(dll), &signed)
+                        .map_err(PackageError::io("moving an exported plugin"))?;
+                    signer.sign_uninstaller(&signed).await?;
+                }
+                crate::package::source_date::pin_tree_mtimes(&plugins)
+                    .map_err(PackageError::io("pinning the signed plugins' times"))?;
                 let uninstaller = signed_dir.join(SIGNED_UNINSTALLER);
                 std::fs::rename(pass1_out.join(UNSIGNED_UNINSTALLER), &uninstaller)
                     .map_err(PackageError::io("moving the exported uninstaller"))?;
@@ -375,7 +377,14 @@ pub async fn build_installer(
                     },
                     nsis_plugins::plugin_input(&plugins),
                 ];
-                let pass2 = mk.run(ctx, Finalize::Import, &extra, &out_name).await;
+                let pass2 = mk
+                    .run(
+                        ctx,
+                        Finalize::Import,
+                        &extra,
+                        std::slice::from_ref(&out_name),
+                    )
+                    .await;
                 let _ = std::fs::remove_dir_all(&pass1_out);
                 pass2?;
             }
@@ -410,27 +419,12 @@ struct MakensisStep<'a> {
 }
 
 impl MakensisStep<'_> {
-    /// Copies the toolchain's [`INSTALLER_PLUGINS`] into `dest` (a fresh folder).
-    async fn export_plugins(&self, ctx: &StepContext, dest: &Path) -> Result<(), PackageError> {
-        fresh_dir(dest)?;
-        let script = dest.join(nsis_plugins::EXPORT_SCRIPT);
-        std::fs::write(&script, nsis_plugins::export_script())
-            .map_err(PackageError::io("writing the plugin export script"))?;
-        let step = nsis_plugins::export_step(self.tool, &script);
-        let plugin_ctx = StepContext {
-            output_dir: dest.to_path_buf(),
-            ..ctx.clone()
-        };
-        self.launch(&step, &plugin_ctx).await?;
-        std::fs::remove_file(&script).map_err(PackageError::io("removing the export script"))
-    }
-
     async fn run(
         &self,
         ctx: &StepContext,
         finalize: Finalize,
         extra: &[StepInput],
-        output: &str,
+        outputs: &[String],
     ) -> Result<(), PackageError> {
         let mut inputs = vec![StepInput {
             host_path: self.stage.join(SCRIPT_NAME),
@@ -463,7 +457,7 @@ impl MakensisStep<'_> {
             ],
             env: vec![],
             inputs,
-            outputs: vec![output.to_string()],
+            outputs: outputs.to_vec(),
             cwd: String::new(),
             timeout: self.tool.timeout,
         };

@@ -1,22 +1,21 @@
 //! Signed NSIS plugin DLLs. The installer extracts the plugins the script uses
 //! (`System.dll`, `nsDialogs.dll` for the MUI welcome/finish pages) to `$PLUGINSDIR` and
 //! loads them at run time, so Smart App Control / WDAC see them as code of their own (the
-//! uninstaller's built-in confirm/progress pages load none; were one added, pass 1 builds
-//! the uninstaller with the same signed folder). When the build
-//! is signed, the toolchain's copies are exported from makensis's own `${NSISDIR}` (a step
-//! of the same runner, so container and host builds take the plugins they compile with),
-//! signed on the host for this job only, and handed to both makensis passes in a
-//! `PLUGIN_DIR` folder that `!addplugindir` puts in front of the built-in one.
+//! uninstaller's built-in confirm/progress pages load none, so pass 1 may build it with the
+//! built-in plugins; the packaging test checks every DLL of the installer and of its
+//! uninstaller). When the build is signed, pass 1 (which exports
+//! the uninstaller, see [`super::nsis_uninstaller`]) also copies the toolchain's plugins out
+//! of makensis's own `${NSISDIR}` (so container and host builds take the plugins they
+//! compile with, and no extra tool run is needed); they are signed on the host for this job
+//! only and handed to pass 2 in a `PLUGIN_DIR` folder that `!addplugindir` puts in front of
+//! the built-in one.
 
-use super::nsis::Makensis;
 use super::nsis_uninstaller::SIGNED_UNINSTALLER;
-use crate::sandbox::{Step, StepInput};
+use crate::sandbox::StepInput;
 use std::path::{Path, PathBuf};
 
 /// The step folder holding the signed plugins.
 pub(crate) const PLUGIN_DIR: &str = "plugins";
-/// Name of the export script inside its step.
-pub(crate) const EXPORT_SCRIPT: &str = "plugins.nsi";
 /// The plugin target of `Target amd64-unicode`.
 const PLUGIN_TARGET: &str = "amd64-unicode";
 
@@ -30,21 +29,21 @@ pub(crate) fn plugin_dir_directive() -> String {
     format!("!addplugindir /{PLUGIN_TARGET} \"{PLUGIN_DIR}\"")
 }
 
-/// A script that copies [`INSTALLER_PLUGINS`] from makensis's own plugin folder into the
-/// step folder (its outputs) and builds an empty probe installer. The copy command is the
-/// step's OS shell, as in [`super::nsis_uninstaller`]; it holds no user input.
-pub(crate) fn export_script() -> String {
-    let mut script = String::from("Unicode true\nTarget amd64-unicode\n");
+/// Script lines that copy [`INSTALLER_PLUGINS`] from makensis's own plugin folder into the
+/// step folder while the script compiles (pass 1 of a signed build returns them with the
+/// uninstaller). The copy command is the step's OS shell, as in [`super::nsis_uninstaller`];
+/// it holds no user input.
+pub(crate) fn export_lines() -> String {
+    let mut lines = String::from("; export the built-in plugins to be signed for pass 2\n");
     for dll in INSTALLER_PLUGINS {
         let line = if cfg!(windows) {
             format!("!system 'cmd /c copy /Y \"${{NSISDIR}}\\Plugins\\{PLUGIN_TARGET}\\{dll}\" \"{dll}\"' = 0\n")
         } else {
             format!("!system 'cp \"${{NSISDIR}}/Plugins/{PLUGIN_TARGET}/{dll}\" \"{dll}\"' = 0\n")
         };
-        script.push_str(&line);
+        lines.push_str(&line);
     }
-    script.push_str("OutFile \"plugins-probe.exe\"\nSection\nSectionEnd\n");
-    script
+    lines
 }
 
 /// The step input that brings the signed plugin folder into a makensis pass.
@@ -75,21 +74,4 @@ pub fn signed_inputs(scratch: &Path) -> Vec<(String, PathBuf)> {
         .collect();
     out.push(("Uninstall.exe".into(), dir.join(SIGNED_UNINSTALLER)));
     out
-}
-
-/// The step that runs [`export_script`] (written at `script`) and returns the plugins.
-pub(crate) fn export_step(makensis: &Makensis<'_>, script: &Path) -> Step {
-    Step {
-        name: "nsis-plugins".into(),
-        image: makensis.image.into(),
-        argv: vec![makensis.program.into(), "-V2".into(), EXPORT_SCRIPT.into()],
-        env: vec![],
-        inputs: vec![StepInput {
-            host_path: script.to_path_buf(),
-            dest: EXPORT_SCRIPT.into(),
-        }],
-        outputs: INSTALLER_PLUGINS.iter().map(|d| d.to_string()).collect(),
-        cwd: String::new(),
-        timeout: makensis.timeout,
-    }
 }
