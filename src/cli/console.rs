@@ -77,7 +77,7 @@ impl EventSink for ConsoleSink {
             } => match &self.bar {
                 Some(bar) => {
                     bar.set_prefix(stage.as_str());
-                    bar.set_position(percent as u64);
+                    bar.set_position(u64::from(percent.min(100)));
                     if let Some(m) = message {
                         bar.set_message(strip_controls(&m).into_owned());
                     }

@@ -248,6 +248,8 @@ impl EventSink for HubEventSink {
                 percent,
                 message,
             } => {
+                // Events may come from a job process, not only `EventSink::progress`.
+                let percent = percent.min(100);
                 let now = Instant::now();
                 if let Some((last_stage, last_pct, at)) = st.last_progress {
                     let unchanged = last_stage == stage && last_pct == percent && message.is_none();

@@ -4,8 +4,8 @@
 //! [`IsolatedPipeline`] is the worker's side. It opens the job's signing session (the key
 //! stays here), starts `perry-ship-windows __job` under OS limits (`limits`) with an
 //! environment that holds no secret, and serves the child over its stdin/stdout
-//! (`wire`): it forwards the child's events to the job's sink (control characters
-//! stripped), runs the tool steps the child asks for in the sandbox (only on the job's own
+//! (`wire`): it forwards the child's events to the job's sink (which strips control
+//! characters and masks secrets, as for every event), runs the tool steps the child asks for in the sandbox (only on the job's own
 //! files), and signs the digests it sends. The child (`child`) runs the Windows pipeline
 //! (icons, PE resources, DLL imports, the asset walk, hand-off metadata, NSIS/MSIX/ZIP
 //! inputs, Authenticode digests and embedding) through `remote`.
@@ -29,7 +29,6 @@ pub use unpack::{unpack_main, UNPACK_SUBCOMMAND};
 use crate::error::{ErrorCode, JobError};
 use crate::events::{JobEvent, Stage};
 use crate::pipeline::{Artifact, JobContext, Pipeline};
-use crate::sandbox::lines::strip_controls;
 use crate::sign::signer::CertChain;
 use crate::sign::SigningSession;
 use std::path::{Path, PathBuf};
@@ -263,7 +262,6 @@ async fn serve(
         };
         match message {
             FromChild::Event(event) => {
-                let event = clean_event(event);
                 if let JobEvent::Stage { stage: s, .. } = &event {
                     stage = Some(*s);
                 }
@@ -382,35 +380,6 @@ fn broke_protocol(stage: Option<Stage>, problem: &str) -> JobError {
         stage,
         format!("the job process broke its protocol and was stopped: {problem}"),
     )
-}
-
-/// The event with every control character gone from its text.
-pub(crate) fn clean_event(event: JobEvent) -> JobEvent {
-    let clean = |s: String| strip_controls(&s).into_owned();
-    match event {
-        JobEvent::Stage { stage, message } => JobEvent::Stage {
-            stage,
-            message: clean(message),
-        },
-        JobEvent::Log {
-            stage,
-            stream,
-            line,
-        } => JobEvent::Log {
-            stage,
-            stream,
-            line: clean(line),
-        },
-        JobEvent::Progress {
-            stage,
-            percent,
-            message,
-        } => JobEvent::Progress {
-            stage,
-            percent: percent.min(100),
-            message: message.map(clean),
-        },
-    }
 }
 
 /// `path` is inside `root` once every link in it is resolved.
