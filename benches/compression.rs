@@ -9,6 +9,7 @@
 //! of each half (default 64).
 
 use perry_test_support::gate;
+use perry_test_support::measure;
 use perry_test_support::package_support::mixed_payload;
 
 use perry_ship_windows::package::nsis_compression::NsisCompression;
@@ -34,18 +35,8 @@ fn app_info() -> AppInfo {
     }
 }
 
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+    measure::status_kib("VmHWM") as f64 / 1024.0
 }
 
 /// Seconds taken by `f`.
@@ -136,7 +127,7 @@ fn main() {
 
     // Portable ZIP: ours vs deflate-9.
     let ours_zip = work.path().join("ours.zip");
-    reset_peak_rss();
+    measure::reset_peak_rss();
     let zip_secs =
         timed(|| portable::write_portable_zip(&bundle, &app, &ours_zip, &|_, _| {}).unwrap());
     let zip_rss = peak_rss_mib();
@@ -168,7 +159,7 @@ fn main() {
 
     // MSIX: ours vs the same deflate-9 ZIP.
     let ours_msix = work.path().join("ours.msix");
-    reset_peak_rss();
+    measure::reset_peak_rss();
     let msix_secs = timed(|| {
         msix::write_msix(&bundle, &app, None, &png, &ours_msix, false)
             .unwrap()

@@ -15,6 +15,7 @@ use perry_ship_windows::package::nsis_compression::NsisCompression;
 use perry_ship_windows::package::nsis_uninstaller::Finalize;
 use perry_ship_windows::package::{icon, msix, nsis, portable, resources, AppInfo, Bundle};
 use perry_test_support::gate;
+use perry_test_support::measure;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,18 +45,8 @@ fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Resets the peak-RSS counter (Linux ≥ 4.0) and returns nothing; [`peak_rss_kib`] reads it.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    measure::status_kib("VmHWM")
 }
 
 fn children_max_rss_kib() -> u64 {
@@ -94,7 +85,7 @@ struct Run {
 }
 
 fn time<T>(phases: &mut Vec<(String, f64, u64)>, name: &str, f: impl FnOnce() -> T) -> T {
-    reset_peak_rss();
+    measure::reset_peak_rss();
     let start = Instant::now();
     let out = f();
     phases.push((

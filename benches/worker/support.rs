@@ -149,12 +149,7 @@ impl Worker {
 pub use perry_test_support::example_project::{
     copy_dir, example_dir, example_manifest, example_with_marker, tarball_of,
 };
-pub use perry_test_support::measure::status_kib;
-
-/// Resets the peak RSS (VmHWM) to the current RSS (Linux ≥ 4.0).
-pub fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
+pub use perry_test_support::measure::{reset_peak_rss, status_kib};
 
 pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0

@@ -94,13 +94,7 @@ impl BinWorker {
 
     /// Peak resident memory of the worker process in bytes (`VmHWM`).
     pub fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/<pid>/status");
-        kib * 1024
+        crate::measure::process_status_kib(&self.pid().to_string(), "VmHWM") * 1024
     }
 
     pub fn pid(&self) -> i32 {

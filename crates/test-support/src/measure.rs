@@ -22,10 +22,20 @@ pub fn sha256_file(path: &Path) -> String {
 
 /// A `/proc/self/status` field in KiB: `status_kib("VmRSS")`, `status_kib("VmHWM")`.
 pub fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    process_status_kib("self", field)
+}
+
+/// A `/proc/<process>/status` field in KiB (`process`: a pid or `self`).
+pub fn process_status_kib(process: &str, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).unwrap();
     status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("{field} missing from /proc/self/status"))
+        .unwrap_or_else(|| panic!("{field} missing from /proc/{process}/status"))
+}
+
+/// Resets this process's peak RSS (`VmHWM`) to its current RSS (Linux 4.0 and later).
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
