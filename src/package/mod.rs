@@ -21,6 +21,7 @@ pub mod resources;
 pub(crate) mod rsrc_guard;
 pub(crate) mod source_date;
 pub(crate) mod template;
+pub(crate) mod zip_end;
 pub(crate) mod zip_stream;
 
 pub use bundle::Bundle;

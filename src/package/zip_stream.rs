@@ -4,6 +4,7 @@
 //! descriptors are needed and every ZIP reader accepts the archive. Zip64 fields appear
 //! only where a size, offset or count needs them.
 
+use super::zip_end;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -227,29 +228,20 @@ impl ZipStream {
         let cd_size = cd.len() as u64;
         let count = self.entries.len() as u64;
         if count >= U16_MAX || cd_offset >= U32_MAX || cd_size >= U32_MAX {
-            let eocd64 = cd_offset + cd_size;
-            cd.extend_from_slice(b"PK\x06\x06");
-            cd.extend_from_slice(&44u64.to_le_bytes());
-            cd.extend_from_slice(&MADE_BY_UNIX.to_le_bytes());
-            cd.extend_from_slice(&45u16.to_le_bytes());
-            cd.extend_from_slice(&[0u8; 8]); // disk numbers
-            cd.extend_from_slice(&count.to_le_bytes());
-            cd.extend_from_slice(&count.to_le_bytes());
-            cd.extend_from_slice(&cd_size.to_le_bytes());
-            cd.extend_from_slice(&cd_offset.to_le_bytes());
-            cd.extend_from_slice(b"PK\x06\x07");
-            cd.extend_from_slice(&0u32.to_le_bytes());
-            cd.extend_from_slice(&eocd64.to_le_bytes());
-            cd.extend_from_slice(&1u32.to_le_bytes());
+            cd.extend_from_slice(&zip_end::zip64_end(
+                MADE_BY_UNIX,
+                45,
+                count,
+                cd_size,
+                cd_offset,
+            ));
         }
         let count16 = count.min(U16_MAX) as u16;
-        cd.extend_from_slice(b"PK\x05\x06");
-        cd.extend_from_slice(&[0u8; 4]); // disk numbers
-        cd.extend_from_slice(&count16.to_le_bytes());
-        cd.extend_from_slice(&count16.to_le_bytes());
-        cd.extend_from_slice(&saturate(cd_size).to_le_bytes());
-        cd.extend_from_slice(&saturate(cd_offset).to_le_bytes());
-        cd.extend_from_slice(&0u16.to_le_bytes());
+        cd.extend_from_slice(&zip_end::classic_end(
+            count16,
+            saturate(cd_size),
+            saturate(cd_offset),
+        ));
         self.put(&cd)?;
         self.w.flush()
     }

@@ -6,6 +6,7 @@
 //! and the central directory is produced as bytes so its digest (AXCD) can be taken
 //! before it is written.
 
+use crate::package::zip_end;
 use sha2::{Digest, Sha256};
 use std::io::{self, Write};
 
@@ -183,29 +184,7 @@ pub(crate) fn central_directory(entries: &[EntryRecord], cd_offset: u64) -> Vec<
 /// zip64 end record, its locator and the classic end record (all its fields deferred to
 /// zip64). Also what the package reader appends when it recomputes the AXCD digest.
 pub(crate) fn end_records(count: u64, cd_size: u64, cd_offset: u64) -> Vec<u8> {
-    let mut cd = Vec::with_capacity(56 + 20 + 22);
-    let eocd64_offset = cd_offset + cd_size;
-    cd.extend_from_slice(b"PK\x06\x06");
-    cd.extend_from_slice(&44u64.to_le_bytes());
-    cd.extend_from_slice(&VERSION.to_le_bytes());
-    cd.extend_from_slice(&VERSION.to_le_bytes());
-    cd.extend_from_slice(&0u32.to_le_bytes());
-    cd.extend_from_slice(&0u32.to_le_bytes());
-    cd.extend_from_slice(&count.to_le_bytes());
-    cd.extend_from_slice(&count.to_le_bytes());
-    cd.extend_from_slice(&cd_size.to_le_bytes());
-    cd.extend_from_slice(&cd_offset.to_le_bytes());
-    cd.extend_from_slice(b"PK\x06\x07");
-    cd.extend_from_slice(&0u32.to_le_bytes());
-    cd.extend_from_slice(&eocd64_offset.to_le_bytes());
-    cd.extend_from_slice(&1u32.to_le_bytes());
-    cd.extend_from_slice(b"PK\x05\x06");
-    cd.extend_from_slice(&0u16.to_le_bytes());
-    cd.extend_from_slice(&0u16.to_le_bytes());
-    cd.extend_from_slice(&u16::MAX.to_le_bytes());
-    cd.extend_from_slice(&u16::MAX.to_le_bytes());
-    cd.extend_from_slice(&u32::MAX.to_le_bytes());
-    cd.extend_from_slice(&u32::MAX.to_le_bytes());
-    cd.extend_from_slice(&0u16.to_le_bytes());
-    cd
+    let mut end = zip_end::zip64_end(VERSION, VERSION, count, cd_size, cd_offset);
+    end.extend_from_slice(&zip_end::classic_end(u16::MAX, u32::MAX, u32::MAX));
+    end
 }
